@@ -1,0 +1,322 @@
+//! Configuration from the environment, parsed once per process into types.
+//!
+//! Every problem names the variable it is about and never echoes a secret.
+//! Parsing goes through a lookup function rather than `std::env` directly so
+//! tests can describe an environment without mutating the process's own.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::cron_secret::CronSecret;
+
+/// One variable that is missing or invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not set")]
+    Missing { name: &'static str },
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl ConfigError {
+    /// The environment variable this error is about.
+    #[must_use]
+    pub fn variable(&self) -> &'static str {
+        match self {
+            Self::Missing { name } | Self::Invalid { name, .. } => name,
+        }
+    }
+}
+
+/// Every problem found in one pass, so an operator fixes them all at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The grace period: whole days in `1..=3650`, default 30.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionDays(u16);
+
+impl RetentionDays {
+    pub const DEFAULT: Self = Self(30);
+    const RANGE: std::ops::RangeInclusive<u16> = 1..=3650;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().parse::<u16>() {
+            Ok(days) if Self::RANGE.contains(&days) => Ok(Self(days)),
+            _ => Err(format!(
+                "expected a whole number of days from 1 to 3650, got {raw:?}"
+            )),
+        }
+    }
+
+    #[must_use]
+    pub fn days(self) -> i32 {
+        i32::from(self.0)
+    }
+}
+
+/// How the purge paces itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeSettings {
+    /// Users deleted per transaction: small enough that each transaction
+    /// holds its locks for milliseconds.
+    pub batch_size: NonZeroU32,
+    /// After this long no new batch starts; the run answers `partial` and the
+    /// next run continues. Well inside the function's `maxDuration`.
+    pub time_budget: Duration,
+    /// Batches in flight at once, each on its own connection.
+    pub workers: NonZeroU32,
+}
+
+impl Default for PurgeSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: NonZeroU32::new(1000).expect("non-zero"),
+            time_budget: Duration::from_secs(240),
+            workers: NonZeroU32::new(1).expect("non-zero"),
+        }
+    }
+}
+
+/// What the cron route needs.
+#[derive(Debug, Clone)]
+pub struct CronConfig {
+    pub database: PgConnectOptions,
+    pub cron_secret: CronSecret,
+    pub retention: RetentionDays,
+    pub purge: PurgeSettings,
+}
+
+impl CronConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut env = Env::new(lookup);
+        let database = env.database_url();
+        let cron_secret = env.required("CRON_SECRET", CronSecret::parse);
+        let retention = env.retention_days();
+        let purge = env.purge_settings();
+        env.finish()?;
+        Ok(Self {
+            database: database.expect("checked by finish"),
+            cron_secret: cron_secret.expect("checked by finish"),
+            retention: retention.expect("checked by finish"),
+            purge: purge.expect("checked by finish"),
+        })
+    }
+}
+
+/// Reads variables and collects every problem instead of stopping at the
+/// first, so one log line lists all of them.
+pub(crate) struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Env<'a> {
+    pub(crate) fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            lookup,
+            errors: Vec::new(),
+        }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(self.errors))
+        }
+    }
+
+    /// A variable that must be present and parse.
+    pub(crate) fn required<T>(
+        &mut self,
+        name: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match (self.lookup)(name) {
+            None => {
+                self.errors.push(ConfigError::Missing { name });
+                None
+            }
+            Some(raw) => self.parse(name, &raw, parse),
+        }
+    }
+
+    /// A variable with a default used only when it is absent; a present but
+    /// bad value is an error, never silently replaced.
+    pub(crate) fn optional<T>(
+        &mut self,
+        name: &'static str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match (self.lookup)(name) {
+            None => Some(default),
+            Some(raw) => self.parse(name, &raw, parse),
+        }
+    }
+
+    fn parse<T>(
+        &mut self,
+        name: &'static str,
+        raw: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(raw) {
+            Ok(value) => Some(value),
+            Err(reason) => {
+                self.errors.push(ConfigError::Invalid { name, reason });
+                None
+            }
+        }
+    }
+
+    pub(crate) fn database_url(&mut self) -> Option<PgConnectOptions> {
+        self.required("DATABASE_URL", |raw| {
+            if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
+                return Err("expected a postgres:// or postgresql:// URL".to_owned());
+            }
+            // The parser's own message may quote the URL, password included.
+            PgConnectOptions::from_str(raw)
+                .map_err(|_| "not a valid PostgreSQL connection URL".to_owned())
+        })
+    }
+
+    pub(crate) fn retention_days(&mut self) -> Option<RetentionDays> {
+        self.optional(
+            "RETENTION_DAYS",
+            RetentionDays::DEFAULT,
+            RetentionDays::parse,
+        )
+    }
+
+    pub(crate) fn purge_settings(&mut self) -> Option<PurgeSettings> {
+        let defaults = PurgeSettings::default();
+        let batch_size = self.optional("PURGE_BATCH_SIZE", defaults.batch_size, |raw| {
+            bounded_u32(raw, 1, 10_000).map(|n| NonZeroU32::new(n).expect("at least 1"))
+        });
+        let time_budget = self.optional("PURGE_TIME_BUDGET_SECS", defaults.time_budget, |raw| {
+            // Pro functions run at most 800 s; the budget must leave room for
+            // the last batch and the answer.
+            bounded_u32(raw, 1, 780).map(|s| Duration::from_secs(u64::from(s)))
+        });
+        let workers = self.optional("PURGE_WORKERS", defaults.workers, |raw| {
+            bounded_u32(raw, 1, 16).map(|n| NonZeroU32::new(n).expect("at least 1"))
+        });
+        Some(PurgeSettings {
+            batch_size: batch_size?,
+            time_budget: time_budget?,
+            workers: workers?,
+        })
+    }
+}
+
+fn bounded_u32(raw: &str, min: u32, max: u32) -> Result<u32, String> {
+    match raw.trim().parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from {min} to {max}, got {raw:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("DATABASE_URL", "postgres://app:pw@localhost:5432/app"),
+        ("CRON_SECRET", "0123456789abcdef"),
+    ];
+
+    #[test]
+    fn a_minimal_environment_gets_the_defaults() {
+        let config = CronConfig::from_lookup(&lookup(GOOD)).unwrap();
+        assert_eq!(config.retention, RetentionDays::DEFAULT);
+        assert_eq!(config.purge, PurgeSettings::default());
+    }
+
+    #[test]
+    fn retention_days_accepts_its_range_and_names_itself_otherwise() {
+        for (raw, ok) in [
+            ("1", true),
+            ("3650", true),
+            ("0", false),
+            ("3651", false),
+            ("-1", false),
+            ("30.5", false),
+            ("", false),
+            ("thirty", false),
+        ] {
+            let mut vars = GOOD.to_vec();
+            vars.push(("RETENTION_DAYS", raw));
+            let result = CronConfig::from_lookup(&lookup(&vars));
+            match (ok, result) {
+                (true, Ok(config)) => assert_eq!(config.retention.days().to_string(), raw),
+                (false, Err(errors)) => {
+                    assert_eq!(errors.0.len(), 1);
+                    assert_eq!(errors.0[0].variable(), "RETENTION_DAYS");
+                }
+                (ok, result) => panic!("{raw:?}: expected ok={ok}, got {result:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported_by_name_at_once() {
+        let errors = CronConfig::from_lookup(&lookup(&[
+            ("DATABASE_URL", "mysql://nope"),
+            ("CRON_SECRET", "short"),
+            ("PURGE_BATCH_SIZE", "0"),
+        ]))
+        .unwrap_err();
+        let names: Vec<_> = errors.0.iter().map(ConfigError::variable).collect();
+        assert_eq!(names, ["DATABASE_URL", "CRON_SECRET", "PURGE_BATCH_SIZE"]);
+    }
+
+    #[test]
+    fn errors_never_quote_the_secret_or_the_database_password() {
+        let errors = CronConfig::from_lookup(&lookup(&[
+            ("DATABASE_URL", "postgres://app:hunter2@[::1:5432/app"),
+            ("CRON_SECRET", "tooshortsecret"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(!errors.contains("hunter2"), "{errors}");
+        assert!(!errors.contains("tooshortsecret"), "{errors}");
+        assert!(errors.contains("DATABASE_URL") && errors.contains("CRON_SECRET"));
+    }
+}

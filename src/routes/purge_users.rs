@@ -1,0 +1,134 @@
+//! `GET|POST /api/cron/permanent-delete-users`: the daily permanent purge.
+//!
+//! Vercel Cron calls it with GET and `Authorization: Bearer $CRON_SECRET`;
+//! operators may POST by hand. `?dry_run=true` only counts.
+
+use std::sync::Arc;
+
+use chrono::SecondsFormat;
+use http::{Method, StatusCode};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::config::{ConfigErrors, CronConfig, PurgeSettings, RetentionDays};
+use crate::cron_secret::CronSecret;
+use crate::purge::{self, PurgeOutcome};
+use crate::web::{ApiError, Request, Response, json, method_not_allowed};
+
+const ALLOWED: &[Method] = &[Method::GET, Method::POST];
+
+/// The route, built once per process. A misconfigured route still serves:
+/// it refuses every request with 500 instead of crashing the function.
+#[derive(Clone)]
+pub struct PurgeUsers {
+    state: Arc<Result<Ready, ConfigErrors>>,
+}
+
+struct Ready {
+    pool: PgPool,
+    secret: CronSecret,
+    retention: RetentionDays,
+    settings: PurgeSettings,
+}
+
+impl PurgeUsers {
+    #[must_use]
+    pub fn from_env() -> Self {
+        Self::new(CronConfig::from_env())
+    }
+
+    #[must_use]
+    pub fn new(config: Result<CronConfig, ConfigErrors>) -> Self {
+        let state = config.map(|config| Ready {
+            // One connection per batch worker, plus one for the ledger.
+            pool: crate::db::lazy_pool(config.database, config.purge.workers.get() + 1),
+            secret: config.cron_secret,
+            retention: config.retention,
+            settings: config.purge,
+        });
+        if let Err(errors) = &state {
+            tracing::error!(problems = %errors, "purge route misconfigured; it will refuse every request");
+        }
+        Self {
+            state: Arc::new(state),
+        }
+    }
+
+    pub async fn handle(&self, request: Request) -> Response {
+        self.respond(request)
+            .await
+            .unwrap_or_else(ApiError::into_response)
+    }
+
+    async fn respond(&self, request: Request) -> Result<Response, ApiError> {
+        let ready = match self.state.as_ref() {
+            Ok(ready) => ready,
+            Err(errors) => {
+                tracing::error!(problems = %errors, "refused a request: purge route misconfigured");
+                return Err(ApiError::ServerMisconfigured);
+            }
+        };
+        if let Some(error) = method_not_allowed(request.method(), ALLOWED) {
+            return Err(error);
+        }
+        if !ready.secret.authorizes(request.headers()) {
+            return Err(ApiError::Unauthorized);
+        }
+        let dry_run = dry_run(request.uri().query())?;
+        let outcome = purge::run(&ready.pool, ready.retention, ready.settings, dry_run)
+            .await
+            .map_err(|purge::PurgeError::Database(error)| ApiError::from_database(error))?;
+        Ok(json(StatusCode::OK, &PurgeBody::from(&outcome)))
+    }
+}
+
+fn dry_run(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut dry_run = false;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key == "dry_run" {
+            match value.as_ref() {
+                "true" | "1" => dry_run = true,
+                "false" | "0" => {}
+                _ => {
+                    return Err(ApiError::BadRequest {
+                        code: "invalid_dry_run",
+                        message: "dry_run must be true, 1, false or 0.",
+                    });
+                }
+            }
+        }
+    }
+    Ok(dry_run)
+}
+
+/// The contract's answer. Fields may be added, never renamed.
+#[derive(Debug, Serialize)]
+struct PurgeBody {
+    status: &'static str,
+    deleted: u64,
+    remaining: u64,
+    dry_run: bool,
+    /// For a dry run: how many accounts a real run would delete now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    would_delete: Option<u64>,
+    cutoff: String,
+    batches: u32,
+    duration_ms: u64,
+    run_id: i64,
+}
+
+impl From<&PurgeOutcome> for PurgeBody {
+    fn from(outcome: &PurgeOutcome) -> Self {
+        Self {
+            status: outcome.status.as_str(),
+            deleted: outcome.deleted,
+            remaining: outcome.remaining,
+            dry_run: outcome.dry_run,
+            would_delete: outcome.dry_run.then_some(outcome.remaining),
+            cutoff: outcome.cutoff.to_rfc3339_opts(SecondsFormat::Micros, true),
+            batches: outcome.batches,
+            duration_ms: outcome.duration.as_millis() as u64,
+            run_id: outcome.run_id,
+        }
+    }
+}

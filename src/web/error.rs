@@ -1,0 +1,159 @@
+use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Method, StatusCode};
+use serde::Serialize;
+
+use super::Response;
+use super::response::{json, with_allow};
+
+/// Every way a request can fail, each with one status and one stable code.
+///
+/// This is the only place errors become responses. 5xx answers say nothing
+/// about the cause to the client; the cause is logged here, in full.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request itself is wrong; `code` says how.
+    #[error("bad request: {code}")]
+    BadRequest {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// 401: missing or wrong credentials, with a `Bearer` challenge.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// 405: the route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed { allowed: &'static [Method] },
+    /// 413: the body is over the limit; nothing of it was parsed.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 415: a body in a format the route does not read.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 429: too many failed attempts from one client; retry after `seconds`.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_seconds: u64 },
+    /// 500: the function's environment is wrong; it refuses to act at all.
+    /// The variables at fault are logged when the process starts and with
+    /// every refused request.
+    #[error("server misconfigured")]
+    ServerMisconfigured,
+    /// 503: the database could not be reached; retrying later may work.
+    #[error("database unavailable: {0:#}")]
+    DatabaseUnavailable(anyhow::Error),
+    /// 500: anything else; a bug or an unexpected database answer.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// Classifies a database error: unreachable (503) or anything else (500).
+    pub fn from_database(error: sqlx::Error) -> Self {
+        if is_unavailable(&error) {
+            Self::DatabaseUnavailable(error.into())
+        } else {
+            Self::Internal(error.into())
+        }
+    }
+
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServerMisconfigured | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn code_and_message(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::BadRequest { code, message } => (code, message),
+            Self::Unauthorized => ("unauthorized", "Missing or invalid credentials."),
+            Self::MethodNotAllowed { .. } => (
+                "method_not_allowed",
+                "This route does not support that method.",
+            ),
+            Self::PayloadTooLarge => (
+                "payload_too_large",
+                "The request body is larger than this route accepts.",
+            ),
+            Self::UnsupportedMediaType => (
+                "unsupported_media_type",
+                "Send the body as application/json or application/x-www-form-urlencoded.",
+            ),
+            Self::TooManyRequests { .. } => (
+                "too_many_requests",
+                "Too many failed attempts. Try again later.",
+            ),
+            Self::ServerMisconfigured => (
+                "server_misconfigured",
+                "The server is not configured correctly. Its operators have been told why.",
+            ),
+            Self::DatabaseUnavailable(_) => (
+                "service_unavailable",
+                "The service is temporarily unavailable. Try again shortly.",
+            ),
+            Self::Internal(_) => ("internal_error", "Something went wrong on our side."),
+        }
+    }
+
+    #[must_use]
+    pub fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Self::DatabaseUnavailable(cause) => {
+                tracing::error!(error = %format!("{cause:#}"), status = status.as_u16(), "database unavailable");
+            }
+            Self::Internal(cause) => {
+                tracing::error!(error = %format!("{cause:#}"), status = status.as_u16(), "internal error");
+            }
+            _ => {}
+        }
+        let (error, message) = self.code_and_message();
+        let response = json(status, &ErrorBody { error, message });
+        match self {
+            Self::MethodNotAllowed { allowed } => with_allow(response, allowed),
+            Self::Unauthorized => with_header(response, WWW_AUTHENTICATE, "Bearer"),
+            Self::TooManyRequests {
+                retry_after_seconds,
+            } => with_header(response, RETRY_AFTER, &retry_after_seconds.to_string()),
+            _ => response,
+        }
+    }
+}
+
+fn with_header(mut response: Response, name: http::HeaderName, value: &str) -> Response {
+    response.headers_mut().insert(
+        name,
+        HeaderValue::from_str(value).expect("static header text"),
+    );
+    response
+}
+
+/// True when the database could not be reached at all, as opposed to
+/// answering with an error.
+pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08 (connection exception) and 57P (server shutting down or
+        // starting up).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}

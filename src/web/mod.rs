@@ -1,0 +1,16 @@
+//! The HTTP types every route handler speaks, independent of how the request
+//! arrived (Vercel's runtime, the local dev server or a test calling the
+//! handler directly).
+
+mod body;
+mod error;
+mod response;
+
+pub use body::{MAX_BODY_BYTES, read_limited};
+pub use error::ApiError;
+pub(crate) use error::is_unavailable;
+pub use response::{json, method_not_allowed};
+
+/// A request whose body has already been read, within [`MAX_BODY_BYTES`].
+pub type Request = http::Request<bytes::Bytes>;
+pub type Response = http::Response<bytes::Bytes>;

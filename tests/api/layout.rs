@@ -1,0 +1,131 @@
+//! What Vercel needs of the repository's shape, checked on the real files.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bins() -> Vec<(String, String)> {
+    let manifest: toml::Value = std::fs::read_to_string(root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    manifest["bin"]
+        .as_array()
+        .expect("[[bin]] entries")
+        .iter()
+        .map(|bin| {
+            (
+                bin["name"].as_str().unwrap().to_owned(),
+                bin["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn api_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            api_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path.strip_prefix(root()).unwrap().to_owned());
+        }
+    }
+}
+
+/// Vercel's cron syntax: five fields of digits, `*`, `,`, `-` and `/` only.
+fn schedule_is_valid(schedule: &str) -> bool {
+    let fields: Vec<&str> = schedule.split(' ').collect();
+    fields.len() == 5
+        && fields
+            .iter()
+            .all(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit() || "*,-/".contains(c)))
+}
+
+#[test]
+fn vercel_json_is_strict_json_and_every_cron_names_a_real_function() {
+    let text = std::fs::read_to_string(root().join("vercel.json")).unwrap();
+    // serde_json accepts no comments and no trailing commas, as Vercel.
+    let config: Value = serde_json::from_str(&text).expect("vercel.json is strict JSON");
+    let crons = config["crons"].as_array().expect("a crons array");
+    assert!(!crons.is_empty());
+    let bins = bins();
+    for cron in crons {
+        let entry = cron.as_object().unwrap();
+        let mut keys: Vec<&str> = entry.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["path", "schedule"],
+            "a cron entry has only path and schedule"
+        );
+        let path = entry["path"].as_str().unwrap();
+        let schedule = entry["schedule"].as_str().unwrap();
+        assert!(
+            schedule_is_valid(schedule),
+            "{schedule:?} is five numeric fields"
+        );
+        let route = path
+            .strip_prefix("/api/")
+            .expect("cron paths are under /api/");
+        assert!(!route.contains('?'), "{path}: no query in a cron path");
+        let file = format!("api/{route}.rs");
+        assert!(root().join(&file).is_file(), "{path} has its file {file}");
+        let name = route.replace('/', "-");
+        assert!(
+            bins.iter().any(|(n, p)| *n == name && *p == file),
+            "{file} has a [[bin]] named {name} with exactly that path"
+        );
+        let max = config["functions"][&file]["maxDuration"].as_u64();
+        assert!(
+            max.is_some_and(|s| (1..=800).contains(&s)),
+            "{file} has a maxDuration"
+        );
+    }
+}
+
+#[test]
+fn every_api_file_is_a_bin_with_exactly_its_path_and_there_is_no_src_main_rs() {
+    assert!(
+        !root().join("src/main.rs").exists(),
+        "src/main.rs makes Vercel ignore api/"
+    );
+    let mut files = Vec::new();
+    api_files(&root().join("api"), &mut files);
+    assert!(!files.is_empty());
+    let bins = bins();
+    for file in files {
+        let file = file.to_str().unwrap().to_owned();
+        let name = file
+            .trim_start_matches("api/")
+            .trim_end_matches(".rs")
+            .replace('/', "-");
+        assert!(
+            bins.contains(&(name.clone(), file.clone())),
+            "{file} needs [[bin]] name = {name:?}, path = {file:?}"
+        );
+    }
+    let mut names: Vec<&str> = bins.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), bins.len(), "bin names are unique");
+}
+
+#[test]
+fn the_schedule_check_itself_rejects_what_vercel_rejects() {
+    assert!(schedule_is_valid("0 2 * * *"));
+    assert!(schedule_is_valid("*/15 1-5 1,15 * 0"));
+    for bad in [
+        "0 2 * * MON",
+        "0 0 2 * * *",
+        "0 2 * *",
+        "@daily",
+        "0  2 * * *",
+    ] {
+        assert!(!schedule_is_valid(bad), "{bad}");
+    }
+}

@@ -1,0 +1,13 @@
+//! The integration suite: one binary, so one PostgreSQL server serves every
+//! test (see `helpers::postgres`), each test on its own fresh database.
+
+mod helpers;
+
+mod function_binary;
+mod layout;
+mod purge_auth;
+mod purge_budget;
+mod purge_concurrency;
+mod purge_outage;
+mod purge_rules;
+mod schema;
