@@ -11,7 +11,11 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 
+use lettre::message::Mailbox;
+
+use crate::cors::AllowedOrigins;
 use crate::cron_secret::CronSecret;
+use crate::mail::{MailUrl, Mailer};
 
 /// One variable that is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +77,54 @@ impl RetentionDays {
     }
 }
 
+/// The public base URL links in emails start with, from `APP_URL`. Links
+/// are never built from request headers, which a client controls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppUrl(String);
+
+impl AppUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = url::Url::parse(raw.trim())
+            .map_err(|_| "expected an absolute URL such as https://app.example.com".to_owned())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err("expected an http:// or https:// URL with a host".to_owned());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not have a query or fragment".to_owned());
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// `APP_URL` + `path` (which starts with `/`).
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+
+    /// The host, for `Message-ID`s.
+    pub fn host(&self) -> String {
+        url::Url::parse(&self.0)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".to_owned())
+    }
+}
+
+/// Email settings: `MAIL_URL`, `MAIL_FROM`, and `APP_URL` for links.
+#[derive(Clone)]
+pub struct MailConfig {
+    pub mailer: Mailer,
+    pub app_url: AppUrl,
+}
+
+impl fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("from", &self.mailer.from.email.domain())
+            .field("app_url", &self.app_url)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How the purge paces itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PurgeSettings {
@@ -123,6 +175,82 @@ impl CronConfig {
             cron_secret: cron_secret.expect("checked by finish"),
             retention: retention.expect("checked by finish"),
             purge: purge.expect("checked by finish"),
+        })
+    }
+}
+
+/// What the account routes (delete, recover) need.
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    pub database: PgConnectOptions,
+    pub retention: RetentionDays,
+    pub mail: MailConfig,
+    pub cors: AllowedOrigins,
+}
+
+impl AccountConfig {
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut env = Env::new(lookup);
+        let database = env.database_url();
+        let retention = env.retention_days();
+        let mail = env.mail();
+        let cors = env.optional(
+            "CORS_ALLOWED_ORIGINS",
+            AllowedOrigins::default(),
+            AllowedOrigins::parse,
+        );
+        env.finish()?;
+        Ok(Self {
+            database: database.expect("checked by finish"),
+            retention: retention.expect("checked by finish"),
+            mail: mail.expect("checked by finish"),
+            cors: cors.expect("checked by finish"),
+        })
+    }
+}
+
+/// What the email cron route (retries and reminders) needs.
+#[derive(Debug, Clone)]
+pub struct EmailCronConfig {
+    pub database: PgConnectOptions,
+    pub cron_secret: CronSecret,
+    pub retention: RetentionDays,
+    pub mail: MailConfig,
+    /// Days before the purge the reminder goes out; 0 sends none.
+    pub reminder_days: u16,
+    /// No new email starts sending after this long.
+    pub time_budget: Duration,
+}
+
+impl EmailCronConfig {
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut env = Env::new(lookup);
+        let database = env.database_url();
+        let cron_secret = env.required("CRON_SECRET", CronSecret::parse);
+        let retention = env.retention_days();
+        let mail = env.mail();
+        let reminder_days = env.optional("REMINDER_DAYS_BEFORE", 3, |raw| {
+            bounded_u32(raw, 0, 3649).map(|d| d as u16)
+        });
+        let time_budget = env.optional("EMAIL_TIME_BUDGET_SECS", Duration::from_secs(240), |raw| {
+            bounded_u32(raw, 1, 780).map(|s| Duration::from_secs(u64::from(s)))
+        });
+        env.finish()?;
+        Ok(Self {
+            database: database.expect("checked by finish"),
+            cron_secret: cron_secret.expect("checked by finish"),
+            retention: retention.expect("checked by finish"),
+            mail: mail.expect("checked by finish"),
+            reminder_days: reminder_days.expect("checked by finish"),
+            time_budget: time_budget.expect("checked by finish"),
         })
     }
 }
@@ -203,6 +331,27 @@ impl<'a> Env<'a> {
             PgConnectOptions::from_str(raw)
                 .map_err(|_| "not a valid PostgreSQL connection URL".to_owned())
         })
+    }
+
+    pub(crate) fn mail(&mut self) -> Option<MailConfig> {
+        let url = self.required("MAIL_URL", MailUrl::parse);
+        let from = self.required("MAIL_FROM", |raw| {
+            raw.trim()
+                .parse::<Mailbox>()
+                .map_err(|_| "expected an address like \"App <no-reply@example.com>\"".to_owned())
+        });
+        let app_url = self.required("APP_URL", AppUrl::parse);
+        let (url, from, app_url) = (url?, from?, app_url?);
+        match Mailer::new(&url, from) {
+            Ok(mailer) => Some(MailConfig { mailer, app_url }),
+            Err(reason) => {
+                self.errors.push(ConfigError::Invalid {
+                    name: "MAIL_URL",
+                    reason,
+                });
+                None
+            }
+        }
     }
 
     pub(crate) fn retention_days(&mut self) -> Option<RetentionDays> {

@@ -4,11 +4,18 @@
 //! Everything lives here; the binaries under `api/` only build a route from
 //! the environment and hand it to [`vercel::serve`].
 
+pub mod accounts;
 pub mod config;
+pub mod cors;
 pub mod cron_secret;
 pub mod db;
+pub mod html;
+pub mod mail;
+pub mod outbox;
 pub mod purge;
+pub mod rate_limit;
 pub mod routes;
 pub mod telemetry;
+pub mod tokens;
 pub mod vercel;
 pub mod web;

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 
-use vercel_runtime::{Error, Response, ResponseBody};
+use vercel_runtime::{AppState, Error, Response, ResponseBody};
 
 use crate::web;
 
@@ -18,11 +18,18 @@ where
     Fut: Future<Output = web::Response> + Send + 'static,
 {
     vercel_runtime::run(vercel_runtime::service_fn(
-        move |request: vercel_runtime::Request| {
+        move |request: vercel_runtime::Request, state: AppState| {
             let handler = handler.clone();
             async move {
                 let response = match web::read_limited(request).await {
-                    Ok(request) => handler(request).await,
+                    Ok(mut request) => {
+                        request
+                            .extensions_mut()
+                            .insert(web::Background::new(move |task| {
+                                state.wait_until(task);
+                            }));
+                        handler(request).await
+                    }
                     Err(error) => error.into_response(),
                 };
                 Ok::<_, Error>(into_vercel(response))

@@ -1,4 +1,68 @@
 //! One module per Vercel function, each exposing a route built once per
 //! process and a `handle` that turns a request into a response.
 
+pub mod delete_account;
 pub mod purge_users;
+pub mod recover_account;
+pub mod send_emails;
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Method};
+
+use crate::config::ConfigErrors;
+use crate::cron_secret::CronSecret;
+use crate::web::{ApiError, method_not_allowed};
+
+/// A route's ready state, or why it has none. A misconfigured route still
+/// serves: it refuses every request with 500 instead of crashing the function.
+pub(crate) struct Configured<T> {
+    name: &'static str,
+    state: Arc<Result<T, ConfigErrors>>,
+}
+
+impl<T> Clone for Configured<T> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name,
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+impl<T> Configured<T> {
+    pub(crate) fn new(name: &'static str, state: Result<T, ConfigErrors>) -> Self {
+        if let Err(errors) = &state {
+            tracing::error!(route = name, problems = %errors, "misconfigured; refusing every request");
+        }
+        Self {
+            name,
+            state: Arc::new(state),
+        }
+    }
+
+    pub(crate) fn ready(&self) -> Result<&T, ApiError> {
+        self.state.as_ref().as_ref().map_err(|errors| {
+            tracing::error!(route = self.name, problems = %errors, "refused a request: misconfigured");
+            ApiError::ServerMisconfigured
+        })
+    }
+}
+
+const CRON_METHODS: &[Method] = &[Method::GET, Method::POST];
+
+/// Cron routes take GET (what Vercel sends) and POST (manual runs), with the
+/// bearer secret.
+pub(crate) fn authorize_cron(
+    method: &Method,
+    headers: &HeaderMap,
+    secret: &CronSecret,
+) -> Result<(), ApiError> {
+    if let Some(error) = method_not_allowed(method, CRON_METHODS) {
+        return Err(error);
+    }
+    if !secret.authorizes(headers) {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(())
+}

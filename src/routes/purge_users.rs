@@ -3,25 +3,21 @@
 //! Vercel Cron calls it with GET and `Authorization: Bearer $CRON_SECRET`;
 //! operators may POST by hand. `?dry_run=true` only counts.
 
-use std::sync::Arc;
-
 use chrono::SecondsFormat;
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::config::{ConfigErrors, CronConfig, PurgeSettings, RetentionDays};
 use crate::cron_secret::CronSecret;
 use crate::purge::{self, PurgeOutcome};
-use crate::web::{ApiError, Request, Response, json, method_not_allowed};
+use crate::routes::{Configured, authorize_cron};
+use crate::web::{ApiError, Request, Response, json};
 
-const ALLOWED: &[Method] = &[Method::GET, Method::POST];
-
-/// The route, built once per process. A misconfigured route still serves:
-/// it refuses every request with 500 instead of crashing the function.
+/// The route, built once per process.
 #[derive(Clone)]
 pub struct PurgeUsers {
-    state: Arc<Result<Ready, ConfigErrors>>,
+    state: Configured<Ready>,
 }
 
 struct Ready {
@@ -46,11 +42,8 @@ impl PurgeUsers {
             retention: config.retention,
             settings: config.purge,
         });
-        if let Err(errors) = &state {
-            tracing::error!(problems = %errors, "purge route misconfigured; it will refuse every request");
-        }
         Self {
-            state: Arc::new(state),
+            state: Configured::new("purge-users", state),
         }
     }
 
@@ -61,19 +54,8 @@ impl PurgeUsers {
     }
 
     async fn respond(&self, request: Request) -> Result<Response, ApiError> {
-        let ready = match self.state.as_ref() {
-            Ok(ready) => ready,
-            Err(errors) => {
-                tracing::error!(problems = %errors, "refused a request: purge route misconfigured");
-                return Err(ApiError::ServerMisconfigured);
-            }
-        };
-        if let Some(error) = method_not_allowed(request.method(), ALLOWED) {
-            return Err(error);
-        }
-        if !ready.secret.authorizes(request.headers()) {
-            return Err(ApiError::Unauthorized);
-        }
+        let ready = self.state.ready()?;
+        authorize_cron(request.method(), request.headers(), &ready.secret)?;
         let dry_run = dry_run(request.uri().query())?;
         let outcome = purge::run(&ready.pool, ready.retention, ready.settings, dry_run)
             .await

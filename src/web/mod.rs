@@ -2,10 +2,12 @@
 //! arrived (Vercel's runtime, the local dev server or a test calling the
 //! handler directly).
 
+mod background;
 mod body;
 mod error;
 mod response;
 
+pub use background::Background;
 pub use body::{MAX_BODY_BYTES, read_limited};
 pub use error::ApiError;
 pub(crate) use error::is_unavailable;

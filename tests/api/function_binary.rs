@@ -8,15 +8,21 @@ use crate::helpers::http_client::send;
 use crate::helpers::postgres::free_port;
 use crate::helpers::{CRON_SECRET, TestDb, seed_users, user_count};
 
-struct Function {
+pub struct Function {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
+const PURGE_BIN: &str = env!("CARGO_BIN_EXE_cron-permanent-delete-users");
+
 impl Function {
-    async fn start(env: &[(&str, &str)]) -> Self {
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_bin(PURGE_BIN, env).await
+    }
+
+    pub async fn start_bin(bin: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cron-permanent-delete-users"));
+        let mut command = Command::new(bin);
         command
             .env_clear()
             .env("VERCEL_DEV_PORT", port.to_string())

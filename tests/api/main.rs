@@ -3,7 +3,12 @@
 
 mod helpers;
 
+mod account_delete;
+mod account_recover;
+mod cors;
+mod email_delivery;
 mod function_binary;
+mod hostile_input;
 mod layout;
 mod purge_auth;
 mod purge_budget;

@@ -43,11 +43,16 @@ pub async fn send(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
+    // A server may answer (413) and close before taking the whole body; the
+    // answer is still there to read.
+    let _ = stream.write_all(body).await;
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
         .await
-        .map_err(|_| std::io::Error::other("no answer within 30 s"))??;
+        .map_err(|_| std::io::Error::other("no answer within 30 s"))?;
+    if raw.is_empty() {
+        read?;
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();

@@ -4,6 +4,7 @@
 pub mod http_client;
 pub mod postgres;
 pub mod proxy;
+pub mod smtp;
 
 use std::collections::HashMap;
 
@@ -157,4 +158,203 @@ pub async fn count(pool: &PgPool, sql: &str) -> i64 {
 
 pub async fn user_count(pool: &PgPool) -> i64 {
     count(pool, "select count(*) from users").await
+}
+
+pub const APP_URL: &str = "https://app.example.test";
+
+/// The account routes, the email sweep and the purge on one test database,
+/// mailing a real SMTP server.
+pub struct AccountApp {
+    pub db: TestDb,
+    pub smtp: smtp::SmtpSink,
+    pub delete: account_deletion::routes::delete_account::DeleteAccount,
+    pub recover: account_deletion::routes::recover_account::RecoverAccount,
+    pub sweep: account_deletion::routes::send_emails::SendEmails,
+    pub purge: PurgeUsers,
+}
+
+impl AccountApp {
+    pub async fn new() -> Self {
+        Self::with_env(&[]).await
+    }
+
+    pub async fn with_env(extra: &[(&str, &str)]) -> Self {
+        let db = TestDb::new().await;
+        let smtp = smtp::SmtpSink::start().await;
+        let url = db.url();
+        let mail_url = smtp.url();
+        let mut vars = vec![
+            ("DATABASE_URL", url.as_str()),
+            ("CRON_SECRET", CRON_SECRET),
+            ("APP_URL", APP_URL),
+            ("MAIL_URL", mail_url.as_str()),
+            ("MAIL_FROM", "Example App <no-reply@app.example.test>"),
+        ];
+        vars.extend_from_slice(extra);
+        let lookup = env(&vars);
+        Self {
+            delete: account_deletion::routes::delete_account::DeleteAccount::new(
+                account_deletion::config::AccountConfig::from_lookup(&lookup),
+            ),
+            recover: account_deletion::routes::recover_account::RecoverAccount::new(
+                account_deletion::config::AccountConfig::from_lookup(&lookup),
+            ),
+            sweep: account_deletion::routes::send_emails::SendEmails::new(
+                account_deletion::config::EmailCronConfig::from_lookup(&lookup),
+            ),
+            purge: PurgeUsers::new(CronConfig::from_lookup(&lookup)),
+            db,
+            smtp,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.db.pool
+    }
+
+    /// A user with one live session, the way an app's sign-in creates it.
+    pub async fn user_with_session(&self) -> (uuid::Uuid, String) {
+        let user_id: uuid::Uuid = sqlx::query_scalar(
+            "insert into users (email) values ('person-' || gen_random_uuid() || '@example.test') returning id",
+        )
+        .fetch_one(self.pool())
+        .await
+        .unwrap();
+        let token = format!("session-{}", uuid::Uuid::new_v4());
+        self.add_session(user_id, &token, "1 day").await;
+        (user_id, token)
+    }
+
+    /// A session expiring `expires_in` (a PostgreSQL interval, may be negative).
+    pub async fn add_session(&self, user_id: uuid::Uuid, token: &str, expires_in: &str) {
+        sqlx::query(
+            "insert into sessions (user_id, token_hash, expires_at)
+             values ($1, sha256(convert_to($2, 'UTF8')), now() + $3::interval)",
+        )
+        .bind(user_id)
+        .bind(token)
+        .bind(expires_in)
+        .execute(self.pool())
+        .await
+        .unwrap();
+    }
+
+    pub async fn delete_with(&self, session: &str) -> TestResponse {
+        let auth = format!("Bearer {session}");
+        read(
+            self.delete
+                .handle(request(
+                    Method::POST,
+                    "/api/account/delete",
+                    &[("authorization", &auth)],
+                    b"",
+                ))
+                .await,
+        )
+        .await
+    }
+
+    /// Deletes the account and returns the token its recovery email carried.
+    pub async fn delete_and_read_token(&self, session: &str) -> String {
+        let recipient: String = sqlx::query_scalar(
+            "select u.email from sessions s join users u on u.id = s.user_id
+             where s.token_hash = sha256(convert_to($1, 'UTF8'))",
+        )
+        .bind(session)
+        .fetch_one(self.pool())
+        .await
+        .unwrap();
+        let before = self.smtp.received().len();
+        let response = self.delete_with(session).await;
+        assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
+        // Other emails (a "restored" one sent in the background) may arrive
+        // in between; take the first new one to this user with a link.
+        let mut seen = before;
+        loop {
+            let mail = self
+                .smtp
+                .wait_for(seen + 1, std::time::Duration::from_secs(5))
+                .await;
+            if let Some(email) = mail[before..]
+                .iter()
+                .find(|m| m.to.iter().any(|t| t.contains(&recipient)) && !m.links().is_empty())
+            {
+                return email.token();
+            }
+            seen = mail.len();
+        }
+    }
+
+    pub async fn recover_json(&self, token: &str) -> TestResponse {
+        let body = serde_json::json!({ "token": token }).to_string();
+        read(
+            self.recover
+                .handle(request(
+                    Method::POST,
+                    "/api/account/recover",
+                    &[("content-type", "application/json")],
+                    body.as_bytes(),
+                ))
+                .await,
+        )
+        .await
+    }
+
+    pub async fn recover_page(&self, token: &str) -> TestResponse {
+        let uri = format!("/api/account/recover?token={}", urlencode(token));
+        read(
+            self.recover
+                .handle(request(Method::GET, &uri, &[], b""))
+                .await,
+        )
+        .await
+    }
+
+    pub async fn run_sweep(&self) -> Value {
+        let response = read(
+            self.sweep
+                .handle(request(
+                    Method::GET,
+                    "/api/cron/send-emails",
+                    &[("authorization", &format!("Bearer {CRON_SECRET}"))],
+                    b"",
+                ))
+                .await,
+        )
+        .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        response.json()
+    }
+
+    pub async fn run_purge(&self) -> Value {
+        let response = read(self.purge.handle(cron_request(Method::GET, "")).await).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        response.json()
+    }
+
+    pub async fn deleted_at_of(
+        &self,
+        user_id: uuid::Uuid,
+    ) -> Option<Option<chrono::DateTime<chrono::Utc>>> {
+        sqlx::query_scalar("select deleted_at from users where id = $1")
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await
+            .unwrap()
+    }
+}
+
+pub fn urlencode(text: &str) -> String {
+    form_urlencoded_encode(text)
+}
+
+fn form_urlencoded_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -1,0 +1,8 @@
+//! Outgoing email: where it goes (`MAIL_URL`), who it is from (`MAIL_FROM`),
+//! and what each email says.
+
+mod templates;
+mod transport;
+
+pub use templates::{Rendered, recovery, reminder, restored};
+pub use transport::{MailUrl, Mailer, SendError};

@@ -1,0 +1,482 @@
+//! The email outbox: every email is a row written in the same transaction as
+//! the change it reports, then sent. Delivery is at least once: a row is
+//! marked sent only after the mail server accepted it, and a row whose sender
+//! died is picked up again once its claim runs out. Each row's id is its
+//! `Message-ID`, so a duplicate is recognisable as one.
+//!
+//! Recovery tokens are never stored in plain text, not even here: the request
+//! that deletes an account holds its token in memory for the first attempt;
+//! any later attempt mints a fresh token for the same email (the earlier ones
+//! of that email stay valid, so a duplicate delivery carries a working link).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use sqlx::{PgConnection, PgPool};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::config::{MailConfig, RetentionDays};
+use crate::mail::{self, Rendered};
+use crate::tokens::RecoveryToken;
+
+/// How long a sender holds a row before another may take it over: well past
+/// the SMTP timeout.
+const CLAIM_SECONDS: f64 = 120.0;
+/// After this many failed attempts a row is given up on (`failed`).
+const MAX_ATTEMPTS: i32 = 8;
+/// Rows claimed per round of the sweep, sent concurrently.
+const SWEEP_BATCH: i64 = 10;
+/// Sent rows are kept this long for support questions, then pruned.
+const KEEP_SENT_DAYS: i32 = 30;
+
+pub const RECOVER_PATH: &str = "/api/account/recover";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailKind {
+    Recovery,
+    Reminder,
+    Restored,
+}
+
+impl EmailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recovery => "recovery",
+            Self::Reminder => "reminder",
+            Self::Restored => "restored",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "recovery" => Some(Self::Recovery),
+            "reminder" => Some(Self::Reminder),
+            "restored" => Some(Self::Restored),
+            _ => None,
+        }
+    }
+}
+
+/// A claimed outbox row, ready to send.
+#[derive(Debug)]
+pub struct PendingEmail {
+    pub id: Uuid,
+    pub kind: EmailKind,
+    recipient: String,
+    attempt: i32,
+    /// The token and purge date, when the caller just created them.
+    link: Option<(RecoveryToken, DateTime<Utc>)>,
+}
+
+impl PendingEmail {
+    /// The first attempt of a recovery email whose token the caller holds.
+    pub(crate) fn with_link(mut self, token: RecoveryToken, purge_after: DateTime<Utc>) -> Self {
+        self.link = Some((token, purge_after));
+        self
+    }
+}
+
+/// Queues an email inside the caller's transaction, claimed by the caller for
+/// its first attempt right after commit. A new recovery or reminder email
+/// supersedes the user's older unsent ones: only the newest link matters.
+pub(crate) async fn queue(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    kind: EmailKind,
+    recipient: &str,
+    for_deleted_at: Option<DateTime<Utc>>,
+) -> Result<PendingEmail, sqlx::Error> {
+    supersede_link_emails(conn, user_id).await?;
+    let id: Uuid = sqlx::query_scalar(
+        "insert into email_outbox (user_id, kind, recipient, for_deleted_at, attempts, claimed_until)
+         values ($1, $2, $3, $4, 1, now() + make_interval(secs => $5))
+         returning id",
+    )
+    .bind(user_id)
+    .bind(kind.as_str())
+    .bind(recipient)
+    .bind(for_deleted_at)
+    .bind(CLAIM_SECONDS)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(PendingEmail {
+        id,
+        kind,
+        recipient: recipient.to_owned(),
+        attempt: 1,
+        link: None,
+    })
+}
+
+/// Cancels the user's unsent recovery and reminder emails (the account was
+/// restored, or a newer email replaces them).
+pub(crate) async fn supersede_link_emails(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update email_outbox set status = 'superseded', claimed_until = null
+         where user_id = $1 and status = 'pending' and kind in ('recovery', 'reminder')",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    /// Failed; will be retried after a backoff.
+    Retrying,
+    /// Failed for the last time.
+    GaveUp,
+    /// No longer worth sending (account restored, purged or expired).
+    Cancelled,
+}
+
+/// Sends one claimed email and records the result. Never fails: errors are
+/// recorded on the row (and retried) and logged.
+pub async fn send(
+    pool: PgPool,
+    mail: MailConfig,
+    retention: RetentionDays,
+    email: PendingEmail,
+) -> Delivery {
+    let started = Instant::now();
+    let (id, kind, attempt) = (email.id, email.kind, email.attempt);
+    let delivery = match attempt_delivery(&pool, &mail, retention, email).await {
+        Ok(delivery) => delivery,
+        Err(error) => {
+            tracing::warn!(outbox_id = %id, kind = kind.as_str(), attempt, error = %error, "email attempt failed");
+            record_failure(&pool, id, error.class()).await
+        }
+    };
+    tracing::info!(
+        outbox_id = %id,
+        kind = kind.as_str(),
+        attempt,
+        outcome = ?delivery,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "email"
+    );
+    delivery
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Send(#[from] mail::SendError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the recipient address is not valid")]
+    BadRecipient,
+}
+
+impl AttemptError {
+    fn class(&self) -> &'static str {
+        match self {
+            Self::Send(error) => error.class(),
+            Self::Database(_) => "database",
+            Self::BadRecipient => "bad_recipient",
+        }
+    }
+}
+
+async fn attempt_delivery(
+    pool: &PgPool,
+    mail: &MailConfig,
+    retention: RetentionDays,
+    email: PendingEmail,
+) -> Result<Delivery, AttemptError> {
+    let rendered = match (email.kind, email.link) {
+        (EmailKind::Restored, _) => mail::restored(),
+        (kind, Some((token, purge_after))) => render_link_email(kind, mail, &token, purge_after),
+        (kind, None) => match mint_link(pool, email.id, retention).await? {
+            Some((token, purge_after)) => render_link_email(kind, mail, &token, purge_after),
+            None => return Ok(Delivery::Cancelled),
+        },
+    };
+    let to: Mailbox = email
+        .recipient
+        .parse()
+        .map_err(|_| AttemptError::BadRecipient)?;
+    let message = Message::builder()
+        .message_id(Some(format!("<{}@{}>", email.id, mail.app_url.host())))
+        .from(mail.mailer.from.clone())
+        .to(to)
+        .subject(rendered.subject)
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text,
+            rendered.html,
+        ))
+        .map_err(mail::SendError::Build)?;
+    mail.mailer.send(message).await?;
+    sqlx::query(
+        "update email_outbox set status = 'sent', sent_at = now(), claimed_until = null, last_error = null
+         where id = $1",
+    )
+    .bind(email.id)
+    .execute(pool)
+    .await?;
+    Ok(Delivery::Sent)
+}
+
+fn render_link_email(
+    kind: EmailKind,
+    mail: &MailConfig,
+    token: &RecoveryToken,
+    purge_after: DateTime<Utc>,
+) -> Rendered {
+    let link = mail
+        .app_url
+        .join(&format!("{RECOVER_PATH}?token={}", token.as_str()));
+    match kind {
+        EmailKind::Reminder => mail::reminder(&link, purge_after),
+        _ => mail::recovery(&link, purge_after),
+    }
+}
+
+/// A fresh token for a retried or reminder email, if the account is still in
+/// the deletion the email is about. Tokens of the user's other emails stop
+/// working; tokens of this same email (earlier attempts) keep working.
+async fn mint_link(
+    pool: &PgPool,
+    outbox_id: Uuid,
+    retention: RetentionDays,
+) -> Result<Option<(RecoveryToken, DateTime<Utc>)>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let current: Option<(Uuid, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "select u.id, u.deleted_at, u.deleted_at + make_interval(days => $2)
+         from email_outbox o
+         join users u on u.id = o.user_id
+         where o.id = $1
+           and o.status = 'pending'
+           and u.deleted_at = o.for_deleted_at
+           and u.deleted_at > now() - make_interval(days => $2)
+         for share of u",
+    )
+    .bind(outbox_id)
+    .bind(retention.days())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((user_id, deleted_at, purge_after)) = current else {
+        sqlx::query(
+            "update email_outbox set status = 'cancelled', claimed_until = null
+             where id = $1 and status = 'pending'",
+        )
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(None);
+    };
+    sqlx::query(
+        "update recovery_tokens set revoked_at = now()
+         where user_id = $1 and outbox_id <> $2 and used_at is null and revoked_at is null",
+    )
+    .bind(user_id)
+    .bind(outbox_id)
+    .execute(&mut *tx)
+    .await?;
+    let token = RecoveryToken::generate();
+    insert_token(&mut tx, user_id, outbox_id, &token, deleted_at).await?;
+    tx.commit().await?;
+    Ok(Some((token, purge_after)))
+}
+
+pub(crate) async fn insert_token(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    outbox_id: Uuid,
+    token: &RecoveryToken,
+    for_deleted_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
+         values ($1, $2, $3, $4)",
+    )
+    .bind(user_id)
+    .bind(outbox_id)
+    .bind(token.hash().as_slice())
+    .bind(for_deleted_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Releases the claim and schedules the next attempt with exponential
+/// backoff (1, 2, 4 … minutes, at most 6 hours), or gives up.
+async fn record_failure(pool: &PgPool, id: Uuid, class: &str) -> Delivery {
+    let status: Result<Option<String>, sqlx::Error> = sqlx::query_scalar(
+        "update email_outbox set
+             claimed_until = null,
+             last_error = $2,
+             next_attempt_at = now() + least(make_interval(mins => power(2, greatest(attempts - 1, 0))::int),
+                                             interval '6 hours'),
+             status = case when attempts >= $3 or $2 = 'bad_recipient' then 'failed' else 'pending' end
+         where id = $1 and status = 'pending'
+         returning status",
+    )
+    .bind(id)
+    .bind(class)
+    .bind(MAX_ATTEMPTS)
+    .fetch_optional(pool)
+    .await;
+    match status {
+        Ok(Some(status)) if status == "failed" => Delivery::GaveUp,
+        Ok(_) => Delivery::Retrying,
+        Err(error) => {
+            // The claim runs out on its own and the row is retried then.
+            tracing::warn!(outbox_id = %id, error = %error, "could not record the failed email attempt");
+            Delivery::Retrying
+        }
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    pub reminders_queued: u64,
+    pub sent: u64,
+    pub retrying: u64,
+    pub gave_up: u64,
+    pub cancelled: u64,
+    /// Due rows left unsent because the time budget ran out.
+    pub remaining_due: u64,
+    pub pruned: u64,
+}
+
+/// The cron-driven sweep: queue reminders that are due, send everything due
+/// (first attempts whose sender died, and retries), prune old rows.
+pub async fn sweep(
+    pool: &PgPool,
+    mail: &MailConfig,
+    retention: RetentionDays,
+    reminder_days: u16,
+    budget: Duration,
+) -> Result<SweepReport, sqlx::Error> {
+    let started = Instant::now();
+    let mut report = SweepReport {
+        reminders_queued: queue_reminders(pool, retention, reminder_days).await?,
+        ..SweepReport::default()
+    };
+    while started.elapsed() < budget {
+        let claimed = claim_due(pool).await?;
+        if claimed.is_empty() {
+            break;
+        }
+        let mut sends = JoinSet::new();
+        for email in claimed {
+            sends.spawn(send(pool.clone(), mail.clone(), retention, email));
+        }
+        while let Some(delivery) = sends.join_next().await {
+            match delivery.unwrap_or(Delivery::Retrying) {
+                Delivery::Sent => report.sent += 1,
+                Delivery::Retrying => report.retrying += 1,
+                Delivery::GaveUp => report.gave_up += 1,
+                Delivery::Cancelled => report.cancelled += 1,
+            }
+        }
+    }
+    report.remaining_due = sqlx::query_scalar::<_, i64>(
+        "select count(*) from email_outbox where status = 'pending' and next_attempt_at <= now()
+           and (claimed_until is null or claimed_until < now())",
+    )
+    .fetch_one(pool)
+    .await? as u64;
+    report.pruned = sqlx::query(
+        "delete from email_outbox
+         where status in ('sent', 'superseded', 'cancelled') and created_at < now() - make_interval(days => $1)",
+    )
+    .bind(KEEP_SENT_DAYS)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        + crate::rate_limit::prune(pool).await?;
+    tracing::info!(
+        reminders_queued = report.reminders_queued,
+        sent = report.sent,
+        retrying = report.retrying,
+        gave_up = report.gave_up,
+        cancelled = report.cancelled,
+        remaining_due = report.remaining_due,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "email sweep finished"
+    );
+    Ok(report)
+}
+
+/// Claims due rows nobody holds. `SKIP LOCKED` plus the claim time keep two
+/// concurrent sweeps from ever taking the same row.
+async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, String, i32)> = sqlx::query_as(
+        "update email_outbox o
+         set claimed_until = now() + make_interval(secs => $2), attempts = o.attempts + 1
+         where o.id in (
+             select id from email_outbox
+             where status = 'pending'
+               and next_attempt_at <= now()
+               and (claimed_until is null or claimed_until < now())
+             limit $1
+             for update skip locked
+         )
+         returning o.id, o.kind, o.recipient, o.attempts",
+    )
+    .bind(SWEEP_BATCH)
+    .bind(CLAIM_SECONDS)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, kind, recipient, attempt)| {
+            Some(PendingEmail {
+                id,
+                kind: EmailKind::parse(&kind)?,
+                recipient,
+                attempt,
+                link: None,
+            })
+        })
+        .collect())
+}
+
+/// One reminder per deletion, `reminder_days` before the purge.
+async fn queue_reminders(
+    pool: &PgPool,
+    retention: RetentionDays,
+    reminder_days: u16,
+) -> Result<u64, sqlx::Error> {
+    let reminder_days = i32::from(reminder_days);
+    if reminder_days == 0 || reminder_days >= retention.days() {
+        return Ok(0);
+    }
+    let queued = sqlx::query(
+        "with due as (
+             select u.id, u.email, u.deleted_at
+             from users u
+             where u.deleted_at <= now() - make_interval(days => $1 - $2)
+               and u.deleted_at > now() - make_interval(days => $1)
+               and not exists (
+                   select 1 from email_outbox o
+                   where o.user_id = u.id and o.kind = 'reminder' and o.for_deleted_at = u.deleted_at
+               )
+         ), superseded as (
+             update email_outbox o set status = 'superseded', claimed_until = null
+             from due
+             where o.user_id = due.id and o.status = 'pending' and o.kind = 'recovery'
+         )
+         insert into email_outbox (user_id, kind, recipient, for_deleted_at)
+         select id, 'reminder', email, deleted_at from due
+         on conflict (user_id, for_deleted_at) where kind = 'reminder' do nothing",
+    )
+    .bind(retention.days())
+    .bind(reminder_days)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(queued)
+}

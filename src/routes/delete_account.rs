@@ -1,0 +1,105 @@
+//! `POST /api/account/delete`: the signed-in user deletes their account.
+//!
+//! Auth: the user's session token, `Authorization: Bearer <token>`. Answers
+//! 202 with when the account was deleted and when it will be purged; the
+//! recovery email goes out right after, without holding up the answer.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::{Method, StatusCode};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::accounts;
+use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
+use crate::cors::AllowedOrigins;
+use crate::outbox;
+use crate::routes::Configured;
+use crate::tokens::SessionToken;
+use crate::web::{ApiError, Background, Request, Response, json, method_not_allowed};
+
+const ALLOWED: &[Method] = &[Method::OPTIONS, Method::POST];
+
+#[derive(Clone)]
+pub struct DeleteAccount {
+    state: Configured<Ready>,
+}
+
+struct Ready {
+    pool: PgPool,
+    retention: RetentionDays,
+    mail: MailConfig,
+    cors: AllowedOrigins,
+}
+
+impl DeleteAccount {
+    #[must_use]
+    pub fn from_env() -> Self {
+        Self::new(AccountConfig::from_env())
+    }
+
+    #[must_use]
+    pub fn new(config: Result<AccountConfig, ConfigErrors>) -> Self {
+        let state = config.map(|config| Ready {
+            pool: crate::db::lazy_pool(config.database, 5),
+            retention: config.retention,
+            mail: config.mail,
+            cors: config.cors,
+        });
+        Self {
+            state: Configured::new("account-delete", state),
+        }
+    }
+
+    pub async fn handle(&self, request: Request) -> Response {
+        let origin = AllowedOrigins::origin_of(request.headers());
+        let ready = match self.state.ready() {
+            Ok(ready) => ready,
+            Err(error) => return error.into_response(),
+        };
+        let mut response = Self::respond(ready, request)
+            .await
+            .unwrap_or_else(ApiError::into_response);
+        ready.cors.decorate(origin.as_ref(), &mut response);
+        response
+    }
+
+    async fn respond(ready: &Ready, request: Request) -> Result<Response, ApiError> {
+        if request.method() == Method::OPTIONS {
+            let origin = AllowedOrigins::origin_of(request.headers());
+            return Ok(ready.cors.preflight(origin.as_ref(), "OPTIONS, POST"));
+        }
+        if let Some(error) = method_not_allowed(request.method(), ALLOWED) {
+            return Err(error);
+        }
+        let session =
+            SessionToken::from_headers(request.headers()).ok_or(ApiError::Unauthorized)?;
+        let deletion = accounts::delete(&ready.pool, &session, ready.retention)
+            .await
+            .map_err(ApiError::from_database)?
+            .ok_or(ApiError::Unauthorized)?;
+        tracing::info!(outbox_id = %deletion.email.id, "account soft-deleted");
+        Background::of(&request).spawn(outbox::send(
+            ready.pool.clone(),
+            ready.mail.clone(),
+            ready.retention,
+            deletion.email,
+        ));
+        Ok(json(
+            StatusCode::ACCEPTED,
+            &Deleted {
+                deleted_at: rfc3339(deletion.deleted_at),
+                purge_after: rfc3339(deletion.purge_after),
+            },
+        ))
+    }
+}
+
+#[derive(Serialize)]
+struct Deleted {
+    deleted_at: String,
+    purge_after: String,
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}

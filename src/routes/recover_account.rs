@@ -1,0 +1,250 @@
+//! `/api/account/recover`: the page a recovery link opens (GET) and the
+//! restore itself (POST, JSON or form). No auth beyond the token; repeated
+//! failures from one client are slowed down with 429.
+
+use chrono::{DateTime, Utc};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, REFERRER_POLICY};
+use http::{Method, StatusCode};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
+use crate::cors::AllowedOrigins;
+use crate::html::{escape, page};
+use crate::routes::Configured;
+use crate::tokens::RecoveryToken;
+use crate::web::{ApiError, Background, Request, Response, json, method_not_allowed};
+use crate::{accounts, outbox, rate_limit};
+
+const ALLOWED: &[Method] = &[Method::GET, Method::OPTIONS, Method::POST];
+
+#[derive(Clone)]
+pub struct RecoverAccount {
+    state: Configured<Ready>,
+}
+
+struct Ready {
+    pool: PgPool,
+    retention: RetentionDays,
+    mail: MailConfig,
+    cors: AllowedOrigins,
+}
+
+/// The one answer for every token that cannot restore an account, whatever
+/// the reason, so an attacker learns nothing from it.
+const INVALID_TOKEN: ApiError = ApiError::BadRequest {
+    code: "invalid_or_expired_token",
+    message: "This recovery link is invalid or has expired.",
+};
+
+/// How the client sent the token, and so how it wants the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFormat {
+    Json,
+    Form,
+}
+
+impl RecoverAccount {
+    #[must_use]
+    pub fn from_env() -> Self {
+        Self::new(AccountConfig::from_env())
+    }
+
+    #[must_use]
+    pub fn new(config: Result<AccountConfig, ConfigErrors>) -> Self {
+        let state = config.map(|config| Ready {
+            pool: crate::db::lazy_pool(config.database, 5),
+            retention: config.retention,
+            mail: config.mail,
+            cors: config.cors,
+        });
+        Self {
+            state: Configured::new("account-recover", state),
+        }
+    }
+
+    pub async fn handle(&self, request: Request) -> Response {
+        let origin = AllowedOrigins::origin_of(request.headers());
+        let ready = match self.state.ready() {
+            Ok(ready) => ready,
+            Err(error) => return error.into_response(),
+        };
+        let mut response = Self::respond(ready, request)
+            .await
+            .unwrap_or_else(ApiError::into_response);
+        ready.cors.decorate(origin.as_ref(), &mut response);
+        response
+    }
+
+    async fn respond(ready: &Ready, request: Request) -> Result<Response, ApiError> {
+        match *request.method() {
+            Method::OPTIONS => {
+                let origin = AllowedOrigins::origin_of(request.headers());
+                Ok(ready.cors.preflight(origin.as_ref(), "GET, OPTIONS, POST"))
+            }
+            Method::GET => Self::page(ready, &request).await,
+            Method::POST => Self::restore(ready, request).await,
+            ref other => Err(method_not_allowed(other, ALLOWED).expect("not an allowed method")),
+        }
+    }
+
+    /// GET: explains and offers a button; never consumes the token (mail
+    /// scanners follow links).
+    async fn page(ready: &Ready, request: &Request) -> Result<Response, ApiError> {
+        let token = query_token(request.uri().query()).and_then(|raw| RecoveryToken::parse(&raw));
+        let purge_after = match &token {
+            Some(token) => accounts::recoverable_until(&ready.pool, token, ready.retention)
+                .await
+                .map_err(ApiError::from_database)?,
+            None => None,
+        };
+        let body = match (token, purge_after) {
+            (Some(token), Some(purge_after)) => valid_link_page(&token, purge_after),
+            _ => invalid_link_page(),
+        };
+        Ok(html(StatusCode::OK, body))
+    }
+
+    /// POST: restores the account, atomically with consuming the token.
+    async fn restore(ready: &Ready, request: Request) -> Result<Response, ApiError> {
+        let client = rate_limit::client_key(request.headers());
+        if let Some(retry_after_seconds) = rate_limit::retry_after(&ready.pool, &client)
+            .await
+            .map_err(ApiError::from_database)?
+        {
+            return Err(ApiError::TooManyRequests {
+                retry_after_seconds,
+            });
+        }
+        let (format, raw_token) = read_token(&request)?;
+        let pending = match raw_token.as_deref().and_then(RecoveryToken::parse) {
+            Some(token) => accounts::recover(&ready.pool, &token, ready.retention)
+                .await
+                .map_err(ApiError::from_database)?,
+            None => None,
+        };
+        let Some(pending) = pending else {
+            rate_limit::record_failure(&ready.pool, &client)
+                .await
+                .map_err(ApiError::from_database)?;
+            return Err(INVALID_TOKEN);
+        };
+        tracing::info!(outbox_id = %pending.id, "account restored");
+        Background::of(&request).spawn(outbox::send(
+            ready.pool.clone(),
+            ready.mail.clone(),
+            ready.retention,
+            pending,
+        ));
+        Ok(match format {
+            BodyFormat::Json => json(StatusCode::OK, &Recovered { recovered: true }),
+            BodyFormat::Form => html(StatusCode::OK, restored_page()),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct Recovered {
+    recovered: bool,
+}
+
+fn query_token(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == "token")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// The token from a JSON (`{"token": "…"}`) or form (`token=…`) body.
+/// A body that holds no token string is answered like a wrong token.
+fn read_token(request: &Request) -> Result<(BodyFormat, Option<String>), ApiError> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let body = request.body();
+    match content_type.as_deref() {
+        Some("application/x-www-form-urlencoded") => {
+            let token = form_urlencoded::parse(body)
+                .find(|(key, _)| key == "token")
+                .map(|(_, value)| value.into_owned());
+            Ok((BodyFormat::Form, token))
+        }
+        None | Some("application/json") => {
+            let token = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|value| value.get("token")?.as_str().map(str::to_owned));
+            Ok((BodyFormat::Json, token))
+        }
+        Some(other) if other.ends_with("+json") => Ok((BodyFormat::Json, None)),
+        Some(_) => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The token is in this page's URL; it must not leak to other sites.
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn valid_link_page(token: &RecoveryToken, purge_after: DateTime<Utc>) -> String {
+    let when = purge_after.format("%-d %B %Y at %H:%M UTC").to_string();
+    page(
+        "Restore your account",
+        &format!(
+            "<h1>Restore your account</h1>\
+             <p>Your account was deleted and will be erased for good on <strong>{}</strong>.</p>\
+             <p>Restore it to keep it and everything in it.</p>\
+             <form method=\"post\" action=\"{}\">\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <button type=\"submit\">Restore my account</button></form>\
+             <p class=\"muted\">Restoring does not sign you in; sign in again afterwards. \
+             If you meant to delete your account, close this page.</p>",
+            escape(&when),
+            outbox::RECOVER_PATH,
+            escape(token.as_str()),
+        ),
+    )
+}
+
+fn invalid_link_page() -> String {
+    page(
+        "Link invalid or expired",
+        "<h1>This link is invalid or has expired</h1>\
+         <p>A recovery link works once, and only until the account is erased. \
+         A newer email about the same account replaces the link in an older one.</p>\
+         <p class=\"muted\">If you already restored your account, just sign in.</p>",
+    )
+}
+
+fn restored_page() -> String {
+    page(
+        "Account restored",
+        "<h1>Your account is restored</h1>\
+         <p>It will not be erased. Sign in again to use it.</p>",
+    )
+}

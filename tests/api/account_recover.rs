@@ -1,0 +1,340 @@
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+
+use crate::helpers::{AccountApp, read, request, urlencode};
+
+const PATH: &str = "/api/account/recover";
+
+#[tokio::test]
+async fn the_page_offers_a_button_for_a_valid_link_and_never_consumes_it() {
+    let app = AccountApp::new().await;
+    let (user_id, session) = app.user_with_session().await;
+    let token = app.delete_and_read_token(&session).await;
+    for _ in 0..3 {
+        let page = app.recover_page(&token).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(
+            page.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(page.header("cache-control"), Some("no-store"));
+        assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+        let html = page.text();
+        assert!(
+            html.contains("<form method=\"post\" action=\"/api/account/recover\">"),
+            "{html}"
+        );
+        assert!(html.contains(&format!("name=\"token\" value=\"{token}\"")));
+    }
+    assert!(
+        app.deleted_at_of(user_id).await.unwrap().is_some(),
+        "GET changed nothing"
+    );
+    assert_eq!(
+        app.recover_json(&token).await.status,
+        StatusCode::OK,
+        "the token still works"
+    );
+}
+
+#[tokio::test]
+async fn bad_tokens_get_the_invalid_page_with_nothing_echoed_unescaped() {
+    let app = AccountApp::new().await;
+    for bad in [
+        "<script>alert(1)</script>",
+        "\"><img src=x onerror=alert(1)>",
+        "x' or '1'='1",
+        "",
+    ] {
+        let page = app.recover_page(bad).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+        let html = page.text();
+        assert!(html.contains("invalid or has expired"), "{html}");
+        assert!(
+            !html.contains("<script>") && !html.contains("<img"),
+            "{html}"
+        );
+        assert!(!html.contains("<form"), "no button for a bad link");
+    }
+    let no_query = read(
+        app.recover
+            .handle(request(Method::GET, PATH, &[], b""))
+            .await,
+    )
+    .await;
+    assert!(no_query.text().contains("invalid or has expired"));
+}
+
+#[tokio::test]
+async fn a_json_post_restores_the_account_and_sends_the_restored_email() {
+    let app = AccountApp::new().await;
+    let (user_id, session) = app.user_with_session().await;
+    let token = app.delete_and_read_token(&session).await;
+    let response = app.recover_json(&token).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    assert_eq!(response.json(), serde_json::json!({"recovered": true}));
+    assert_eq!(app.deleted_at_of(user_id).await, Some(None));
+    let mail = app.smtp.wait_for(2, Duration::from_secs(5)).await;
+    assert!(mail[1].header("subject").unwrap().contains("restored"));
+    assert!(
+        mail[1].links().is_empty(),
+        "the restored email carries no link"
+    );
+    // Recovery does not sign the user in: their old session stays revoked.
+    assert_eq!(
+        app.delete_with(&session).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A purge run now leaves the account alone.
+    sqlx::query("update users set deleted_at = null where id = $1")
+        .bind(user_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    app.run_purge().await;
+    assert_eq!(app.deleted_at_of(user_id).await, Some(None));
+}
+
+#[tokio::test]
+async fn a_form_post_restores_the_account_and_answers_with_a_page() {
+    let app = AccountApp::new().await;
+    let (user_id, session) = app.user_with_session().await;
+    let token = app.delete_and_read_token(&session).await;
+    let body = format!("token={}", urlencode(&token));
+    let response = read(
+        app.recover
+            .handle(request(
+                Method::POST,
+                PATH,
+                &[("content-type", "application/x-www-form-urlencoded")],
+                body.as_bytes(),
+            ))
+            .await,
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(response.text().contains("Your account is restored"));
+    assert_eq!(app.deleted_at_of(user_id).await, Some(None));
+}
+
+async fn assert_refused(app: &AccountApp, token: &str) {
+    let response = app.recover_json(token).await;
+    assert_eq!(
+        response.status,
+        StatusCode::BAD_REQUEST,
+        "{token}: {}",
+        response.text()
+    );
+    assert_eq!(response.error_code(), "invalid_or_expired_token");
+}
+
+#[tokio::test]
+async fn reuse_wrong_tokens_expiry_and_purged_accounts_all_get_the_same_400_and_change_nothing() {
+    let app = AccountApp::new().await;
+
+    // Reuse.
+    let (reused_user, session) = app.user_with_session().await;
+    let token = app.delete_and_read_token(&session).await;
+    assert_eq!(app.recover_json(&token).await.status, StatusCode::OK);
+    sqlx::query("update users set deleted_at = now() where id = $1")
+        .bind(reused_user)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_refused(&app, &token).await;
+    assert!(
+        app.deleted_at_of(reused_user).await.unwrap().is_some(),
+        "unchanged"
+    );
+
+    // A wrong token, well formed or not.
+    assert_refused(&app, &"A".repeat(43)).await;
+    assert_refused(&app, "'; delete from users; --").await;
+
+    // Past the retention period, before the purge has run.
+    let (late_user, session) = app.user_with_session().await;
+    let token = app.delete_and_read_token(&session).await;
+    sqlx::query(
+        "update users set deleted_at = deleted_at - interval '30 days 1 second' where id = $1;",
+    )
+    .bind(late_user)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    sqlx::query("update recovery_tokens t set for_deleted_at = u.deleted_at from users u where u.id = t.user_id and u.id = $1")
+        .bind(late_user)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let page = app.recover_page(&token).await;
+    assert!(
+        page.text().contains("invalid or has expired"),
+        "the page agrees"
+    );
+    assert_refused(&app, &token).await;
+    assert!(
+        app.deleted_at_of(late_user).await.unwrap().is_some(),
+        "still soft-deleted"
+    );
+
+    // After the purge.
+    assert_eq!(app.run_purge().await["deleted"], 1);
+    assert_eq!(app.deleted_at_of(late_user).await, None);
+    assert_refused(&app, &token).await;
+}
+
+#[tokio::test]
+async fn a_support_restore_then_a_new_deletion_makes_the_old_link_useless() {
+    let app = AccountApp::new().await;
+    let (user_id, session) = app.user_with_session().await;
+    let old_token = app.delete_and_read_token(&session).await;
+    // Support restores by hand, the user signs in again and deletes again.
+    sqlx::query("update users set deleted_at = null where id = $1")
+        .bind(user_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    app.add_session(user_id, "second-session", "1 day").await;
+    let new_token = app.delete_and_read_token("second-session").await;
+    assert_ne!(old_token, new_token);
+    assert_refused(&app, &old_token).await;
+    assert_eq!(app.recover_json(&new_token).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn even_without_a_new_email_a_support_restore_and_raw_redelete_kill_the_old_link() {
+    let app = AccountApp::new().await;
+    let (user_id, session) = app.user_with_session().await;
+    let old_token = app.delete_and_read_token(&session).await;
+    sqlx::query("update users set deleted_at = null where id = $1")
+        .bind(user_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    // The app soft-deletes again by itself, not through this service.
+    sqlx::query("update users set deleted_at = now() where id = $1")
+        .bind(user_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_refused(&app, &old_token).await;
+}
+
+#[tokio::test]
+async fn the_reminder_carries_a_fresh_link_and_the_first_one_stops_working() {
+    let app = AccountApp::new().await;
+    let (user_id, session) = app.user_with_session().await;
+    let first = app.delete_and_read_token(&session).await;
+    // 27 days later: three days before the purge.
+    sqlx::query(
+        "update users set deleted_at = deleted_at - interval '27 days 1 minute' where id = $1",
+    )
+    .bind(user_id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    sqlx::query("update recovery_tokens t set for_deleted_at = u.deleted_at from users u where u.id = t.user_id and u.id = $1")
+        .bind(user_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let report = app.run_sweep().await;
+    assert_eq!(report["reminders_queued"], 1, "{report}");
+    assert_eq!(report["sent"], 1, "{report}");
+    let mail = app.smtp.wait_for(2, Duration::from_secs(5)).await;
+    let reminder = &mail[1];
+    assert!(
+        reminder
+            .header("subject")
+            .unwrap()
+            .contains("will be erased"),
+        "{:?}",
+        reminder.header("subject")
+    );
+    let fresh = reminder.token();
+    assert_ne!(fresh, first);
+    // A second sweep sends no second reminder.
+    assert_eq!(app.run_sweep().await["reminders_queued"], 0);
+    assert_refused(&app, &first).await;
+    assert_eq!(app.recover_json(&fresh).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forty_recoveries_racing_the_purge_never_answer_200_for_an_account_then_deleted() {
+    let app = AccountApp::with_env(&[("PURGE_BATCH_SIZE", "5")]).await;
+    let mut accounts = Vec::new();
+    for _ in 0..40 {
+        let (user_id, session) = app.user_with_session().await;
+        let token = app.delete_and_read_token(&session).await;
+        accounts.push((user_id, token));
+    }
+    // Put every deletion right at the edge of its retention period: still
+    // recoverable for a few hundred milliseconds, then purgeable.
+    sqlx::raw_sql(
+        "update users set deleted_at = now() - interval '30 days' + interval '300 milliseconds' where deleted_at is not null;
+         update recovery_tokens t set for_deleted_at = u.deleted_at from users u where u.id = t.user_id;",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+
+    let app = std::sync::Arc::new(app);
+    let mut recoveries = Vec::new();
+    for (i, (user_id, token)) in accounts.iter().cloned().enumerate() {
+        let app = app.clone();
+        recoveries.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
+            (user_id, app.recover_json(&token).await.status)
+        }));
+    }
+    let purges: Vec<_> = (0..4)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100 * i)).await;
+                app.run_purge().await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for recovery in recoveries {
+        answers.push(recovery.await.unwrap());
+    }
+    for purge in purges {
+        purge.await.unwrap();
+    }
+    // Whatever the purge runs left behind, one more finishes.
+    app.run_purge().await;
+
+    let mut restored = 0;
+    for (user_id, status) in answers {
+        match status {
+            StatusCode::OK => {
+                restored += 1;
+                assert_eq!(
+                    app.deleted_at_of(user_id).await,
+                    Some(None),
+                    "a 200 account exists and is active"
+                );
+            }
+            StatusCode::BAD_REQUEST => {
+                assert_eq!(
+                    app.deleted_at_of(user_id).await,
+                    None,
+                    "a refused account is purged"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        restored > 0 && restored < 40,
+        "the race was a race: {restored} of 40 restored"
+    );
+}

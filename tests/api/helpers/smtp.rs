@@ -1,0 +1,229 @@
+//! A real SMTP server for the tests, speaking the protocol over TCP on
+//! loopback: greeting, EHLO with AUTH, MAIL/RCPT/DATA with dot-unstuffing,
+//! QUIT. It keeps every message it accepts, and can be taken down and
+//! brought back on the same port.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub auth: Option<(String, String)>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+impl ReceivedMail {
+    pub fn header(&self, name: &str) -> Option<String> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.data
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+            .map(|l| l[prefix.len()..].trim().to_owned())
+    }
+
+    /// The message with quoted-printable soft breaks and escapes undone.
+    pub fn decoded(&self) -> String {
+        let joined = self.data.replace("=\r\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'='
+                && i + 2 < bytes.len()
+                && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Every recovery link in the message.
+    pub fn links(&self) -> Vec<String> {
+        let text = self.decoded();
+        let mut links: Vec<String> = text
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+            .filter(|w| w.starts_with("http") && w.contains("/api/account/recover?token="))
+            .map(|w| w.replace("&amp;", "&"))
+            .collect();
+        links.dedup();
+        links
+    }
+
+    pub fn token(&self) -> String {
+        let link = self.links().into_iter().next().expect("a recovery link");
+        link.split("token=").nth(1).unwrap().to_owned()
+    }
+}
+
+#[derive(Default)]
+struct Inbox {
+    mail: Mutex<Vec<ReceivedMail>>,
+    arrived: Notify,
+}
+
+pub struct SmtpSink {
+    pub port: u16,
+    inbox: Arc<Inbox>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let inbox = Arc::new(Inbox::default());
+        let task = Some(tokio::spawn(serve(listener, inbox.clone())));
+        Self { port, inbox, task }
+    }
+
+    /// `smtp://` URL with credentials the sink accepts.
+    pub fn url(&self) -> String {
+        format!("smtp://mailer%40app.test:s3cret%21@127.0.0.1:{}", self.port)
+    }
+
+    pub fn take_down(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    pub async fn bring_back(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.task = Some(tokio::spawn(serve(listener, self.inbox.clone())));
+    }
+
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        self.inbox.mail.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `count` messages have arrived, up to `within`.
+    pub async fn wait_for(&self, count: usize, within: Duration) -> Vec<ReceivedMail> {
+        let deadline = Instant::now() + within;
+        loop {
+            let notified = self.inbox.arrived.notified();
+            let mail = self.received();
+            if mail.len() >= count {
+                return mail;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "expected {count} messages within {within:?}, got {}",
+                mail.len()
+            );
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.take_down();
+    }
+}
+
+async fn serve(listener: TcpListener, inbox: Arc<Inbox>) {
+    let mut sessions = tokio::task::JoinSet::new();
+    while let Ok((stream, _)) = listener.accept().await {
+        sessions.spawn(session(stream, inbox.clone()));
+    }
+}
+
+async fn session(stream: TcpStream, inbox: Arc<Inbox>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let reply = async |write: &mut tokio::net::tcp::OwnedWriteHalf, text: &str| {
+        write.write_all(text.as_bytes()).await.is_ok()
+    };
+    if !reply(&mut write, "220 sink.test ESMTP test sink\r\n").await {
+        return;
+    }
+    let mut auth = None;
+    let mut from = String::new();
+    let mut to = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let command = line.trim_end().to_owned();
+        let upper = command.to_ascii_uppercase();
+        let answer = if upper.starts_with("EHLO") {
+            "250-sink.test\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SIZE 10485760\r\n"
+                .to_owned()
+        } else if upper.starts_with("HELO") {
+            "250 sink.test\r\n".to_owned()
+        } else if upper.starts_with("AUTH PLAIN") {
+            let encoded = command.split_whitespace().nth(2).unwrap_or("");
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap_or_default();
+            let parts: Vec<String> = decoded
+                .split(|b| *b == 0)
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            if parts.len() == 3 {
+                auth = Some((parts[1].clone(), parts[2].clone()));
+                "235 2.7.0 accepted\r\n".to_owned()
+            } else {
+                "535 5.7.8 bad credentials\r\n".to_owned()
+            }
+        } else if upper.starts_with("MAIL FROM:") {
+            from = command[10..].trim().to_owned();
+            to.clear();
+            "250 2.1.0 ok\r\n".to_owned()
+        } else if upper.starts_with("RCPT TO:") {
+            to.push(command[8..].trim().to_owned());
+            "250 2.1.5 ok\r\n".to_owned()
+        } else if upper == "DATA" {
+            if !reply(&mut write, "354 end with <CRLF>.<CRLF>\r\n").await {
+                return;
+            }
+            let mut data = String::new();
+            loop {
+                line.clear();
+                if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == ".\r\n" {
+                    break;
+                }
+                let unstuffed = line.strip_prefix('.').unwrap_or(&line);
+                data.push_str(unstuffed);
+            }
+            inbox.mail.lock().unwrap().push(ReceivedMail {
+                auth: auth.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                data,
+            });
+            inbox.arrived.notify_waiters();
+            "250 2.0.0 queued\r\n".to_owned()
+        } else if upper == "RSET" || upper == "NOOP" {
+            "250 2.0.0 ok\r\n".to_owned()
+        } else if upper == "QUIT" {
+            let _ = reply(&mut write, "221 2.0.0 bye\r\n").await;
+            return;
+        } else {
+            "502 5.5.2 not implemented\r\n".to_owned()
+        };
+        if !reply(&mut write, &answer).await {
+            return;
+        }
+    }
+}
