@@ -445,6 +445,30 @@ mod tests {
     }
 
     #[test]
+    fn mail_settings_parse_a_named_sender_and_every_transport() {
+        for from in [
+            "no-reply@localhost",
+            "Account Deletion Dev <no-reply@localhost>",
+            "\"App, Inc.\" <a@b.test>",
+        ] {
+            for url in [
+                "smtp://u:p@mail.test:587",
+                "smtps://mail.test",
+                "file:///tmp/mail",
+            ] {
+                let mut vars = GOOD.to_vec();
+                vars.extend([
+                    ("MAIL_FROM", from),
+                    ("MAIL_URL", url),
+                    ("APP_URL", "https://app.test/"),
+                ]);
+                let config = AccountConfig::from_lookup(&lookup(&vars));
+                assert!(config.is_ok(), "{from} {url}: {:?}", config.err());
+            }
+        }
+    }
+
+    #[test]
     fn every_bad_variable_is_reported_by_name_at_once() {
         let errors = CronConfig::from_lookup(&lookup(&[
             ("DATABASE_URL", "mysql://nope"),

@@ -37,13 +37,32 @@ impl DeleteAccount {
         Self::new(AccountConfig::from_env())
     }
 
+    /// The route with a pool of its own, sized for one function instance.
     #[must_use]
     pub fn new(config: Result<AccountConfig, ConfigErrors>) -> Self {
-        let state = config.map(|config| Ready {
-            pool: crate::db::lazy_pool(config.database, 5),
-            retention: config.retention,
-            mail: config.mail,
-            cors: config.cors,
+        let pool = config
+            .as_ref()
+            .ok()
+            .map(|config| crate::db::lazy_pool(config.database.clone(), 5));
+        Self::build(config, pool)
+    }
+
+    /// The route on a pool the host shares between routes (the dev server's
+    /// embedded database takes a single connection).
+    #[must_use]
+    pub fn with_pool(config: Result<AccountConfig, ConfigErrors>, pool: PgPool) -> Self {
+        Self::build(config, Some(pool))
+    }
+
+    fn build(config: Result<AccountConfig, ConfigErrors>, pool: Option<PgPool>) -> Self {
+        let state = config.map(|config| {
+            let pool = pool.expect("a pool accompanies every valid configuration");
+            Ready {
+                pool,
+                retention: config.retention,
+                mail: config.mail,
+                cors: config.cors,
+            }
         });
         Self {
             state: Configured::new("account-delete", state),

@@ -33,14 +33,31 @@ impl PurgeUsers {
         Self::new(CronConfig::from_env())
     }
 
+    /// The route with a pool of its own, sized for one function instance.
     #[must_use]
     pub fn new(config: Result<CronConfig, ConfigErrors>) -> Self {
-        let state = config.map(|config| Ready {
-            // One connection per batch worker, plus one for the ledger.
-            pool: crate::db::lazy_pool(config.database, config.purge.workers.get() + 1),
-            secret: config.cron_secret,
-            retention: config.retention,
-            settings: config.purge,
+        let pool = config.as_ref().ok().map(|config| {
+            crate::db::lazy_pool(config.database.clone(), config.purge.workers.get() + 1)
+        });
+        Self::build(config, pool)
+    }
+
+    /// The route on a pool the host shares between routes (the dev server's
+    /// embedded database takes a single connection).
+    #[must_use]
+    pub fn with_pool(config: Result<CronConfig, ConfigErrors>, pool: PgPool) -> Self {
+        Self::build(config, Some(pool))
+    }
+
+    fn build(config: Result<CronConfig, ConfigErrors>, pool: Option<PgPool>) -> Self {
+        let state = config.map(|config| {
+            let pool = pool.expect("a pool accompanies every valid configuration");
+            Ready {
+                pool,
+                secret: config.cron_secret,
+                retention: config.retention,
+                settings: config.purge,
+            }
         });
         Self {
             state: Configured::new("purge-users", state),

@@ -31,15 +31,34 @@ impl SendEmails {
         Self::new(EmailCronConfig::from_env())
     }
 
+    /// The route with a pool of its own, sized for one function instance.
     #[must_use]
     pub fn new(config: Result<EmailCronConfig, ConfigErrors>) -> Self {
-        let state = config.map(|config| Ready {
-            pool: crate::db::lazy_pool(config.database, 12),
-            secret: config.cron_secret,
-            retention: config.retention,
-            mail: config.mail,
-            reminder_days: config.reminder_days,
-            time_budget: config.time_budget,
+        let pool = config
+            .as_ref()
+            .ok()
+            .map(|config| crate::db::lazy_pool(config.database.clone(), 12));
+        Self::build(config, pool)
+    }
+
+    /// The route on a pool the host shares between routes (the dev server's
+    /// embedded database takes a single connection).
+    #[must_use]
+    pub fn with_pool(config: Result<EmailCronConfig, ConfigErrors>, pool: PgPool) -> Self {
+        Self::build(config, Some(pool))
+    }
+
+    fn build(config: Result<EmailCronConfig, ConfigErrors>, pool: Option<PgPool>) -> Self {
+        let state = config.map(|config| {
+            let pool = pool.expect("a pool accompanies every valid configuration");
+            Ready {
+                pool,
+                secret: config.cron_secret,
+                retention: config.retention,
+                mail: config.mail,
+                reminder_days: config.reminder_days,
+                time_budget: config.time_budget,
+            }
         });
         Self {
             state: Configured::new("send-emails", state),

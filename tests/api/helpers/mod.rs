@@ -1,10 +1,34 @@
 //! What every test needs: a database, the routes wired to it, requests and
 //! seed data.
 
-pub mod http_client;
-pub mod postgres;
-pub mod proxy;
-pub mod smtp;
+pub use testkit::{http_client, proxy, smtp};
+
+/// The shared harness, with this crate's migrations.
+pub mod postgres {
+    pub use testkit::free_port;
+
+    /// A fresh database with `migrations/` applied.
+    pub struct TestDb(testkit::postgres::TestDb);
+
+    impl TestDb {
+        pub async fn new() -> Self {
+            testkit::postgres::use_migrations(&account_deletion::db::MIGRATOR);
+            Self(testkit::postgres::TestDb::new().await)
+        }
+
+        pub fn server_port() -> u16 {
+            testkit::postgres::TestDb::server_port()
+        }
+    }
+
+    impl std::ops::Deref for TestDb {
+        type Target = testkit::postgres::TestDb;
+
+        fn deref(&self) -> &Self::Target {
+            &self.0
+        }
+    }
+}
 
 use std::collections::HashMap;
 

@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
@@ -29,6 +30,13 @@ pub struct Server {
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
+static MIGRATOR: OnceLock<&'static Migrator> = OnceLock::new();
+
+/// Sets the migrations every test database gets; call before the first
+/// [`TestDb::new`] (later calls with another migrator are ignored).
+pub fn use_migrations(migrator: &'static Migrator) {
+    let _ = MIGRATOR.set(migrator);
+}
 /// `CREATE DATABASE ... TEMPLATE` refuses to run while another copy of the
 /// same template is being made; clones go one at a time.
 static CLONE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -104,7 +112,9 @@ impl Server {
         let mut conn = PgConnection::connect_with(&self.options(&name))
             .await
             .unwrap();
-        account_deletion::db::MIGRATOR
+        MIGRATOR
+            .get()
+            .expect("testkit::postgres::use_migrations was not called")
             .run(&mut conn)
             .await
             .expect("migrations apply to an empty database");
@@ -241,7 +251,7 @@ async fn start_throwaway_cluster() -> PgConnectOptions {
         String::from_utf8_lossy(&initdb.stderr)
     );
 
-    let port = free_port();
+    let port = crate::free_port();
     let log = std::fs::File::create(dir.join("postgres.log")).unwrap();
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(dir.join("postgres.log"), Some(uid), Some(gid)).unwrap();
@@ -336,14 +346,6 @@ fn postgres_user_ids() -> (u32, u32) {
                 .then(|| (fields[2].parse().unwrap(), fields[3].parse().unwrap()))
         })
         .expect("running as root needs a `postgres` system user (created by Debian's postgresql package)")
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Stops the server and deletes its directory once this process is gone.

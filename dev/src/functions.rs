@@ -1,0 +1,188 @@
+//! Every function at its Vercel path, served from the same library routes
+//! the Vercel binaries call, plus `/_dev/seed` and `/_dev/backdate` for the demo journey.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use account_deletion::config::{AccountConfig, CronConfig, EmailCronConfig};
+use account_deletion::routes::delete_account::DeleteAccount;
+use account_deletion::routes::purge_users::PurgeUsers;
+use account_deletion::routes::recover_account::RecoverAccount;
+use account_deletion::routes::send_emails::SendEmails;
+use account_deletion::web;
+use bytes::Bytes;
+use http::StatusCode;
+use sqlx::PgPool;
+
+use crate::settings::DevSettings;
+
+/// The functions (Vercel path, `api/` file) the dev server serves; a test
+/// checks this against `api/`.
+pub const PATHS: &[(&str, &str)] = &[
+    ("/api/account/delete", "api/account/delete.rs"),
+    ("/api/account/recover", "api/account/recover.rs"),
+    (
+        "/api/cron/permanent-delete-users",
+        "api/cron/permanent-delete-users.rs",
+    ),
+    ("/api/cron/send-emails", "api/cron/send-emails.rs"),
+];
+
+#[derive(Clone)]
+pub struct Functions {
+    delete: DeleteAccount,
+    recover: RecoverAccount,
+    purge: PurgeUsers,
+    send_emails: SendEmails,
+    pool: PgPool,
+}
+
+impl Functions {
+    /// Routes configured from the dev environment, sharing one pool (the
+    /// embedded database takes a single connection).
+    pub fn new(settings: &DevSettings, pool: PgPool) -> Self {
+        let lookup = |name: &str| settings.get(name);
+        Self {
+            delete: DeleteAccount::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
+            recover: RecoverAccount::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
+            purge: PurgeUsers::with_pool(CronConfig::from_lookup(&lookup), pool.clone()),
+            send_emails: SendEmails::with_pool(EmailCronConfig::from_lookup(&lookup), pool.clone()),
+            pool,
+        }
+    }
+
+    pub async fn handle(&self, request: web::Request) -> web::Response {
+        let started = Instant::now();
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+        let response = match path.as_str() {
+            "/api/account/delete" => self.delete.handle(request).await,
+            "/api/account/recover" => self.recover.handle(request).await,
+            "/api/cron/permanent-delete-users" => self.purge.handle(request).await,
+            "/api/cron/send-emails" => self.send_emails.handle(request).await,
+            "/_vercel/ping" => text(StatusCode::OK, "OK"),
+            "/_dev/seed" if method == http::Method::POST => {
+                self.seed(query_param(&request, "email")).await
+            }
+            "/_dev/backdate" if method == http::Method::POST => {
+                self.backdate(
+                    query_param(&request, "email"),
+                    query_param(&request, "days"),
+                )
+                .await
+            }
+            _ => not_found(),
+        };
+        println!(
+            "{method} {path} → {} ({} ms)",
+            response.status().as_u16(),
+            started.elapsed().as_millis()
+        );
+        response
+    }
+
+    /// A user with a live session, as an app's sign-in would create: a new
+    /// demo user, or a new session for the user with `email`.
+    async fn seed(&self, email: Option<String>) -> web::Response {
+        let token = format!("demo-{}", crate::settings::random_hex(16));
+        let email = email
+            .unwrap_or_else(|| format!("demo-{}@example.test", crate::settings::random_hex(4)));
+        let created: Result<(String,), sqlx::Error> = sqlx::query_as(
+            "with u as (
+                 insert into users (email) values ($2)
+                 on conflict (email) do update set email = excluded.email
+                 returning id, email
+             ), s as (
+                 insert into sessions (user_id, token_hash, expires_at)
+                 select id, sha256(convert_to($1, 'UTF8')), now() + interval '30 days' from u
+             )
+             select email from u",
+        )
+        .bind(&token)
+        .bind(&email)
+        .fetch_one(&self.pool)
+        .await;
+        match created {
+            Ok((email,)) => web::json(
+                StatusCode::CREATED,
+                &serde_json::json!({ "email": email, "session_token": token }),
+            ),
+            Err(error) => {
+                eprintln!("seed failed: {error}");
+                text(StatusCode::INTERNAL_SERVER_ERROR, "seed failed")
+            }
+        }
+    }
+
+    /// Makes a soft-deleted account look deleted `days` ago, so the purge
+    /// can be tried without waiting a month.
+    async fn backdate(&self, email: Option<String>, days: Option<String>) -> web::Response {
+        let (Some(email), Some(Ok(days))) = (email, days.map(|d| d.parse::<i32>())) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "usage: /_dev/backdate?email=…&days=…",
+            );
+        };
+        let updated = sqlx::query(
+            "update users set deleted_at = now() - make_interval(days => $2)
+             where email = $1 and deleted_at is not null",
+        )
+        .bind(&email)
+        .bind(days)
+        .execute(&self.pool)
+        .await;
+        match updated {
+            Ok(done) => web::json(
+                StatusCode::OK,
+                &serde_json::json!({ "backdated": done.rows_affected() }),
+            ),
+            Err(error) => {
+                eprintln!("backdate failed: {error}");
+                text(StatusCode::INTERNAL_SERVER_ERROR, "backdate failed")
+            }
+        }
+    }
+}
+
+fn query_param(request: &web::Request, name: &str) -> Option<String> {
+    let query = request.uri().query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+fn text(status: StatusCode, body: &'static str) -> web::Response {
+    let mut response = web::Response::new(Bytes::from_static(body.as_bytes()));
+    *response.status_mut() = status;
+    response
+}
+
+fn not_found() -> web::Response {
+    web::json(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({"error": "not_found", "message": "No function is served at this path."}),
+    )
+}
+
+/// Serves `functions` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, functions: Functions) -> anyhow::Result<()> {
+    let functions = Arc::new(functions);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let functions = functions.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let functions = functions.clone();
+                async move {
+                    let response = match web::read_limited(request).await {
+                        Ok(request) => functions.handle(request).await,
+                        Err(error) => error.into_response(),
+                    };
+                    Ok::<_, std::convert::Infallible>(response.map(http_body_util::Full::new))
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,267 @@
+//! `cargo dev` — run the whole system locally.
+//!
+//! ```text
+//! cargo dev                 serve every function on 127.0.0.1:$PORT (3000), crons firing
+//! cargo dev cron <path>     fire one cron now against the running server, print its answer
+//! cargo dev migrate         apply migrations/ to DATABASE_URL and say what was applied
+//! cargo dev seed [email]    a session for a new demo user, or for `email` (server must be running)
+//! cargo dev backdate <email> [days]   make a deleted account look deleted `days` (31) ago
+//! ```
+
+use std::process::ExitCode;
+
+use account_deletion_dev::settings::DevSettings;
+use account_deletion_dev::{client, crons, database, functions, mailbox};
+use sqlx::postgres::PgPoolOptions;
+
+const USAGE: &str =
+    "usage: cargo dev [serve | cron <path> | migrate | seed [email] | backdate <email> [days]]";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        [] | ["serve"] => serve().await,
+        ["cron", path] => cron(path).await,
+        ["migrate"] => migrate().await,
+        ["seed"] => seed(None).await,
+        ["seed", email] => seed(Some(email)).await,
+        ["backdate", email] => backdate(email, "31").await,
+        ["backdate", email, days] => backdate(email, days).await,
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(anyhow::anyhow!("{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> anyhow::Result<()> {
+    account_deletion::telemetry::init();
+    let mut settings = DevSettings::load()?;
+    let jobs = crons::load(&settings.root.join("vercel.json"))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.port))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on 127.0.0.1:{} ({e}); set PORT",
+                settings.port
+            )
+        })?;
+
+    let database = database::Database::open(&settings).await?;
+    settings.set_default("DATABASE_URL", database.url().to_owned());
+    let pool = PgPoolOptions::new()
+        .max_connections(database.max_connections())
+        .connect(database.url())
+        .await?;
+    let before = applied_versions(&pool).await?;
+    account_deletion::db::MIGRATOR.run(&pool).await?;
+    let newly = applied_versions(&pool).await?.len() - before.len();
+
+    let port = settings.port;
+    let secret = settings.cron_secret();
+    banner(&settings, &database, &jobs, newly);
+
+    if let Some(dir) = settings.mail_dir() {
+        tokio::spawn(mailbox::watch(dir));
+    }
+    let scheduler_secret = secret.clone();
+    tokio::spawn(async move {
+        crons::run(&crons::SystemClock, &jobs, None, |job, at| {
+            let secret = scheduler_secret.clone();
+            async move {
+                // Each run on its own task, as Vercel runs overlapping crons.
+                tokio::spawn(async move {
+                    println!(
+                        "cron {} ({}) firing for {at}",
+                        job.path,
+                        job.schedule.expression()
+                    );
+                    match client::fire_cron(port, &job.path, &secret).await {
+                        Ok(answer) => println!(
+                            "cron {} → {} {}",
+                            job.path,
+                            answer.status.as_u16(),
+                            answer.body
+                        ),
+                        Err(error) => println!("cron {} failed: {error:#}", job.path),
+                    }
+                });
+            }
+        })
+        .await;
+    });
+
+    let served = functions::serve(listener, functions::Functions::new(&settings, pool.clone()));
+    tokio::select! {
+        result = served => result?,
+        _ = tokio::signal::ctrl_c() => println!("\nstopping"),
+    }
+    pool.close().await;
+    database.close();
+    Ok(())
+}
+
+fn banner(
+    settings: &DevSettings,
+    database: &database::Database,
+    jobs: &[crons::CronJob],
+    migrated: usize,
+) {
+    let base = format!("http://127.0.0.1:{}", settings.port);
+    let secret = settings.cron_secret();
+    println!("account-deletion dev server: {base}");
+    println!(
+        "  database   {} ({migrated} migrations applied now)",
+        database.describe()
+    );
+    match settings.mail_dir() {
+        Some(dir) => println!(
+            "  mail       {} (one .eml per message; links printed here)",
+            dir.display()
+        ),
+        None => println!(
+            "  mail       {}",
+            settings
+                .get("MAIL_URL")
+                .map(|u| u.split('@').next_back().unwrap_or("").to_owned())
+                .unwrap_or_default()
+        ),
+    }
+    if settings.generated_cron_secret {
+        println!("  CRON_SECRET {secret} (generated; kept in .dev-data/cron-secret)");
+    } else {
+        println!("  CRON_SECRET from the environment");
+    }
+    for job in jobs {
+        println!(
+            "  cron       {:<34} \"{}\" (UTC), next {}",
+            job.path,
+            job.schedule.expression(),
+            job.schedule.next_after(chrono::Utc::now())
+        );
+    }
+    println!(
+        "  functions  /api/account/delete  /api/account/recover  /api/cron/permanent-delete-users  /api/cron/send-emails"
+    );
+    println!();
+    println!("try:");
+    println!(
+        "  cargo dev seed                                   # a demo user and its session token"
+    );
+    println!("  curl -X POST -H 'Authorization: Bearer <session token>' {base}/api/account/delete");
+    println!(
+        "  curl -H 'Authorization: Bearer {secret}' '{base}/api/cron/permanent-delete-users?dry_run=true'"
+    );
+    println!("  cargo dev cron /api/cron/permanent-delete-users");
+    println!();
+}
+
+async fn applied_versions(pool: &sqlx::PgPool) -> anyhow::Result<Vec<i64>> {
+    let exists: bool = sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    Ok(
+        sqlx::query_scalar("select version from _sqlx_migrations where success order by version")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+async fn cron(path: &str) -> anyhow::Result<()> {
+    let settings = DevSettings::load()?;
+    if !path.starts_with("/api/") {
+        anyhow::bail!("{path:?} is not a function path such as /api/cron/permanent-delete-users");
+    }
+    let answer = client::fire_cron(settings.port, path, &settings.cron_secret()).await?;
+    println!("{}", answer.body);
+    if answer.status.is_success() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("{path} answered {}", answer.status))
+    }
+}
+
+async fn migrate() -> anyhow::Result<()> {
+    let settings = DevSettings::load()?;
+    let url = settings.get("DATABASE_URL").filter(|u| !u.is_empty()).ok_or_else(|| {
+        anyhow::anyhow!("DATABASE_URL is not set: `cargo dev migrate` migrates the database it names (the embedded one is migrated by `cargo dev` itself)")
+    })?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await?;
+    let before = applied_versions(&pool).await?;
+    account_deletion::db::MIGRATOR.run(&pool).await?;
+    let mut applied = 0;
+    for migration in account_deletion::db::MIGRATOR.iter() {
+        if !before.contains(&migration.version) {
+            println!("applied {} {}", migration.version, migration.description);
+            applied += 1;
+        }
+    }
+    println!(
+        "{applied} migration(s) applied, {} already present",
+        before.len()
+    );
+    pool.close().await;
+    Ok(())
+}
+
+async fn seed(email: Option<&str>) -> anyhow::Result<()> {
+    let settings = DevSettings::load()?;
+    let path = match email {
+        Some(email) => format!("/_dev/seed?email={}", encode(email)),
+        None => "/_dev/seed".to_owned(),
+    };
+    let answer = client::call(settings.port, http::Method::POST, &path, &[]).await?;
+    if answer.status != http::StatusCode::CREATED {
+        anyhow::bail!("seed answered {}: {}", answer.status, answer.body);
+    }
+    let created: serde_json::Value = serde_json::from_str(&answer.body)?;
+    let token = created["session_token"].as_str().unwrap_or_default();
+    println!("user     {}", created["email"].as_str().unwrap_or_default());
+    println!("session  {token}");
+    println!();
+    println!("delete the account:");
+    println!(
+        "  curl -i -X POST -H 'Authorization: Bearer {token}' http://127.0.0.1:{}/api/account/delete",
+        settings.port
+    );
+    Ok(())
+}
+
+async fn backdate(email: &str, days: &str) -> anyhow::Result<()> {
+    let settings = DevSettings::load()?;
+    let path = format!(
+        "/_dev/backdate?email={}&days={}",
+        encode(email),
+        encode(days)
+    );
+    let answer = client::call(settings.port, http::Method::POST, &path, &[]).await?;
+    if answer.status != http::StatusCode::OK {
+        anyhow::bail!("backdate answered {}: {}", answer.status, answer.body);
+    }
+    let done: serde_json::Value = serde_json::from_str(&answer.body)?;
+    if done["backdated"] == 0 {
+        anyhow::bail!("no deleted account with email {email}");
+    }
+    println!("{email}: deleted_at is now {days} days ago");
+    Ok(())
+}
+
+fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

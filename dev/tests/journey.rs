@@ -1,0 +1,273 @@
+//! The dev server driven over HTTP through a user's whole journey, and its
+//! embedded database started from nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use account_deletion_dev::mailbox;
+use testkit::http_client::send;
+use testkit::postgres::TestDb;
+
+const DEV: &str = env!("CARGO_BIN_EXE_dev");
+
+/// A project folder of its own (just `vercel.json`), so `.mail/` and
+/// `.dev-data/` of the test never touch the real ones.
+fn project_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "account-deletion-dev-{}-{}",
+        std::process::id(),
+        testkit::free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(root.join("vercel.json"), dir.join("vercel.json")).unwrap();
+    dir
+}
+
+struct DevServer {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl DevServer {
+    async fn start(database_url: Option<&str>, ready_within: Duration) -> Self {
+        let dir = project_dir();
+        let port = testkit::free_port();
+        let mut command = Command::new(DEV);
+        command
+            .current_dir(&dir)
+            .env_remove("DATABASE_URL")
+            .env_remove("CRON_SECRET")
+            .env_remove("MAIL_URL")
+            .env_remove("APP_URL")
+            .env("PORT", port.to_string())
+            .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
+        if let Some(url) = database_url {
+            command.env("DATABASE_URL", url);
+        }
+        let child = command.spawn().unwrap();
+        let server = Self { child, port, dir };
+        let deadline = Instant::now() + ready_within;
+        while send(port, "GET", "/_vercel/ping", &[], b"").await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "dev server not up within {ready_within:?}:\n{}",
+                server.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "{}\n{}",
+            std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default(),
+            std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+        )
+    }
+
+    /// `cargo dev <args>` against this server.
+    fn command(&self, args: &[&str]) -> Output {
+        Command::new(DEV)
+            .current_dir(&self.dir)
+            .env_remove("CRON_SECRET")
+            .env("PORT", self.port.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    async fn wait_for_mail(&self, count: usize) -> Vec<(String, Vec<String>)> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.join(".mail"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            if files.len() >= count {
+                files.sort_by_key(|f| std::fs::metadata(f).unwrap().modified().unwrap());
+                return files
+                    .iter()
+                    .map(|f| mailbox::summarize(&std::fs::read_to_string(f).unwrap()))
+                    .collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} messages in .mail/"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn recovery_link(mail: &(String, Vec<String>)) -> String {
+    mail.1
+        .iter()
+        .find(|l| l.contains("/api/account/recover?token="))
+        .expect("a recovery link")
+        .clone()
+}
+
+#[tokio::test]
+async fn the_whole_journey_over_http_seed_delete_mail_recover_delete_purge() {
+    testkit::postgres::use_migrations(&account_deletion::db::MIGRATOR);
+    let db = TestDb::new().await;
+    let server = DevServer::start(Some(&db.url()), Duration::from_secs(30)).await;
+    let port = server.port;
+
+    // Seed: a demo user with a session.
+    let seeded = stdout(&server.command(&["seed"]));
+    let token = seeded
+        .lines()
+        .find_map(|l| l.strip_prefix("session  "))
+        .expect("a session token")
+        .trim()
+        .to_owned();
+    let email = seeded
+        .lines()
+        .find_map(|l| l.strip_prefix("user     "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let auth = format!("Bearer {token}");
+
+    // Delete.
+    let deleted = send(
+        port,
+        "POST",
+        "/api/account/delete",
+        &[("authorization", &auth)],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted.status, 202, "{}", deleted.body);
+
+    // Open the mail, follow the link, press the button.
+    let mail = server.wait_for_mail(1).await;
+    assert_eq!(mail[0].0, "Your account has been deleted");
+    let link = recovery_link(&mail[0]);
+    let base = format!("http://127.0.0.1:{port}");
+    assert!(link.starts_with(&base), "{link}");
+    let path = link.strip_prefix(&base).unwrap();
+    let page = send(port, "GET", path, &[], b"").await.unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Restore my account"));
+    let form = format!("token={}", link.split("token=").nth(1).unwrap());
+    let restored = send(
+        port,
+        "POST",
+        "/api/account/recover",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.status, 200, "{}", restored.body);
+    assert!(restored.body.contains("restored"));
+    assert_eq!(
+        server.wait_for_mail(2).await[1].0,
+        "Your account has been restored"
+    );
+
+    // Sign in again (the app's job: a new session) and delete again.
+    sqlx::query(
+        "insert into sessions (user_id, token_hash, expires_at)
+         select id, sha256('second-session'::bytea), now() + interval '1 day' from users where email = $1",
+    )
+    .bind(&email)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let again = send(
+        port,
+        "POST",
+        "/api/account/delete",
+        &[("authorization", "Bearer second-session")],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.status, 202, "{}", again.body);
+    server.wait_for_mail(3).await;
+
+    // A month passes; the purge, fired the way Vercel fires it.
+    stdout(&server.command(&["backdate", &email]));
+    let answer = stdout(&server.command(&["cron", "/api/cron/permanent-delete-users"]));
+    let answer: serde_json::Value = serde_json::from_str(answer.trim()).unwrap();
+    assert_eq!(answer["status"], "completed", "{answer}");
+    assert_eq!(answer["deleted"], 1, "{answer}");
+    let left: i64 = sqlx::query_scalar("select count(*) from users where email = $1")
+        .bind(&email)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+
+    // The console told the user about each message (the folder is polled).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let logs = server.logs();
+        if logs.contains("mail: \"Your account has been deleted\"") && logs.contains(&link) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no mail line with the link: {logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_no_database_url_the_embedded_database_serves_everything() {
+    let server = DevServer::start(None, Duration::from_mins(5)).await;
+    let page = send(server.port, "GET", "/api/account/recover?token=x", &[], b"")
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "{}", server.logs());
+    assert!(page.body.contains("invalid or has expired"));
+    let refused = send(
+        server.port,
+        "GET",
+        "/api/cron/permanent-delete-users",
+        &[],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status, 401);
+    let answer = stdout(&server.command(&["cron", "/api/cron/permanent-delete-users"]));
+    let answer: serde_json::Value = serde_json::from_str(answer.trim()).unwrap();
+    assert_eq!(answer["status"], "completed", "{answer}");
+    assert!(
+        server.logs().contains("embedded PostgreSQL"),
+        "{}",
+        server.logs()
+    );
+}

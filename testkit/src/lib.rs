@@ -1,0 +1,21 @@
+//! The test harness shared by the workspace's suites.
+//!
+//! - [`postgres`]: one PostgreSQL server per test run (a throwaway cluster
+//!   unless `DATABASE_URL` is set) and a fresh migrated database per test.
+//! - [`smtp`]: a real SMTP server on loopback that keeps what it receives.
+//! - [`proxy`]: a TCP proxy a test can cut, to make a server unreachable.
+//! - [`http_client`]: one-request HTTP/1.1 client for real processes.
+
+pub mod http_client;
+pub mod postgres;
+pub mod proxy;
+pub mod smtp;
+
+/// A free TCP port on loopback (bound, then released for the caller).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
