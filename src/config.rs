@@ -141,7 +141,9 @@ pub struct PurgeSettings {
 impl Default for PurgeSettings {
     fn default() -> Self {
         Self {
-            batch_size: NonZeroU32::new(1000).expect("non-zero"),
+            // Measured (BENCHMARKS.md): 500 users (3,000 rows with their
+            // children) keep a batch's locks well under 50 ms.
+            batch_size: NonZeroU32::new(500).expect("non-zero"),
             time_budget: Duration::from_secs(240),
             workers: NonZeroU32::new(1).expect("non-zero"),
         }

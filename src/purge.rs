@@ -25,21 +25,38 @@ use tokio::task::JoinSet;
 
 use crate::config::{PurgeSettings, RetentionDays};
 
-/// One batch: claim up to `$2` expired accounts that nobody else holds, then
-/// delete them. The candidates come straight off the partial index on
-/// `deleted_at` with a `LIMIT`: no `ORDER BY`, so no sort of the backlog.
+/// One batch: claim up to `$2` expired accounts at or above the floor `$3`
+/// that nobody else holds, delete them (re-checking the cutoff on the locked
+/// rows), and report how many went and the newest `deleted_at` among them.
+///
+/// The shape is what keeps every batch as cheap as the first:
+/// - `order by deleted_at` is answered by walking the partial index (no sort
+///   node); without it, when many users are expired the planner prefers a
+///   sequential scan, and every batch re-reads all the rows earlier batches
+///   deleted (measured: 4.6× slower than one `DELETE` at 1M accounts).
+/// - The floor starts the walk where the previous batch ended, so the index
+///   entries of rows already deleted (dead until vacuum) are not walked
+///   again by every later batch.
+/// - `id = any(array(…))` makes the delete a primary-key lookup in the custom
+///   and the generic plan alike; a join against the CTE lets a generic plan
+///   (after five executions of the prepared statement) hash-join against
+///   every expired row.
 pub const BATCH_DELETE_SQL: &str = "
 with candidates as (
     select id
     from users
     where deleted_at <= $1
+      and deleted_at >= coalesce($3, '-infinity'::timestamptz)
+    order by deleted_at
     limit $2
     for update skip locked
+), deleted as (
+    delete from users
+    where id = any(array(select id from candidates))
+      and deleted_at <= $1
+    returning deleted_at
 )
-delete from users
-using candidates
-where users.id = candidates.id
-  and users.deleted_at <= $1";
+select count(*), max(deleted_at) from deleted";
 
 /// How long past its time budget a run's lease lasts: room for the last batch
 /// and the answer. After that a run that died is presumed dead.
@@ -79,6 +96,19 @@ pub struct PurgeOutcome {
     pub cutoff: DateTime<Utc>,
     pub batches: u32,
     pub duration: Duration,
+    /// How long each batch transaction took, in the order they finished.
+    pub batch_latencies: Vec<Duration>,
+}
+
+impl PurgeOutcome {
+    /// The slowest batch, the figure that bounds how long rows stay locked.
+    pub fn slowest_batch(&self) -> Duration {
+        self.batch_latencies
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +154,7 @@ pub async fn run(
         deleted = outcome.deleted,
         remaining = outcome.remaining,
         batches = outcome.batches,
+        slowest_batch_ms = outcome.slowest_batch().as_millis() as u64,
         duration_ms = outcome.duration.as_millis() as u64,
         "purge run finished"
     );
@@ -198,6 +229,7 @@ async fn skipped(
         cutoff,
         batches: 0,
         duration: started.elapsed(),
+        batch_latencies: Vec::new(),
     })
 }
 
@@ -230,6 +262,7 @@ async fn count_only(
         cutoff,
         batches: 0,
         duration: started.elapsed(),
+        batch_latencies: Vec::new(),
     })
 }
 
@@ -242,6 +275,22 @@ struct Progress {
     budget_spent: AtomicBool,
     lease_lost: AtomicBool,
     stop: AtomicBool,
+    batch_latencies: std::sync::Mutex<Vec<Duration>>,
+    /// Every candidate below this was deleted or skipped (locked) by a batch.
+    floor: std::sync::Mutex<Option<DateTime<Utc>>>,
+}
+
+impl Progress {
+    fn floor(&self) -> Option<DateTime<Utc>> {
+        *self.floor.lock().expect("no panics while held")
+    }
+
+    fn raise_floor(&self, to: DateTime<Utc>) {
+        let mut floor = self.floor.lock().expect("no panics while held");
+        if floor.is_none_or(|f| f < to) {
+            *floor = Some(to);
+        }
+    }
 }
 
 async fn purge_with_lease(
@@ -305,6 +354,12 @@ async fn purge_with_lease(
         cutoff: lease.cutoff,
         batches: progress.batches.load(Ordering::Relaxed),
         duration: started.elapsed(),
+        batch_latencies: std::mem::take(
+            &mut *progress
+                .batch_latencies
+                .lock()
+                .expect("no panics while held"),
+        ),
     })
 }
 
@@ -319,6 +374,9 @@ async fn worker(
 ) -> Result<(), PurgeError> {
     let batch_size = u64::from(settings.batch_size.get());
     let mut last_batch = Duration::ZERO;
+    // Rows skipped below the floor (locked by a recovery at that moment) get
+    // one more look from the start before this worker stops.
+    let mut from_start = false;
     loop {
         if progress.stop.load(Ordering::Relaxed) {
             return Ok(());
@@ -332,15 +390,24 @@ async fn worker(
             progress.stop.store(true, Ordering::Relaxed);
             return Ok(());
         }
+        let floor = if from_start { None } else { progress.floor() };
         let batch_started = Instant::now();
-        let Some(deleted) = delete_batch(&pool, lease, batch_size).await? else {
+        let Some((deleted, newest)) = delete_batch(&pool, lease, batch_size, floor).await? else {
             progress.lease_lost.store(true, Ordering::Relaxed);
             progress.stop.store(true, Ordering::Relaxed);
             return Ok(());
         };
         last_batch = batch_started.elapsed();
+        if let Some(newest) = newest {
+            progress.raise_floor(newest);
+        }
         progress.deleted.fetch_add(deleted, Ordering::Relaxed);
         progress.batches.fetch_add(1, Ordering::Relaxed);
+        progress
+            .batch_latencies
+            .lock()
+            .expect("no panics while held")
+            .push(last_batch);
         tracing::debug!(
             run_id = lease.run_id,
             deleted,
@@ -348,9 +415,12 @@ async fn worker(
             "purge batch"
         );
         // A short batch means the index had no more unclaimed candidates for
-        // this worker; the others finish their own.
+        // this worker above the floor; the others finish their own.
         if deleted < batch_size {
-            return Ok(());
+            if floor.is_none() {
+                return Ok(());
+            }
+            from_start = true;
         }
     }
 }
@@ -362,20 +432,29 @@ async fn delete_batch(
     pool: &PgPool,
     lease: Lease,
     batch_size: u64,
-) -> Result<Option<u64>, sqlx::Error> {
+    floor: Option<DateTime<Utc>>,
+) -> Result<Option<(u64, Option<DateTime<Utc>>)>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let deleted = sqlx::query(BATCH_DELETE_SQL)
+    // A batch need not wait for its commit to reach disk: if the server
+    // crashed right after, the batch would simply be undone, ledger count
+    // included, and the next run would delete those accounts again. Not
+    // waiting for a WAL flush per batch is what keeps many small batches as
+    // fast as one big DELETE.
+    sqlx::query("set local synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    let (deleted, newest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(BATCH_DELETE_SQL)
         .bind(lease.cutoff)
         .bind(batch_size as i64)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .bind(floor)
+        .fetch_one(&mut *tx)
+        .await?;
     let booked = sqlx::query(
         "update purge_runs set deleted = deleted + $2, batches = batches + 1
          where id = $1 and status = 'running'",
     )
     .bind(lease.run_id)
-    .bind(deleted as i64)
+    .bind(deleted)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -384,7 +463,7 @@ async fn delete_batch(
         return Ok(None);
     }
     tx.commit().await?;
-    Ok(Some(deleted))
+    Ok(Some((deleted as u64, newest)))
 }
 
 /// Best effort: if the database is gone this fails too, and the lease simply

@@ -113,6 +113,7 @@ struct PurgeBody {
     cutoff: String,
     batches: u32,
     duration_ms: u64,
+    slowest_batch_ms: u64,
     run_id: i64,
 }
 
@@ -127,6 +128,7 @@ impl From<&PurgeOutcome> for PurgeBody {
             cutoff: outcome.cutoff.to_rfc3339_opts(SecondsFormat::Micros, true),
             batches: outcome.batches,
             duration_ms: outcome.duration.as_millis() as u64,
+            slowest_batch_ms: outcome.slowest_batch().as_millis() as u64,
             run_id: outcome.run_id,
         }
     }

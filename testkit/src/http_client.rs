@@ -26,12 +26,26 @@ impl HttpResponse {
     }
 }
 
+/// One request, waiting at most 30 s for the answer.
 pub async fn send(
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    send_waiting(port, method, path, headers, body, Duration::from_secs(30)).await
+}
+
+/// One request, waiting at most `patience` for the answer (a purge run may
+/// take minutes).
+pub async fn send_waiting(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    patience: Duration,
 ) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
     let mut head = format!(
@@ -47,9 +61,9 @@ pub async fn send(
     // answer is still there to read.
     let _ = stream.write_all(body).await;
     let mut raw = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+    let read = tokio::time::timeout(patience, stream.read_to_end(&mut raw))
         .await
-        .map_err(|_| std::io::Error::other("no answer within 30 s"))?;
+        .map_err(|_| std::io::Error::other(format!("no answer within {patience:?}")))?;
     if raw.is_empty() {
         read?;
     }

@@ -32,6 +32,20 @@ pub struct Server {
 static SERVER: OnceLock<Server> = OnceLock::new();
 static MIGRATOR: OnceLock<&'static Migrator> = OnceLock::new();
 
+static SETTINGS: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// Server settings (`-c name=value`) that override the test defaults
+/// (durability off) for a throwaway server; benchmarks use it to measure with
+/// production durability. Call before the server starts.
+pub fn use_server_settings(settings: &[(&str, &str)]) {
+    let _ = SETTINGS.set(
+        settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    );
+}
+
 /// Sets the migrations every test database gets; call before the first
 /// [`TestDb::new`] (later calls with another migrator are ignored).
 pub fn use_migrations(migrator: &'static Migrator) {
@@ -81,7 +95,32 @@ impl Server {
         server
     }
 
-    fn template_name(&self) -> String {
+    /// Creates a database, empty or as a copy of `template`.
+    pub async fn create_database(&self, name: &str, template: Option<&str>) {
+        let mut admin = self.admin().await;
+        let sql = match template {
+            Some(template) => format!(r#"create database "{name}" template "{template}""#),
+            None => format!(r#"create database "{name}""#),
+        };
+        admin.execute(sql.as_str()).await.expect("create database");
+    }
+
+    /// Runs one statement on the server's maintenance database.
+    pub async fn execute_admin(&self, sql: &str) {
+        let mut admin = self.admin().await;
+        admin.execute(sql).await.expect("admin statement");
+    }
+
+    pub async fn drop_database(&self, name: &str) {
+        let mut admin = self.admin().await;
+        admin
+            .execute(format!(r#"drop database if exists "{name}" with (force)"#).as_str())
+            .await
+            .expect("drop database");
+    }
+
+    /// The empty, migrated database every test database is cloned from.
+    pub fn template_name(&self) -> String {
         format!("{}_{TEMPLATE}", self.prefix)
     }
 
@@ -274,6 +313,13 @@ async fn start_throwaway_cluster() -> PgConnectOptions {
             "full_page_writes=off",
         ])
         .args(["-c", "max_connections=400", "-c", "shared_buffers=128MB"])
+        .args(
+            SETTINGS
+                .get()
+                .into_iter()
+                .flatten()
+                .flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")]),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

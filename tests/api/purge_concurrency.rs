@@ -187,3 +187,24 @@ async fn a_dry_run_is_never_skipped_by_a_running_purge() {
     assert_eq!(body["status"], "completed");
     assert_eq!(body["remaining"], 2);
 }
+
+#[tokio::test]
+async fn a_row_locked_elsewhere_is_skipped_not_waited_for_and_a_later_run_deletes_it() {
+    let app = PurgeApp::with_env(&[("PURGE_BATCH_SIZE", "10")]).await;
+    let ids = seed_users(app.pool(), 50, Some("31 days")).await;
+    // Another transaction (a recovery in progress, say) holds one account.
+    let mut holder = app.db.connect().await;
+    let mut tx = holder.begin().await.unwrap();
+    sqlx::query("select 1 from users where id = $1 for update")
+        .bind(ids[0])
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let body = app.cron().await.json();
+    assert_eq!(body["deleted"], 49, "{body}");
+    assert_eq!(body["remaining"], 1);
+    tx.rollback().await.unwrap();
+    let body = app.cron().await.json();
+    assert_eq!(body["deleted"], 1, "{body}");
+    assert_eq!(user_count(app.pool()).await, 0);
+}

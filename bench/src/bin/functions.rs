@@ -1,0 +1,347 @@
+//! The function binaries: size, start-up, memory and latency under load.
+//!
+//! ```text
+//! cargo build --release --bins
+//! apt-get install wrk      # the load generator
+//! cargo run --release -p account-deletion-bench --bin functions -- --starts 20 --seconds 10
+//! cargo run --release -p account-deletion-bench --bin functions -- --starts 5 --seconds 3   # quick
+//! ```
+//!
+//! Per binary: the stripped release size; time from process start to the
+//! first answered `/_vercel/ping` and to the first database-backed answer
+//! (median of `--starts` starts); RSS after 10,000 requests. Then, at
+//! concurrency 16 with `wrk`: the cron route (dry run), the recover page,
+//! and the delete route with a fresh, pre-created session per request.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use account_deletion_bench::{arg, median_f64, release_binary};
+use sqlx::PgPool;
+use testkit::http_client::send;
+
+const CRON_SECRET: &str = "benchmark-cron-secret-0123456789";
+const DATABASE: &str = "bench_functions";
+/// A well-formed recovery token the benchmark plants, so the recover page
+/// does its real lookup and renders the button.
+const RECOVERY_TOKEN: &str = "BenchmarkRecoveryToken000000000000000000000";
+
+struct Function {
+    name: &'static str,
+    /// The request whose answer needs the database.
+    db_request: (&'static str, String, Vec<(&'static str, String)>),
+}
+
+struct Running {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(name: &str, env: &[(&str, String)]) -> (Running, Instant) {
+    let port = testkit::free_port();
+    let started = Instant::now();
+    let child = Command::new(release_binary(name))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("VERCEL_DEV_PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the function");
+    (Running { child, port }, started)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let starts: usize = arg("--starts", 5);
+    let seconds: u64 = arg("--seconds", 3);
+    let server = account_deletion_bench::server();
+    server.drop_database(DATABASE).await;
+    server
+        .create_database(DATABASE, Some(&server.template_name()))
+        .await;
+    let url = server.url(DATABASE);
+    let pool = PgPool::connect(&url).await?;
+    seed(&pool, 2 * 200_000).await?;
+
+    let mail_dir = std::env::temp_dir().join(format!("bench-mail-{}", std::process::id()));
+    let env: Vec<(&str, String)> = vec![
+        ("DATABASE_URL", url.clone()),
+        ("CRON_SECRET", CRON_SECRET.to_owned()),
+        ("APP_URL", "https://app.example.test".to_owned()),
+        ("MAIL_URL", format!("file://{}", mail_dir.display())),
+        ("MAIL_FROM", "Bench <no-reply@example.test>".to_owned()),
+        ("REMINDER_DAYS_BEFORE", "0".to_owned()),
+    ];
+    let auth = format!("Bearer {CRON_SECRET}");
+    let functions = [
+        Function {
+            name: "account-delete",
+            db_request: (
+                "POST",
+                "/api/account/delete".into(),
+                vec![("authorization", "Bearer start-probe".into())],
+            ),
+        },
+        Function {
+            name: "account-recover",
+            db_request: (
+                "GET",
+                format!("/api/account/recover?token={RECOVERY_TOKEN}"),
+                vec![],
+            ),
+        },
+        Function {
+            name: "cron-permanent-delete-users",
+            db_request: (
+                "GET",
+                "/api/cron/permanent-delete-users?dry_run=true".into(),
+                vec![("authorization", auth.clone())],
+            ),
+        },
+        Function {
+            name: "cron-send-emails",
+            db_request: (
+                "GET",
+                "/api/cron/send-emails".into(),
+                vec![("authorization", auth.clone())],
+            ),
+        },
+    ];
+
+    println!("\n### Function binaries\n");
+    println!(
+        "| binary | stripped size | ready (ping) | first DB answer | RSS after 10,000 requests |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for function in &functions {
+        let size = std::fs::metadata(release_binary(function.name))?.len();
+        let mut ready = Vec::new();
+        let mut first_db = Vec::new();
+        for _ in 0..starts {
+            let (running, started) = start(function.name, &env);
+            while send(running.port, "GET", "/_vercel/ping", &[], b"")
+                .await
+                .is_err()
+            {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            ready.push(started.elapsed().as_secs_f64() * 1000.0);
+            let (method, path, headers) = &function.db_request;
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let answer = send(running.port, method, path, &headers, b"").await?;
+            first_db.push(started.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(
+                answer.status < 500,
+                "{} answered {}: {}",
+                function.name,
+                answer.status,
+                answer.body
+            );
+        }
+        let rss = rss_after_requests(function, &env).await?;
+        println!(
+            "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} MB |",
+            function.name,
+            size as f64 / 1_000_000.0,
+            median_f64(&ready),
+            median_f64(&first_db),
+            rss as f64 / 1_000_000.0
+        );
+    }
+
+    println!("\n### Latency at concurrency 16 (wrk, {seconds} s)\n");
+    println!("| route | requests/s | p50 ms | p99 ms |");
+    println!("| --- | ---: | ---: | ---: |");
+    let loads = [
+        (
+            "cron-permanent-delete-users",
+            "GET /api/cron/permanent-delete-users?dry_run=true",
+            load_cron(&env, seconds),
+        ),
+        (
+            "account-recover",
+            "GET /api/account/recover (valid link)",
+            load_recover(&env, seconds),
+        ),
+        (
+            "account-delete",
+            "POST /api/account/delete (fresh session each)",
+            load_delete(&env, seconds),
+        ),
+    ];
+    for (_, label, result) in loads {
+        let (rps, p50, p99) = result?;
+        println!("| {label} | {rps:.0} | {p50:.2} | {p99:.2} |");
+    }
+    let _ = std::fs::remove_dir_all(&mail_dir);
+    Ok(())
+}
+
+/// Users with sessions `bench-<thread>-<n>` for the delete load (and the
+/// RSS run), one probe session per start, and a planted recovery link.
+async fn seed(pool: &PgPool, sessions: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "insert into users (email)
+         select 'load' || g || '@bench.test' from generate_series(1, $1) g",
+    )
+    .bind(sessions)
+    .execute(pool)
+    .await?;
+    // Thread t of wrk uses bench-t-1, bench-t-2, …; the RSS run uses rss-n.
+    sqlx::query(
+        "insert into sessions (user_id, token_hash, expires_at)
+         select id,
+                sha256(convert_to(case when n <= $1 / 2 then 'bench-0-' || n
+                                       when n <= $1 * 3 / 4 then 'bench-1-' || (n - $1 / 2)
+                                       else 'rss-' || (n - $1 * 3 / 4) end, 'UTF8')),
+                now() + interval '1 day'
+         from (select id, row_number() over () as n from users) u",
+    )
+    .bind(sessions)
+    .execute(pool)
+    .await?;
+    sqlx::raw_sql(&format!(
+        "with u as (insert into users (email, deleted_at) values ('planted@bench.test', now()) returning id, deleted_at),
+              o as (insert into email_outbox (user_id, kind, recipient, for_deleted_at, status)
+                    select id, 'recovery', 'planted@bench.test', deleted_at, 'sent' from u returning id, user_id, for_deleted_at)
+         insert into recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
+         select user_id, id, sha256(convert_to('{RECOVERY_TOKEN}', 'UTF8')), for_deleted_at from o;"
+    ))
+    .execute(pool)
+    .await?;
+    sqlx::raw_sql("vacuum analyze").execute(pool).await?;
+    Ok(())
+}
+
+async fn rss_after_requests(function: &Function, env: &[(&str, String)]) -> anyhow::Result<u64> {
+    let (running, _) = start(function.name, env);
+    while send(running.port, "GET", "/_vercel/ping", &[], b"")
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    for n in 1..=10_000 {
+        let (method, path, headers) = &function.db_request;
+        let session;
+        let mut headers: Vec<(&str, &str)> =
+            headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if function.name == "account-delete" {
+            session = format!("Bearer rss-{n}");
+            headers = vec![("authorization", session.as_str())];
+        }
+        send(running.port, method, path, &headers, b"").await?;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", running.child.id()))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    Ok(kb * 1000)
+}
+
+fn wrk(port: u16, path: &str, seconds: u64, extra: &[&str]) -> anyhow::Result<(f64, f64, f64)> {
+    let output = Command::new("wrk")
+        .args(["-t2", "-c16", "--latency", "-d"])
+        .arg(format!("{seconds}s"))
+        .args(extra)
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run wrk ({e}); apt-get install wrk"))?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let value = |prefix: &str| -> Option<f64> {
+        let line = text.lines().find(|l| l.trim_start().starts_with(prefix))?;
+        let raw = line.trim_start().trim_start_matches(prefix).trim();
+        parse_duration_ms(raw).or_else(|| raw.parse().ok())
+    };
+    anyhow::ensure!(!text.contains("Non-2xx"), "wrk saw error answers:\n{text}");
+    Ok((
+        value("Requests/sec:").unwrap_or(0.0),
+        value("50%").unwrap_or(f64::NAN),
+        value("99%").unwrap_or(f64::NAN),
+    ))
+}
+
+fn parse_duration_ms(raw: &str) -> Option<f64> {
+    for (suffix, factor) in [("us", 0.001), ("ms", 1.0), ("s", 1000.0)] {
+        if let Some(number) = raw.strip_suffix(suffix) {
+            return number.parse::<f64>().ok().map(|n| n * factor);
+        }
+    }
+    None
+}
+
+async fn ready(name: &str, env: &[(&str, String)]) -> Running {
+    let (running, _) = start(name, env);
+    while send(running.port, "GET", "/_vercel/ping", &[], b"")
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    running
+}
+
+fn load_cron(env: &[(&str, String)], seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
+    let runtime = tokio::runtime::Handle::current();
+    let running =
+        tokio::task::block_in_place(|| runtime.block_on(ready("cron-permanent-delete-users", env)));
+    let header = format!("Authorization: Bearer {CRON_SECRET}");
+    wrk(
+        running.port,
+        "/api/cron/permanent-delete-users?dry_run=true",
+        seconds,
+        &["-H", &header],
+    )
+}
+
+fn load_recover(env: &[(&str, String)], seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
+    let runtime = tokio::runtime::Handle::current();
+    let running = tokio::task::block_in_place(|| runtime.block_on(ready("account-recover", env)));
+    wrk(
+        running.port,
+        &format!("/api/account/recover?token={RECOVERY_TOKEN}"),
+        seconds,
+        &[],
+    )
+}
+
+fn load_delete(env: &[(&str, String)], seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
+    let runtime = tokio::runtime::Handle::current();
+    let running = tokio::task::block_in_place(|| runtime.block_on(ready("account-delete", env)));
+    let script = std::env::temp_dir().join(format!("bench-delete-{}.lua", std::process::id()));
+    std::fs::write(
+        &script,
+        r#"
+local threads = 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "/api/account/delete",
+    { ["Authorization"] = "Bearer bench-" .. id .. "-" .. counter }, "")
+end
+"#,
+    )?;
+    let result = wrk(
+        running.port,
+        "/api/account/delete",
+        seconds,
+        &["-s", script.to_str().unwrap()],
+    );
+    let _ = std::fs::remove_file(&script);
+    result
+}

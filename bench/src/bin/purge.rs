@@ -1,0 +1,441 @@
+//! Purge throughput against PostgreSQL's own limit, and how gently it runs.
+//!
+//! ```text
+//! cargo build --release --bins
+//! cargo run --release -p account-deletion-bench --bin purge -- --expired 1000000 --runs 3
+//! cargo run --release -p account-deletion-bench --bin purge -- --expired 20000 --runs 1   # quick
+//! ```
+//!
+//! One template database holds `--expired` expired and as many active users,
+//! with five child rows each across two app tables (`ON DELETE CASCADE`,
+//! indexed). Every measured run gets an identical copy. Variants, alternating
+//! within each round: (a) the single `DELETE` Prisma's `deleteMany` sends,
+//! (b) our purge through the library with 1, 2 and 4 workers, (c) our purge
+//! through the real function binary over HTTP. During (a) and (b, 1 worker)
+//! four connections run single-row `UPDATE`s on active users; their latency
+//! is the "gentleness" figure. Prints a Markdown report; writes the chart of
+//! batch latency to `--chart` (default `bench/purge-batches.svg`).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use account_deletion::config::{PurgeSettings, RetentionDays};
+use account_deletion_bench::{arg, median_f64, ms, percentile, release_binary};
+use sqlx::{Connection, PgConnection, PgPool};
+
+const CRON_SECRET: &str = "benchmark-cron-secret-0123456789";
+const DATA_TEMPLATE: &str = "bench_purge_data";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Variant {
+    SingleDelete,
+    Library(u32),
+    Http,
+}
+
+impl Variant {
+    fn label(self) -> String {
+        match self {
+            Self::SingleDelete => "(a) single DELETE".to_owned(),
+            Self::Library(w) => format!("(b) library, {w} worker{}", if w == 1 { "" } else { "s" }),
+            Self::Http => "(c) function over HTTP".to_owned(),
+        }
+    }
+}
+
+struct Measurement {
+    variant: Variant,
+    seconds: f64,
+    deleted: u64,
+    batches: Vec<Duration>,
+    updates: Vec<Duration>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let expired: i64 = arg("--expired", 20_000);
+    let runs: usize = arg("--runs", 1);
+    let chart: String = arg("--chart", "bench/purge-batches.svg".to_owned());
+    let server = account_deletion_bench::server();
+
+    let started = Instant::now();
+    build_template(server, expired).await?;
+    eprintln!(
+        "template: {expired} expired + {expired} active users, 5 child rows each, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let variants = [
+        Variant::SingleDelete,
+        Variant::Library(1),
+        Variant::Http,
+        Variant::Library(2),
+        Variant::Library(4),
+    ];
+    let mut results: Vec<Measurement> = Vec::new();
+    for round in 0..runs {
+        for variant in variants {
+            let name = format!("bench_run_{round}_{}", results.len());
+            // A file copy: seconds for gigabytes, where a WAL-logged copy
+            // would take minutes with fsync on.
+            server
+                .execute_admin(&format!(
+                    r#"create database "{name}" template "{DATA_TEMPLATE}" strategy file_copy"#
+                ))
+                .await;
+            let measurement = measure(server, &name, variant).await?;
+            assert_eq!(
+                measurement.deleted, expired as u64,
+                "{variant:?} deleted every expired account"
+            );
+            eprintln!(
+                "round {round}: {:<26} {:>8.2} s  {:>9.0} rows/s",
+                variant.label(),
+                measurement.seconds,
+                measurement.deleted as f64 / measurement.seconds
+            );
+            server.drop_database(&name).await;
+            results.push(measurement);
+        }
+    }
+    report(&results, expired, runs, &chart)?;
+    Ok(())
+}
+
+async fn build_template(server: &testkit::postgres::Server, expired: i64) -> anyhow::Result<()> {
+    server.drop_database(DATA_TEMPLATE).await;
+    server
+        .create_database(DATA_TEMPLATE, Some(&server.template_name()))
+        .await;
+    let mut conn = PgConnection::connect_with(&server.options(DATA_TEMPLATE)).await?;
+    // Deleted accounts are spread over the heap and over a year of
+    // deletion dates, as in a real user base: index order is not heap order.
+    sqlx::query(
+        "insert into users (email, created_at, deleted_at)
+         select 'user' || g || '@bench.test', now() - interval '2 years',
+                case when g % 2 = 0 then now() - interval '31 days' - random() * interval '365 days' end
+         from generate_series(1, 2 * $1) g",
+    )
+    .bind(expired)
+    .execute(&mut conn)
+    .await?;
+    sqlx::raw_sql(
+        "create table orders (
+             id bigint generated always as identity primary key,
+             user_id uuid not null,
+             total_cents integer not null,
+             created_at timestamptz not null default now()
+         );
+         create table notes (
+             id bigint generated always as identity primary key,
+             user_id uuid not null,
+             body text not null,
+             created_at timestamptz not null default now()
+         );
+         insert into orders (user_id, total_cents) select id, 1999 from users, generate_series(1, 3);
+         insert into notes (user_id, body) select id, 'a note about this account' from users, generate_series(1, 2);
+         create index orders_user_id_idx on orders (user_id);
+         create index notes_user_id_idx on notes (user_id);
+         alter table orders add constraint orders_user_id_fkey foreign key (user_id) references users (id) on delete cascade;
+         alter table notes add constraint notes_user_id_fkey foreign key (user_id) references users (id) on delete cascade;",
+    )
+    .execute(&mut conn)
+    .await?;
+    // Each on its own: neither runs inside a transaction block.
+    sqlx::raw_sql("vacuum analyze").execute(&mut conn).await?;
+    sqlx::raw_sql("checkpoint").execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+async fn measure(
+    server: &testkit::postgres::Server,
+    database: &str,
+    variant: Variant,
+) -> anyhow::Result<Measurement> {
+    let options = server.options(database);
+    // Warm the cache the same way for every variant.
+    let pool = PgPool::connect_with(options.clone()).await?;
+    sqlx::raw_sql(
+        "select count(*) from users; select count(*) from orders; select count(*) from notes;",
+    )
+    .execute(&pool)
+    .await?;
+    let active: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "select id from users where deleted_at is null order by random() limit 10000",
+    )
+    .fetch_all(&pool)
+    .await?;
+    pool.close().await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let updaters = if matches!(variant, Variant::SingleDelete | Variant::Library(1)) {
+        let mut tasks = Vec::new();
+        for i in 0..4 {
+            let mut conn = PgConnection::connect_with(&options).await?;
+            let (stop, ids) = (stop.clone(), active.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut k = i * 7919;
+                while !stop.load(Ordering::Relaxed) {
+                    let id = ids[k % ids.len()];
+                    k += 13;
+                    let t = Instant::now();
+                    sqlx::query("update users set email = email where id = $1")
+                        .bind(id)
+                        .execute(&mut conn)
+                        .await
+                        .expect("update");
+                    latencies.push(t.elapsed());
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                latencies
+            }));
+        }
+        tasks
+    } else {
+        Vec::new()
+    };
+
+    let started = Instant::now();
+    let (deleted, batches) = match variant {
+        Variant::SingleDelete => {
+            let mut conn = PgConnection::connect_with(&options).await?;
+            // Exactly what `prisma.user.deleteMany({ where: { deletedAt: { lte: cutoff } } })` sends.
+            let deleted = sqlx::query(r#"DELETE FROM "users" WHERE "deleted_at" <= $1"#)
+                .bind(chrono_cutoff(&mut conn).await?)
+                .execute(&mut conn)
+                .await?
+                .rows_affected();
+            (deleted, Vec::new())
+        }
+        Variant::Library(workers) => {
+            let settings = PurgeSettings {
+                time_budget: Duration::from_hours(1),
+                workers: NonZeroU32::new(workers).unwrap(),
+                ..PurgeSettings::default()
+            };
+            let pool = account_deletion::db::lazy_pool(options.clone(), workers + 1);
+            let mut deleted = 0;
+            let mut batches = Vec::new();
+            loop {
+                let outcome =
+                    account_deletion::purge::run(&pool, RetentionDays::DEFAULT, settings, false)
+                        .await?;
+                deleted += outcome.deleted;
+                batches.extend(outcome.batch_latencies);
+                if outcome.remaining == 0 {
+                    break;
+                }
+            }
+            pool.close().await;
+            (deleted, batches)
+        }
+        Variant::Http => {
+            let url = server.url(database);
+            http_purge(&url).await?
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut updates = Vec::new();
+    for task in updaters {
+        updates.extend(task.await?);
+    }
+    Ok(Measurement {
+        variant,
+        seconds,
+        deleted,
+        batches,
+        updates,
+    })
+}
+
+async fn chrono_cutoff(
+    conn: &mut PgConnection,
+) -> anyhow::Result<sqlx::types::chrono::DateTime<sqlx::types::chrono::Utc>> {
+    Ok(sqlx::query_scalar("select now() - interval '30 days'")
+        .fetch_one(conn)
+        .await?)
+}
+
+/// The release binary, called the way Vercel Cron calls it, repeated while it
+/// answers `partial`.
+async fn http_purge(database_url: &str) -> anyhow::Result<(u64, Vec<Duration>)> {
+    let port = testkit::free_port();
+    let mut child = std::process::Command::new(release_binary("cron-permanent-delete-users"))
+        .env_clear()
+        .env("VERCEL_DEV_PORT", port.to_string())
+        .env("DATABASE_URL", database_url)
+        .env("CRON_SECRET", CRON_SECRET)
+        .env("PURGE_TIME_BUDGET_SECS", "780")
+        .env(
+            "PURGE_BATCH_SIZE",
+            PurgeSettings::default().batch_size.to_string(),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    while testkit::http_client::send(port, "GET", "/_vercel/ping", &[], b"")
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let auth = format!("Bearer {CRON_SECRET}");
+    let mut deleted = 0;
+    loop {
+        let answer = testkit::http_client::send_waiting(
+            port,
+            "GET",
+            "/api/cron/permanent-delete-users",
+            &[("authorization", &auth), ("user-agent", "vercel-cron/1.0")],
+            b"",
+            Duration::from_mins(15),
+        )
+        .await?;
+        anyhow::ensure!(
+            answer.status == 200,
+            "purge answered {}: {}",
+            answer.status,
+            answer.body
+        );
+        let body = answer.json();
+        deleted += body["deleted"].as_u64().unwrap_or(0);
+        if body["status"] != "partial" {
+            break;
+        }
+    }
+    child.kill()?;
+    child.wait()?;
+    Ok((deleted, Vec::new()))
+}
+
+fn report(results: &[Measurement], expired: i64, runs: usize, chart: &str) -> anyhow::Result<()> {
+    let median_seconds = |variant: Variant| {
+        median_f64(
+            &results
+                .iter()
+                .filter(|m| m.variant == variant)
+                .map(|m| m.seconds)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let limit = median_seconds(Variant::SingleDelete);
+    println!(
+        "\n### Purge throughput: {expired} expired + {expired} active users, 5 child rows each (median of {runs})\n"
+    );
+    println!("| variant | seconds | rows/s | ÷ (a) |");
+    println!("| --- | ---: | ---: | ---: |");
+    for variant in [
+        Variant::SingleDelete,
+        Variant::Library(1),
+        Variant::Library(2),
+        Variant::Library(4),
+        Variant::Http,
+    ] {
+        let s = median_seconds(variant);
+        println!(
+            "| {} | {s:.2} | {:.0} | {:.2} |",
+            variant.label(),
+            expired as f64 / s,
+            s / limit
+        );
+    }
+
+    println!(
+        "\n### Batch latency ({} users per batch)\n",
+        PurgeSettings::default().batch_size
+    );
+    println!("| variant | batches | p50 ms | p99 ms | max ms | last tenth ÷ first tenth |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for workers in [1, 2, 4] {
+        let runs: Vec<&Measurement> = results
+            .iter()
+            .filter(|m| m.variant == Variant::Library(workers))
+            .collect();
+        let all: Vec<Duration> = runs
+            .iter()
+            .flat_map(|m| m.batches.iter().copied())
+            .collect();
+        let drift = median_f64(
+            &runs
+                .iter()
+                .map(|m| tenth_ratio(&m.batches))
+                .collect::<Vec<_>>(),
+        );
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {drift:.2} |",
+            Variant::Library(workers).label(),
+            all.len() / runs.len().max(1),
+            ms(percentile(&all, 50.0)),
+            ms(percentile(&all, 99.0)),
+            ms(percentile(&all, 100.0)),
+        );
+    }
+
+    println!("\n### Concurrent single-row UPDATEs on active users (4 connections)\n");
+    println!("| while | updates | p50 ms | p99 ms | max ms |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for variant in [Variant::SingleDelete, Variant::Library(1)] {
+        let all: Vec<Duration> = results
+            .iter()
+            .filter(|m| m.variant == variant)
+            .flat_map(|m| m.updates.iter().copied())
+            .collect();
+        println!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} |",
+            variant.label(),
+            all.len(),
+            ms(percentile(&all, 50.0)),
+            ms(percentile(&all, 99.0)),
+            ms(percentile(&all, 100.0)),
+        );
+    }
+
+    if let Some(first) = results.iter().find(|m| m.variant == Variant::Library(1)) {
+        draw_chart(&first.batches, chart)?;
+        println!("\nChart of batch latency over one purge (1 worker): `{chart}`");
+    }
+    Ok(())
+}
+
+/// Mean of the last tenth of batches over the mean of the first tenth.
+fn tenth_ratio(batches: &[Duration]) -> f64 {
+    let tenth = (batches.len() / 10).max(1);
+    if batches.len() < 2 * tenth {
+        return 1.0;
+    }
+    let mean = |s: &[Duration]| s.iter().map(|d| d.as_secs_f64()).sum::<f64>() / s.len() as f64;
+    mean(&batches[batches.len() - tenth..]) / mean(&batches[..tenth])
+}
+
+fn draw_chart(batches: &[Duration], path: &str) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    let points: Vec<(f64, f64)> = batches
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i as f64, ms(*d)))
+        .collect();
+    let max_ms = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Purge batch latency ({} users per batch, 1 worker)",
+                PurgeSettings::default().batch_size
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0.0..points.len().max(1) as f64, 0.0..max_ms)?;
+    chart.configure_mesh().x_desc("batch").y_desc("ms").draw()?;
+    chart.draw_series(points.iter().map(|p| Circle::new(*p, 1, BLUE.filled())))?;
+    root.present()?;
+    Ok(())
+}
