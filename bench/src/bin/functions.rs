@@ -116,47 +116,7 @@ async fn main() -> anyhow::Result<()> {
         },
     ];
 
-    println!("\n### Function binaries\n");
-    println!(
-        "| binary | stripped size | ready (ping) | first DB answer | RSS after 10,000 requests |"
-    );
-    println!("| --- | ---: | ---: | ---: | ---: |");
-    for function in &functions {
-        let size = std::fs::metadata(release_binary(function.name))?.len();
-        let mut ready = Vec::new();
-        let mut first_db = Vec::new();
-        for _ in 0..starts {
-            let (running, started) = start(function.name, &env);
-            while send(running.port, "GET", "/_vercel/ping", &[], b"")
-                .await
-                .is_err()
-            {
-                tokio::time::sleep(Duration::from_micros(200)).await;
-            }
-            ready.push(started.elapsed().as_secs_f64() * 1000.0);
-            let (method, path, headers) = &function.db_request;
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let answer = send(running.port, method, path, &headers, b"").await?;
-            first_db.push(started.elapsed().as_secs_f64() * 1000.0);
-            anyhow::ensure!(
-                answer.status < 500,
-                "{} answered {}: {}",
-                function.name,
-                answer.status,
-                answer.body
-            );
-        }
-        let rss = rss_after_requests(function, &env).await?;
-        println!(
-            "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} MB |",
-            function.name,
-            size as f64 / 1_000_000.0,
-            median_f64(&ready),
-            median_f64(&first_db),
-            rss as f64 / 1_000_000.0
-        );
-    }
+    report_binaries(&functions, &env, starts).await?;
 
     println!("\n### Latency at concurrency 16 (wrk, {seconds} s)\n");
     println!("| route | requests/s | p50 ms | p99 ms |");
@@ -183,6 +143,57 @@ async fn main() -> anyhow::Result<()> {
         println!("| {label} | {rps:.0} | {p50:.2} | {p99:.2} |");
     }
     let _ = std::fs::remove_dir_all(&mail_dir);
+    Ok(())
+}
+
+/// Size, start-up and memory of each binary.
+async fn report_binaries(
+    functions: &[Function],
+    env: &[(&str, String)],
+    starts: usize,
+) -> anyhow::Result<()> {
+    println!("\n### Function binaries\n");
+    println!(
+        "| binary | stripped size | ready (ping) | first DB answer | RSS after 10,000 requests |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for function in functions {
+        let size = std::fs::metadata(release_binary(function.name))?.len();
+        let mut ready = Vec::new();
+        let mut first_db = Vec::new();
+        for _ in 0..starts {
+            let (running, started) = start(function.name, env);
+            while send(running.port, "GET", "/_vercel/ping", &[], b"")
+                .await
+                .is_err()
+            {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+            ready.push(started.elapsed().as_secs_f64() * 1000.0);
+            let (method, path, headers) = &function.db_request;
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let answer = send(running.port, method, path, &headers, b"").await?;
+            first_db.push(started.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(
+                answer.status < 500,
+                "{} answered {}: {}",
+                function.name,
+                answer.status,
+                answer.body
+            );
+        }
+        let rss = rss_after_requests(function, env).await?;
+        println!(
+            "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} MB |",
+            function.name,
+            size as f64 / 1_000_000.0,
+            median_f64(&ready),
+            median_f64(&first_db),
+            rss as f64 / 1_000_000.0
+        );
+    }
+
     Ok(())
 }
 
