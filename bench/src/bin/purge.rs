@@ -191,7 +191,7 @@ async fn measure(
     pool.close().await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let updaters = if matches!(variant, Variant::SingleDelete | Variant::Library(1)) {
+    let update_streams = if matches!(variant, Variant::SingleDelete | Variant::Library(1)) {
         let mut tasks = Vec::new();
         for i in 0..4 {
             let mut conn = PgConnection::connect_with(&options).await?;
@@ -261,7 +261,7 @@ async fn measure(
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let mut updates = Vec::new();
-    for task in updaters {
+    for task in update_streams {
         updates.extend(task.await?);
     }
     Ok(Measurement {
@@ -428,7 +428,7 @@ fn tenth_ratio(batches: &[Duration]) -> f64 {
     if batches.len() < 2 * tenth {
         return 1.0;
     }
-    let mean = |s: &[Duration]| s.iter().map(|d| d.as_secs_f64()).sum::<f64>() / s.len() as f64;
+    let mean = |s: &[Duration]| s.iter().map(Duration::as_secs_f64).sum::<f64>() / s.len() as f64;
     mean(&batches[batches.len() - tenth..]) / mean(&batches[..tenth])
 }
 
