@@ -3,13 +3,13 @@
 //! ```text
 //! cargo build --release --bins
 //! apt-get install wrk      # the load generator
-//! cargo run --release -p account-deletion-bench --bin functions -- --starts 20 --seconds 10
-//! cargo run --release -p account-deletion-bench --bin functions -- --starts 5 --seconds 3   # quick
+//! cargo run --release -p account-deletion-bench --bin functions -- --starts 10 --seconds 10
+//! cargo run --release -p account-deletion-bench --bin functions -- --starts 3 --seconds 3 --sessions 40000 --rss-requests 2000   # quick
 //! ```
 //!
 //! Per binary: the stripped release size; time from process start to the
 //! first answered `/_vercel/ping` and to the first database-backed answer
-//! (median of `--starts` starts); RSS after 10,000 requests. Then, at
+//! (median of `--starts` starts); RSS after `--rss-requests` (10,000) requests. Then, at
 //! concurrency 16 with `wrk`: the cron route (dry run), the recover page,
 //! and the delete route with a fresh, pre-created session per request.
 
@@ -62,6 +62,9 @@ fn start(name: &str, env: &[(&str, String)]) -> (Running, Instant) {
 async fn main() -> anyhow::Result<()> {
     let starts: usize = arg("--starts", 5);
     let seconds: u64 = arg("--seconds", 3);
+    // Sessions for the delete load: each request uses up one.
+    let sessions: i64 = arg("--sessions", 400_000);
+    let rss_requests: usize = arg("--rss-requests", 10_000);
     let server = account_deletion_bench::server();
     server.drop_database(DATABASE).await;
     server
@@ -69,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
         .await;
     let url = server.url(DATABASE);
     let pool = PgPool::connect(&url).await?;
-    seed(&pool, 2 * 200_000).await?;
+    seed(&pool, sessions).await?;
 
     let mail_dir = std::env::temp_dir().join(format!("bench-mail-{}", std::process::id()));
     let env: Vec<(&str, String)> = vec![
@@ -116,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
         },
     ];
 
-    report_binaries(&functions, &env, starts).await?;
+    report_binaries(&functions, &env, starts, rss_requests).await?;
 
     println!("\n### Latency at concurrency 16 (wrk, {seconds} s)\n");
     println!("| route | requests/s | p50 ms | p99 ms |");
@@ -151,10 +154,11 @@ async fn report_binaries(
     functions: &[Function],
     env: &[(&str, String)],
     starts: usize,
+    rss_requests: usize,
 ) -> anyhow::Result<()> {
     println!("\n### Function binaries\n");
     println!(
-        "| binary | stripped size | ready (ping) | first DB answer | RSS after 10,000 requests |"
+        "| binary | stripped size | ready (ping) | first DB answer | RSS after {rss_requests} requests |"
     );
     println!("| --- | ---: | ---: | ---: | ---: |");
     for function in functions {
@@ -183,7 +187,7 @@ async fn report_binaries(
                 answer.body
             );
         }
-        let rss = rss_after_requests(function, env).await?;
+        let rss = rss_after_requests(function, env, rss_requests).await?;
         println!(
             "| {} | {:.1} MB | {:.1} ms | {:.1} ms | {:.1} MB |",
             function.name,
@@ -233,7 +237,11 @@ async fn seed(pool: &PgPool, sessions: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn rss_after_requests(function: &Function, env: &[(&str, String)]) -> anyhow::Result<u64> {
+async fn rss_after_requests(
+    function: &Function,
+    env: &[(&str, String)],
+    requests: usize,
+) -> anyhow::Result<u64> {
     let (running, _) = start(function.name, env);
     while send(running.port, "GET", "/_vercel/ping", &[], b"")
         .await
@@ -241,7 +249,7 @@ async fn rss_after_requests(function: &Function, env: &[(&str, String)]) -> anyh
     {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    for n in 1..=10_000 {
+    for n in 1..=requests {
         let (method, path, headers) = &function.db_request;
         let session;
         let mut headers: Vec<(&str, &str)> =
