@@ -284,8 +284,16 @@ async fn chrono_cutoff(
 /// The release binary, called the way Vercel Cron calls it, repeated while it
 /// answers `partial`.
 async fn http_purge(database_url: &str) -> anyhow::Result<(u64, Vec<Duration>)> {
+    /// Stops the function however this run ends (an error included).
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let port = testkit::free_port();
-    let mut child = std::process::Command::new(release_binary("cron-permanent-delete-users"))
+    let child = std::process::Command::new(release_binary("cron-permanent-delete-users"))
         .env_clear()
         .env("VERCEL_DEV_PORT", port.to_string())
         .env("DATABASE_URL", database_url)
@@ -298,6 +306,7 @@ async fn http_purge(database_url: &str) -> anyhow::Result<(u64, Vec<Duration>)> 
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()?;
+    let _stop = Stop(child);
     while testkit::http_client::send(port, "GET", "/_vercel/ping", &[], b"")
         .await
         .is_err()
@@ -328,8 +337,6 @@ async fn http_purge(database_url: &str) -> anyhow::Result<(u64, Vec<Duration>)> 
             break;
         }
     }
-    child.kill()?;
-    child.wait()?;
     Ok((deleted, Vec::new()))
 }
 
