@@ -10,10 +10,10 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::accounts;
-use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
+use crate::config::{AccountConfig, ConfigErrors};
 use crate::cors::AllowedOrigins;
 use crate::outbox;
-use crate::routes::Configured;
+use crate::routes::{AccountState, Configured};
 use crate::tokens::SessionToken;
 use crate::web::{ApiError, Background, Request, Response, json, method_not_allowed};
 
@@ -21,14 +21,7 @@ const ALLOWED: &[Method] = &[Method::OPTIONS, Method::POST];
 
 #[derive(Clone)]
 pub struct DeleteAccount {
-    state: Configured<Ready>,
-}
-
-struct Ready {
-    pool: PgPool,
-    retention: RetentionDays,
-    mail: MailConfig,
-    cors: AllowedOrigins,
+    state: Configured<AccountState>,
 }
 
 impl DeleteAccount {
@@ -40,32 +33,17 @@ impl DeleteAccount {
     /// The route with a pool of its own, sized for one function instance.
     #[must_use]
     pub fn new(config: Result<AccountConfig, ConfigErrors>) -> Self {
-        let pool = config
-            .as_ref()
-            .ok()
-            .map(|config| crate::db::lazy_pool(config.database.clone(), 5));
-        Self::build(config, pool)
+        Self {
+            state: AccountState::configured("account-delete", config, None),
+        }
     }
 
     /// The route on a pool the host shares between routes (the dev server's
     /// embedded database takes a single connection).
     #[must_use]
     pub fn with_pool(config: Result<AccountConfig, ConfigErrors>, pool: PgPool) -> Self {
-        Self::build(config, Some(pool))
-    }
-
-    fn build(config: Result<AccountConfig, ConfigErrors>, pool: Option<PgPool>) -> Self {
-        let state = config.map(|config| {
-            let pool = pool.expect("a pool accompanies every valid configuration");
-            Ready {
-                pool,
-                retention: config.retention,
-                mail: config.mail,
-                cors: config.cors,
-            }
-        });
         Self {
-            state: Configured::new("account-delete", state),
+            state: AccountState::configured("account-delete", config, Some(pool)),
         }
     }
 
@@ -82,7 +60,7 @@ impl DeleteAccount {
         response
     }
 
-    async fn respond(ready: &Ready, request: Request) -> Result<Response, ApiError> {
+    async fn respond(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
         if request.method() == Method::OPTIONS {
             let origin = AllowedOrigins::origin_of(request.headers());
             return Ok(ready.cors.preflight(origin.as_ref(), "OPTIONS, POST"));

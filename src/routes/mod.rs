@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Method};
 
-use crate::config::ConfigErrors;
+use sqlx::PgPool;
+
+use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
+use crate::cors::AllowedOrigins;
 use crate::cron_secret::CronSecret;
 use crate::web::{ApiError, method_not_allowed};
 
@@ -65,4 +68,30 @@ pub(crate) fn authorize_cron(
         return Err(ApiError::Unauthorized);
     }
     Ok(())
+}
+
+/// What the two account routes (delete, recover) hold once configured.
+pub(crate) struct AccountState {
+    pub(crate) pool: PgPool,
+    pub(crate) retention: RetentionDays,
+    pub(crate) mail: MailConfig,
+    pub(crate) cors: AllowedOrigins,
+}
+
+impl AccountState {
+    /// The route's state on `pool`, or on a pool of its own sized for one
+    /// function instance when the host shares none.
+    pub(crate) fn configured(
+        name: &'static str,
+        config: Result<AccountConfig, ConfigErrors>,
+        pool: Option<PgPool>,
+    ) -> Configured<Self> {
+        let state = config.map(|config| Self {
+            pool: pool.unwrap_or_else(|| crate::db::lazy_pool(config.database.clone(), 5)),
+            retention: config.retention,
+            mail: config.mail,
+            cors: config.cors,
+        });
+        Configured::new(name, state)
+    }
 }

@@ -8,10 +8,10 @@ use http::{Method, StatusCode};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
+use crate::config::{AccountConfig, ConfigErrors};
 use crate::cors::AllowedOrigins;
 use crate::html::{escape, page};
-use crate::routes::Configured;
+use crate::routes::{AccountState, Configured};
 use crate::tokens::RecoveryToken;
 use crate::web::{ApiError, Background, Request, Response, json, method_not_allowed};
 use crate::{accounts, outbox, rate_limit};
@@ -20,14 +20,7 @@ const ALLOWED: &[Method] = &[Method::GET, Method::OPTIONS, Method::POST];
 
 #[derive(Clone)]
 pub struct RecoverAccount {
-    state: Configured<Ready>,
-}
-
-struct Ready {
-    pool: PgPool,
-    retention: RetentionDays,
-    mail: MailConfig,
-    cors: AllowedOrigins,
+    state: Configured<AccountState>,
 }
 
 /// The one answer for every token that cannot restore an account, whatever
@@ -53,32 +46,17 @@ impl RecoverAccount {
     /// The route with a pool of its own, sized for one function instance.
     #[must_use]
     pub fn new(config: Result<AccountConfig, ConfigErrors>) -> Self {
-        let pool = config
-            .as_ref()
-            .ok()
-            .map(|config| crate::db::lazy_pool(config.database.clone(), 5));
-        Self::build(config, pool)
+        Self {
+            state: AccountState::configured("account-recover", config, None),
+        }
     }
 
     /// The route on a pool the host shares between routes (the dev server's
     /// embedded database takes a single connection).
     #[must_use]
     pub fn with_pool(config: Result<AccountConfig, ConfigErrors>, pool: PgPool) -> Self {
-        Self::build(config, Some(pool))
-    }
-
-    fn build(config: Result<AccountConfig, ConfigErrors>, pool: Option<PgPool>) -> Self {
-        let state = config.map(|config| {
-            let pool = pool.expect("a pool accompanies every valid configuration");
-            Ready {
-                pool,
-                retention: config.retention,
-                mail: config.mail,
-                cors: config.cors,
-            }
-        });
         Self {
-            state: Configured::new("account-recover", state),
+            state: AccountState::configured("account-recover", config, Some(pool)),
         }
     }
 
@@ -95,7 +73,7 @@ impl RecoverAccount {
         response
     }
 
-    async fn respond(ready: &Ready, request: Request) -> Result<Response, ApiError> {
+    async fn respond(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
         match *request.method() {
             Method::OPTIONS => {
                 let origin = AllowedOrigins::origin_of(request.headers());
@@ -109,7 +87,7 @@ impl RecoverAccount {
 
     /// GET: explains and offers a button; never consumes the token (mail
     /// scanners follow links).
-    async fn page(ready: &Ready, request: &Request) -> Result<Response, ApiError> {
+    async fn page(ready: &AccountState, request: &Request) -> Result<Response, ApiError> {
         let token = query_token(request.uri().query()).and_then(|raw| RecoveryToken::parse(&raw));
         let purge_after = match &token {
             Some(token) => accounts::recoverable_until(&ready.pool, token, ready.retention)
@@ -125,7 +103,7 @@ impl RecoverAccount {
     }
 
     /// POST: restores the account, atomically with consuming the token.
-    async fn restore(ready: &Ready, request: Request) -> Result<Response, ApiError> {
+    async fn restore(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
         let client = rate_limit::client_key(request.headers());
         if let Some(retry_after_seconds) = rate_limit::retry_after(&ready.pool, &client)
             .await
