@@ -18,60 +18,64 @@ pub struct Deletion {
     pub email: PendingEmail,
 }
 
-/// Soft-deletes the session's user, in one transaction: `deleted_at = now()`,
-/// every session revoked, older recovery tokens revoked, a new one created
-/// (only its hash stored) and the recovery email queued. `None` when the
-/// session is missing, expired, or its user already deleted.
+/// Soft-deletes the session's user: `deleted_at = now()`, every session
+/// revoked, older recovery tokens revoked and older link emails superseded,
+/// a new token created (only its hash stored) and the recovery email queued.
+/// `None` when the session is missing, expired, or its user already deleted.
+///
+/// All of it is one statement, so it is atomic without a transaction block
+/// and costs one round trip: the user's row is locked only for as long as
+/// the statement runs. Two deletes of one account serialize on that row; the
+/// second re-checks `deleted_at is null` on the updated row, finds it
+/// deleted and changes nothing (401).
 pub async fn delete(
     pool: &PgPool,
     session: &SessionToken,
     retention: RetentionDays,
 ) -> Result<Option<Deletion>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    // Locking the user serializes concurrent deletes of one account: the
-    // second sees it deleted (its session gone) and answers 401.
-    let user: Option<(Uuid, String)> = sqlx::query_as(
-        "select u.id, u.email
-         from sessions s
-         join users u on u.id = s.user_id
-         where s.token_hash = $1 and s.expires_at > now() and u.deleted_at is null
-         for update of u",
+    let token = RecoveryToken::generate();
+    let deleted: Option<(Uuid, String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "with deleted as (
+             update users u set deleted_at = now()
+             from sessions s
+             where s.token_hash = $1 and s.expires_at > now()
+               and u.id = s.user_id and u.deleted_at is null
+             returning u.id, u.email, u.deleted_at
+         ), signed_out as (
+             delete from sessions where user_id in (select id from deleted)
+         ), revoked as (
+             update recovery_tokens set revoked_at = now()
+             where user_id in (select id from deleted) and used_at is null and revoked_at is null
+         ), superseded as (
+             update email_outbox set status = 'superseded', claimed_until = null
+             where user_id in (select id from deleted)
+               and status = 'pending' and kind in ('recovery', 'reminder')
+         ), queued as (
+             insert into email_outbox (user_id, kind, recipient, for_deleted_at, attempts, claimed_until)
+             select id, 'recovery', email, deleted_at, 1, now() + make_interval(secs => $4)
+             from deleted
+             returning id, user_id, for_deleted_at
+         ), token as (
+             insert into recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
+             select user_id, id, $3, for_deleted_at from queued
+         )
+         select q.id, d.email, d.deleted_at, d.deleted_at + make_interval(days => $2)
+         from deleted d join queued q on q.user_id = d.id",
     )
     .bind(session.hash().as_slice())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((user_id, email)) = user else {
-        return Ok(None);
-    };
-    let (deleted_at, purge_after): (DateTime<Utc>, DateTime<Utc>) = sqlx::query_as(
-        "update users set deleted_at = now() where id = $1
-         returning deleted_at, deleted_at + make_interval(days => $2)",
-    )
-    .bind(user_id)
     .bind(retention.days())
-    .fetch_one(&mut *tx)
+    .bind(token.hash().as_slice())
+    .bind(outbox::CLAIM_SECONDS)
+    .fetch_optional(pool)
     .await?;
-    sqlx::query("delete from sessions where user_id = $1")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    revoke_tokens(&mut tx, user_id).await?;
-    let pending = outbox::queue(
-        &mut tx,
-        user_id,
-        EmailKind::Recovery,
-        &email,
-        Some(deleted_at),
+    Ok(
+        deleted.map(|(outbox_id, email, deleted_at, purge_after)| Deletion {
+            deleted_at,
+            purge_after,
+            email: PendingEmail::first_attempt(outbox_id, EmailKind::Recovery, email)
+                .with_link(token, purge_after),
+        }),
     )
-    .await?;
-    let token = RecoveryToken::generate();
-    outbox::insert_token(&mut tx, user_id, pending.id, &token, deleted_at).await?;
-    tx.commit().await?;
-    Ok(Some(Deletion {
-        deleted_at,
-        purge_after,
-        email: pending.with_link(token, purge_after),
-    }))
 }
 
 /// When the account a valid recovery token can restore will be purged;

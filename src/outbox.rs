@@ -24,7 +24,7 @@ use crate::tokens::RecoveryToken;
 
 /// How long a sender holds a row before another may take it over: well past
 /// the SMTP timeout.
-const CLAIM_SECONDS: f64 = 120.0;
+pub(crate) const CLAIM_SECONDS: f64 = 120.0;
 /// After this many failed attempts a row is given up on (`failed`).
 const MAX_ATTEMPTS: i32 = 8;
 /// Rows claimed per round of the sweep, sent concurrently.
@@ -72,6 +72,17 @@ pub struct PendingEmail {
 }
 
 impl PendingEmail {
+    /// An email its caller just queued, claimed for the first attempt.
+    pub(crate) fn first_attempt(id: Uuid, kind: EmailKind, recipient: String) -> Self {
+        Self {
+            id,
+            kind,
+            recipient,
+            attempt: 1,
+            link: None,
+        }
+    }
+
     /// The first attempt of a recovery email whose token the caller holds.
     pub(crate) fn with_link(mut self, token: RecoveryToken, purge_after: DateTime<Utc>) -> Self {
         self.link = Some((token, purge_after));
@@ -102,13 +113,7 @@ pub(crate) async fn queue(
     .bind(CLAIM_SECONDS)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(PendingEmail {
-        id,
-        kind,
-        recipient: recipient.to_owned(),
-        attempt: 1,
-        link: None,
-    })
+    Ok(PendingEmail::first_attempt(id, kind, recipient.to_owned()))
 }
 
 /// Cancels the user's unsent recovery and reminder emails (the account was
@@ -288,7 +293,7 @@ async fn mint_link(
     Ok(Some((token, purge_after)))
 }
 
-pub(crate) async fn insert_token(
+async fn insert_token(
     conn: &mut PgConnection,
     user_id: Uuid,
     outbox_id: Uuid,

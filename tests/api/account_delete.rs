@@ -185,3 +185,63 @@ async fn concurrent_deletes_with_one_session_delete_once() {
         .unwrap();
     assert_eq!(emails, 1);
 }
+
+#[tokio::test]
+async fn deletes_from_two_sessions_queued_on_the_locked_user_delete_once() {
+    let app = AccountApp::new().await;
+    let (user_id, first) = app.user_with_session().await;
+    app.add_session(user_id, "second-session", "1 day").await;
+    // Hold the user's row so both deletes queue on it and the second one
+    // must re-check the row the first one changed.
+    let mut holder = app.pool().begin().await.unwrap();
+    sqlx::query("select 1 from users where id = $1 for update")
+        .bind(user_id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let deletes = tokio::spawn({
+        let app_delete = app.delete.clone();
+        async move {
+            let call = |session: String| {
+                let route = app_delete.clone();
+                async move {
+                    let auth = format!("Bearer {session}");
+                    read(
+                        route
+                            .handle(request(
+                                Method::POST,
+                                PATH,
+                                &[("authorization", &auth)],
+                                b"",
+                            ))
+                            .await,
+                    )
+                    .await
+                    .status
+                }
+            };
+            tokio::join!(call(first), call("second-session".to_owned()))
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count(
+        app.pool(),
+        "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()",
+    )
+    .await
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "the deletes never queued on the lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    holder.commit().await.unwrap();
+    let (a, b) = deletes.await.unwrap();
+    let mut statuses = [a, b];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::ACCEPTED, StatusCode::UNAUTHORIZED]);
+    let user = format!("'{user_id}'");
+    for (table, expected) in [("email_outbox", 1), ("recovery_tokens", 1), ("sessions", 0)] {
+        let sql = format!("select count(*) from {table} where user_id = {user}");
+        assert_eq!(count(app.pool(), &sql).await, expected, "{table}");
+    }
+}
