@@ -11,9 +11,10 @@
 //!   batch workers never pick the same row.
 //! - The `DELETE` re-checks `deleted_at <= cutoff` on the locked row version:
 //!   an account recovered after the candidates were read stays.
-//! - Each batch also records its count on the run's ledger row in the same
-//!   transaction, and only while the run still holds the lease; the ledger is
-//!   therefore exact even if the function is killed mid-run.
+//! - Each batch also records its count on the ledger in the same transaction
+//!   (on its worker's row of `purge_run_workers`), and only while the run
+//!   still holds the lease; the ledger is therefore exact even if the
+//!   function is killed mid-run.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -25,9 +26,15 @@ use tokio::task::JoinSet;
 
 use crate::config::{PurgeSettings, RetentionDays};
 
+mod batch_size;
+use batch_size::BatchSize;
+
 /// One batch: claim up to `$2` expired accounts at or above the floor `$3`
 /// that nobody else holds, delete them (re-checking the cutoff on the locked
-/// rows), and report how many went and the newest `deleted_at` among them.
+/// rows), book them on the ledger row of worker `$5` of run `$4` if the run
+/// still holds the lease, and report whether it did, how many went and the
+/// newest `deleted_at` among them. One statement, so a batch is three round
+/// trips (`BEGIN`, this, `COMMIT`).
 ///
 /// The shape is what keeps every batch as cheap as the first:
 /// - `order by deleted_at` is answered by walking the partial index (no sort
@@ -37,13 +44,21 @@ use crate::config::{PurgeSettings, RetentionDays};
 /// - The floor starts the walk where the previous batch ended, so the index
 ///   entries of rows already deleted (dead until vacuum) are not walked
 ///   again by every later batch.
-/// - `id = any(array(…))` makes the delete a primary-key lookup in the custom
-///   and the generic plan alike; a join against the CTE lets a generic plan
-///   (after five executions of the prepared statement) hash-join against
-///   every expired row.
+/// - The delete finds the locked rows by `ctid = any(array(…))`, a TID scan
+///   straight to the row version the lock is on: no second index descent per
+///   row, and no join a generic plan (after five executions of the prepared
+///   statement) could turn into a hash join against every expired row. The
+///   lock keeps the row version, so its `ctid` cannot change in between.
+/// - Each worker books on its own row, and holds the run's row only `for
+///   share`: parallel workers never wait for each other's commits, and a
+///   run cannot be marked abandoned while one of its batches is in flight.
+/// - The commit does not wait for its WAL flush (`synchronous_commit` off,
+///   for this transaction only): if the server crashed right after, the
+///   batch would simply be undone, ledger count included, and the next run
+///   would delete those accounts again.
 pub const BATCH_DELETE_SQL: &str = "
 with candidates as (
-    select id
+    select ctid
     from users
     where deleted_at <= $1
       and deleted_at >= coalesce($3, '-infinity'::timestamptz)
@@ -52,11 +67,32 @@ with candidates as (
     for update skip locked
 ), deleted as (
     delete from users
-    where id = any(array(select id from candidates))
+    where ctid = any(array(select ctid from candidates))
       and deleted_at <= $1
     returning deleted_at
+), tally as (
+    select count(*) as n, max(deleted_at) as newest from deleted
+), lease as (
+    select id from purge_runs where id = $4 and status = 'running' for share
+), booked as (
+    insert into purge_run_workers as w (run_id, worker, deleted, batches)
+    select lease.id, $5, tally.n, 1 from lease, tally
+    on conflict (run_id, worker) do update
+        set deleted = w.deleted + excluded.deleted, batches = w.batches + 1
+    returning run_id
 )
-select count(*), max(deleted_at) from deleted";
+select exists (select 1 from booked), tally.n, tally.newest,
+       set_config('synchronous_commit', 'off', true)
+from tally";
+
+/// `set` clause of a run that ends: its totals, summed from the rows its
+/// workers booked their batches on.
+macro_rules! set_totals {
+    () => {
+        "deleted = (select coalesce(sum(w.deleted), 0) from purge_run_workers w where w.run_id = purge_runs.id),
+         batches = (select coalesce(sum(w.batches), 0) from purge_run_workers w where w.run_id = purge_runs.id)"
+    };
+}
 
 /// How long past its time budget a run's lease lasts: room for the last batch
 /// and the answer. After that a run that died is presumed dead.
@@ -176,11 +212,12 @@ async fn claim(
 ) -> Result<Option<Lease>, sqlx::Error> {
     // A run whose lease has passed died without finishing (the function was
     // killed); record that, and free the purge for this run.
-    sqlx::query(
+    sqlx::query(concat!(
         "update purge_runs
-         set status = 'abandoned', finished_at = now(), lease_expires_at = null
-         where status = 'running' and lease_expires_at < now()",
-    )
+         set status = 'abandoned', finished_at = now(), lease_expires_at = null, ",
+        set_totals!(),
+        " where status = 'running' and lease_expires_at < now()"
+    ))
     .execute(pool)
     .await?;
 
@@ -285,6 +322,16 @@ impl Progress {
         *self.floor.lock().expect("no panics while held")
     }
 
+    /// Next batches walk the index from its start again.
+    fn lower_floor_to_start(&self) {
+        *self.floor.lock().expect("no panics while held") = None;
+    }
+
+    /// The run stopped before the index was walked to its end.
+    fn cut_short(&self) -> bool {
+        self.budget_spent.load(Ordering::Relaxed) || self.lease_lost.load(Ordering::Relaxed)
+    }
+
     fn raise_floor(&self, to: DateTime<Utc>) {
         let mut floor = self.floor.lock().expect("no panics while held");
         if floor.is_none_or(|f| f < to) {
@@ -300,45 +347,38 @@ async fn purge_with_lease(
     started: Instant,
 ) -> Result<PurgeOutcome, PurgeError> {
     let progress = Arc::new(Progress::default());
-    let mut workers = JoinSet::new();
-    for _ in 0..settings.workers.get() {
-        workers.spawn(worker(
-            pool.clone(),
-            lease,
-            settings,
-            started,
-            Arc::clone(&progress),
-        ));
-    }
-    let mut failure = None;
-    while let Some(joined) = workers.join_next().await {
-        let result = joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
-        if let Err(error) = result {
-            progress.stop.store(true, Ordering::Relaxed);
-            failure.get_or_insert(error);
+    let mut remaining = None;
+    // The first pass walks the index once, from old deletions to new. Rows
+    // it skipped because a transaction held them at that moment (a recovery
+    // in flight) lie below where it ended; only if the count says some are
+    // left does a second pass look again from the start. Walking back over
+    // the index entries of everything just deleted (dead until vacuum) is
+    // slow, so it is not part of every run.
+    for pass in 0..2 {
+        if pass > 0 {
+            if remaining == Some(0) || progress.cut_short() {
+                break;
+            }
+            progress.lower_floor_to_start();
         }
+        if let Err(error) = run_workers(pool, lease, settings, started, &progress).await {
+            record_failure(pool, lease, &error).await;
+            return Err(error);
+        }
+        remaining = Some(count_expired(pool, lease.cutoff).await?);
     }
-    if let Some(error) = failure {
-        record_failure(pool, lease, &error).await;
-        return Err(error);
-    }
-
-    let remaining: i64 = sqlx::query_scalar("select count(*) from users where deleted_at <= $1")
-        .bind(lease.cutoff)
-        .fetch_one(pool)
-        .await?;
-    let cut_short = progress.budget_spent.load(Ordering::Relaxed)
-        || progress.lease_lost.load(Ordering::Relaxed);
-    let status = if remaining > 0 && cut_short {
+    let remaining = remaining.expect("the first pass always runs");
+    let status = if remaining > 0 && progress.cut_short() {
         PurgeStatus::Partial
     } else {
         PurgeStatus::Completed
     };
-    sqlx::query(
+    sqlx::query(concat!(
         "update purge_runs
-         set status = $2, remaining = $3, finished_at = now(), lease_expires_at = null
-         where id = $1 and status = 'running'",
-    )
+         set status = $2, remaining = $3, finished_at = now(), lease_expires_at = null, ",
+        set_totals!(),
+        " where id = $1 and status = 'running'"
+    ))
     .bind(lease.run_id)
     .bind(status.as_str())
     .bind(remaining)
@@ -363,20 +403,56 @@ async fn purge_with_lease(
     })
 }
 
+/// Runs `settings.workers` batch workers to the end of the index (from the
+/// progress floor), the budget or the first error.
+async fn run_workers(
+    pool: &PgPool,
+    lease: Lease,
+    settings: PurgeSettings,
+    started: Instant,
+    progress: &Arc<Progress>,
+) -> Result<(), PurgeError> {
+    let mut workers = JoinSet::new();
+    for id in 0..settings.workers.get() {
+        workers.spawn(worker(
+            pool.clone(),
+            lease,
+            id,
+            settings,
+            started,
+            Arc::clone(progress),
+        ));
+    }
+    let mut failure = None;
+    while let Some(joined) = workers.join_next().await {
+        let result = joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        if let Err(error) = result {
+            progress.stop.store(true, Ordering::Relaxed);
+            failure.get_or_insert(error);
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+async fn count_expired(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from users where deleted_at <= $1")
+        .bind(cutoff)
+        .fetch_one(pool)
+        .await
+}
+
 /// Runs batches until none are left for this worker, the budget is spent or
 /// another worker stops the run.
 async fn worker(
     pool: PgPool,
     lease: Lease,
+    id: u32,
     settings: PurgeSettings,
     started: Instant,
     progress: Arc<Progress>,
 ) -> Result<(), PurgeError> {
-    let batch_size = u64::from(settings.batch_size.get());
+    let mut batch_size = BatchSize::new(settings.batch_size, settings.batch_target);
     let mut last_batch = Duration::ZERO;
-    // Rows skipped below the floor (locked by a recovery at that moment) get
-    // one more look from the start before this worker stops.
-    let mut from_start = false;
     loop {
         if progress.stop.load(Ordering::Relaxed) {
             return Ok(());
@@ -390,14 +466,20 @@ async fn worker(
             progress.stop.store(true, Ordering::Relaxed);
             return Ok(());
         }
-        let floor = if from_start { None } else { progress.floor() };
-        let batch_started = Instant::now();
-        let Some((deleted, newest)) = delete_batch(&pool, lease, batch_size, floor).await? else {
+        let floor = progress.floor();
+        let size = batch_size.next();
+        let Some(Batch {
+            deleted,
+            newest,
+            took,
+        }) = delete_batch(&pool, lease, id, size, floor).await?
+        else {
             progress.lease_lost.store(true, Ordering::Relaxed);
             progress.stop.store(true, Ordering::Relaxed);
             return Ok(());
         };
-        last_batch = batch_started.elapsed();
+        last_batch = took;
+        batch_size.record(deleted, last_batch);
         if let Some(newest) = newest {
             progress.raise_floor(newest);
         }
@@ -411,18 +493,27 @@ async fn worker(
         tracing::debug!(
             run_id = lease.run_id,
             deleted,
+            next_size = batch_size.next(),
             batch_ms = last_batch.as_millis() as u64,
             "purge batch"
         );
         // A short batch means the index had no more unclaimed candidates for
         // this worker above the floor; the others finish their own.
-        if deleted < batch_size {
-            if floor.is_none() {
-                return Ok(());
-            }
-            from_start = true;
+        if deleted < u64::from(size) {
+            return Ok(());
         }
     }
+}
+
+/// A batch that committed.
+struct Batch {
+    deleted: u64,
+    /// The newest `deleted_at` it deleted; where the next batch starts.
+    newest: Option<DateTime<Utc>>,
+    /// From `BEGIN` to the end of `COMMIT`: how long its rows were locked.
+    /// Waiting for a pool connection (opening it, on a run's first batch)
+    /// locks nothing and is not counted.
+    took: Duration,
 }
 
 /// Deletes one batch and books it on the ledger, in one transaction.
@@ -431,49 +522,43 @@ async fn worker(
 async fn delete_batch(
     pool: &PgPool,
     lease: Lease,
-    batch_size: u64,
+    worker: u32,
+    batch_size: u32,
     floor: Option<DateTime<Utc>>,
-) -> Result<Option<(u64, Option<DateTime<Utc>>)>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    // A batch need not wait for its commit to reach disk: if the server
-    // crashed right after, the batch would simply be undone, ledger count
-    // included, and the next run would delete those accounts again. Not
-    // waiting for a WAL flush per batch is what keeps many small batches as
-    // fast as one big DELETE.
-    sqlx::query("set local synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
-    let (deleted, newest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(BATCH_DELETE_SQL)
-        .bind(lease.cutoff)
-        .bind(batch_size as i64)
-        .bind(floor)
-        .fetch_one(&mut *tx)
-        .await?;
-    let booked = sqlx::query(
-        "update purge_runs set deleted = deleted + $2, batches = batches + 1
-         where id = $1 and status = 'running'",
-    )
-    .bind(lease.run_id)
-    .bind(deleted)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if booked == 0 {
+) -> Result<Option<Batch>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let started = Instant::now();
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let (booked, deleted, newest, _): (bool, i64, Option<DateTime<Utc>>, String) =
+        sqlx::query_as(BATCH_DELETE_SQL)
+            .bind(lease.cutoff)
+            .bind(i64::from(batch_size))
+            .bind(floor)
+            .bind(lease.run_id)
+            .bind(worker.cast_signed())
+            .fetch_one(&mut *tx)
+            .await?;
+    if !booked {
         tx.rollback().await?;
         return Ok(None);
     }
     tx.commit().await?;
-    Ok(Some((deleted as u64, newest)))
+    Ok(Some(Batch {
+        deleted: deleted as u64,
+        newest,
+        took: started.elapsed(),
+    }))
 }
 
 /// Best effort: if the database is gone this fails too, and the lease simply
 /// expires; the next run then records the run as abandoned.
 async fn record_failure(pool: &PgPool, lease: Lease, error: &PurgeError) {
-    let recorded = sqlx::query(
+    let recorded = sqlx::query(concat!(
         "update purge_runs
-         set status = 'failed', error_code = $2, finished_at = now(), lease_expires_at = null
-         where id = $1 and status = 'running'",
-    )
+         set status = 'failed', error_code = $2, finished_at = now(), lease_expires_at = null, ",
+        set_totals!(),
+        " where id = $1 and status = 'running'"
+    ))
     .bind(lease.run_id)
     .bind(error.code())
     .execute(pool)

@@ -65,3 +65,39 @@ async fn parallel_batch_workers_delete_every_expired_account_once() {
     assert!(body["batches"].as_u64().unwrap() >= 25);
     assert_eq!(user_count(&db.pool).await, 500);
 }
+
+#[tokio::test]
+async fn batches_start_small_and_grow_towards_the_target_unless_sizing_is_off() {
+    let db = TestDb::new().await;
+    let purge = |extra: &'static [(&'static str, &'static str)]| {
+        let route = PurgeUsers::new(cron_config(&db.url(), extra));
+        async move {
+            read(route.handle(cron_request(Method::GET, "")).await)
+                .await
+                .json()
+        }
+    };
+
+    seed_users(&db.pool, 3_000, Some("31 days")).await;
+    let fixed = purge(&[
+        ("PURGE_BATCH_SIZE", "1000"),
+        ("PURGE_BATCH_TARGET_MS", "0"),
+        ("PURGE_WORKERS", "1"),
+    ])
+    .await;
+    assert_eq!(fixed["deleted"], 3_000);
+    // Three full batches, then the one that finds nothing left.
+    assert_eq!(fixed["batches"], 4, "{fixed}");
+
+    seed_users(&db.pool, 3_000, Some("31 days")).await;
+    let sized = purge(&[
+        ("PURGE_BATCH_SIZE", "1000"),
+        ("PURGE_BATCH_TARGET_MS", "10000"),
+        ("PURGE_WORKERS", "1"),
+    ])
+    .await;
+    assert_eq!(sized["deleted"], 3_000);
+    // 50, 100, 200, 400, 800, 1000, then the 450 left: a run on an unknown
+    // schema starts with a short lock and doubles from there.
+    assert_eq!(sized["batches"], 7, "{sized}");
+}

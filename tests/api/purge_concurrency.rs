@@ -151,7 +151,15 @@ async fn a_run_that_died_holding_the_purge_is_marked_abandoned_once_its_lease_pa
     assert_eq!(body["remaining"], 5);
     assert_eq!(user_count(app.pool()).await, 5);
 
-    // The holder died: its lease passes, and the next run takes over.
+    // The holder died after its two workers had committed three batches;
+    // its lease passes, and the next run takes over.
+    sqlx::query(
+        "insert into purge_run_workers (run_id, worker, deleted, batches)
+         select id, w, 10 * w, w from purge_runs, (values (1), (2)) as v (w) where status = 'running'",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
     sqlx::query("update purge_runs set lease_expires_at = now() - interval '1 second' where status = 'running'")
         .execute(app.pool())
         .await
@@ -159,13 +167,15 @@ async fn a_run_that_died_holding_the_purge_is_marked_abandoned_once_its_lease_pa
     let body = app.cron().await.json();
     assert_eq!(body["status"], "completed");
     assert_eq!(body["deleted"], 5);
+    let abandoned: Vec<(i64, i32)> =
+        sqlx::query_as("select deleted, batches from purge_runs where status = 'abandoned'")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
     assert_eq!(
-        count(
-            app.pool(),
-            "select count(*) from purge_runs where status = 'abandoned'"
-        )
-        .await,
-        1
+        abandoned,
+        [(30, 3)],
+        "what the dead run committed is on its ledger row"
     );
 }
 
@@ -206,5 +216,63 @@ async fn a_row_locked_elsewhere_is_skipped_not_waited_for_and_a_later_run_delete
     tx.rollback().await.unwrap();
     let body = app.cron().await.json();
     assert_eq!(body["deleted"], 1, "{body}");
+    assert_eq!(user_count(app.pool()).await, 0);
+}
+
+#[tokio::test]
+async fn a_row_released_after_the_walk_passed_it_is_deleted_by_the_same_run() {
+    let app =
+        PurgeApp::with_env(&[("PURGE_BATCH_SIZE", "10"), ("PURGE_BATCH_TARGET_MS", "0")]).await;
+    let ids = seed_users(app.pool(), 3_000, Some("31 days")).await;
+    // The oldest deletion: the first row the walk reaches.
+    sqlx::query("update users set deleted_at = now() - interval '60 days' where id = $1")
+        .bind(ids[0])
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let mut holder = app.db.connect().await;
+    let mut tx = holder.begin().await.unwrap();
+    sqlx::query("select 1 from users where id = $1 for update")
+        .bind(ids[0])
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let run = tokio::spawn({
+        let route =
+            app.another_instance(&[("PURGE_BATCH_SIZE", "10"), ("PURGE_BATCH_TARGET_MS", "0")]);
+        async move {
+            read(route.handle(cron_request(Method::GET, "")).await)
+                .await
+                .json()
+        }
+    });
+    // Release the row once the first batches have walked past it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(
+        app.pool(),
+        "select coalesce(sum(deleted), 0)::bigint from purge_run_workers",
+    )
+    .await
+        < 20
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the purge never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    tx.rollback().await.unwrap();
+    let deleted_at_release = count(
+        app.pool(),
+        "select coalesce(sum(deleted), 0)::bigint from purge_run_workers",
+    )
+    .await;
+    let body = run.await.unwrap();
+    assert!(
+        deleted_at_release < 2_999,
+        "released while the first pass was still walking"
+    );
+    assert_eq!(body["deleted"], 3_000, "{body}");
+    assert_eq!(body["remaining"], 0, "{body}");
     assert_eq!(user_count(app.pool()).await, 0);
 }

@@ -192,7 +192,8 @@ async fn every_run_is_written_to_the_ledger_without_personal_data() {
     assert_eq!(
         rows,
         vec![
-            ("completed".to_owned(), false, 4, Some(0), 1, true, None),
+            // Two batches: one per default worker, one of them empty.
+            ("completed".to_owned(), false, 4, Some(0), 2, true, None),
             ("completed".to_owned(), true, 0, Some(0), 0, true, None),
         ]
     );

@@ -61,6 +61,8 @@ async fn batch_plans(db: &TestDb) -> Vec<(&'static str, String)> {
                 .bind(cutoff)
                 .bind(500_i64)
                 .bind(floor)
+                .bind(1_i64)
+                .bind(0_i32)
                 .fetch_all(&mut conn)
                 .await
                 .unwrap();
@@ -84,8 +86,8 @@ fn assert_walks_the_index(mode: &str, plan: &str) {
         "{mode}: no sequential scan:\n{plan}"
     );
     assert!(
-        !plan.contains("Hash Join"),
-        "{mode}: the delete is a key lookup:\n{plan}"
+        !plan.contains("Hash Join") && plan.contains("Tid Scan on users"),
+        "{mode}: the delete goes straight to the locked rows (TID scan):\n{plan}"
     );
 }
 
