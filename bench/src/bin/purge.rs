@@ -11,10 +11,12 @@
 //! indexed). Every measured run gets an identical copy. Variants, alternating
 //! within each round: (a) the single `DELETE` Prisma's `deleteMany` sends,
 //! (b) our purge through the library with 1, 2 and 4 workers, (c) our purge
-//! through the real function binary over HTTP. During (a) and (b, 1 worker)
-//! four connections run single-row `UPDATE`s on active users; their latency
-//! is the "gentleness" figure. Prints a Markdown report; writes the chart of
-//! batch latency to `--chart` (default `bench/purge-batches.svg`).
+//! through the real function binary over HTTP (1 worker). During every
+//! variant four connections run single-row `UPDATE`s on active users; their
+//! latency is the "gentleness" figure. Prints a Markdown report; writes the
+//! chart of batch latency to `--chart` (default `bench/purge-batches.svg`).
+//! With `DATABASE_URL` set, the data template is kept between runs of the
+//! same scale.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -51,6 +53,8 @@ struct Measurement {
     deleted: u64,
     batches: Vec<Duration>,
     updates: Vec<Duration>,
+    /// With `--vacuum`: the `VACUUM` the purge left behind, timed after it.
+    vacuum_seconds: Option<f64>,
 }
 
 #[tokio::main]
@@ -105,10 +109,14 @@ async fn main() -> anyhow::Result<()> {
                 "{variant:?} deleted every expired account"
             );
             eprintln!(
-                "round {round}: {:<26} {:>8.2} s  {:>9.0} rows/s",
+                "round {round}: {:<26} {:>8.2} s  {:>9.0} rows/s{}",
                 variant.label(),
                 measurement.seconds,
-                measurement.deleted as f64 / measurement.seconds
+                measurement.deleted as f64 / measurement.seconds,
+                measurement
+                    .vacuum_seconds
+                    .map(|v| format!("  then VACUUM {v:.2} s"))
+                    .unwrap_or_default()
             );
             server.drop_database(&name).await;
             results.push(measurement);
@@ -118,7 +126,27 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds the data template, or keeps the one a previous run on the same
+/// server (`DATABASE_URL`) built for this scale and these migrations.
 async fn build_template(server: &testkit::postgres::Server, expired: i64) -> anyhow::Result<()> {
+    let schema = account_deletion::db::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or_default();
+    let label = format!("bench data: expired={expired} schema={schema}");
+    let mut admin = PgConnection::connect_with(&server.options("postgres")).await?;
+    let existing: Option<String> = sqlx::query_scalar(
+        "select shobj_description(oid, 'pg_database') from pg_database where datname = $1",
+    )
+    .bind(DATA_TEMPLATE)
+    .fetch_optional(&mut admin)
+    .await?
+    .flatten();
+    if existing.as_deref() == Some(label.as_str()) {
+        eprintln!("template: reusing {DATA_TEMPLATE} ({label})");
+        return Ok(());
+    }
     server.drop_database(DATA_TEMPLATE).await;
     server
         .create_database(DATA_TEMPLATE, Some(&server.template_name()))
@@ -167,6 +195,11 @@ async fn build_template(server: &testkit::postgres::Server, expired: i64) -> any
     sqlx::raw_sql("vacuum analyze").execute(&mut conn).await?;
     sqlx::raw_sql("checkpoint").execute(&mut conn).await?;
     conn.close().await?;
+    sqlx::query(&format!(
+        r#"comment on database "{DATA_TEMPLATE}" is '{label}'"#
+    ))
+    .execute(&mut admin)
+    .await?;
     Ok(())
 }
 
@@ -191,33 +224,7 @@ async fn measure(
     pool.close().await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let update_streams = if matches!(variant, Variant::SingleDelete | Variant::Library(1)) {
-        let mut tasks = Vec::new();
-        for i in 0..4 {
-            let mut conn = PgConnection::connect_with(&options).await?;
-            let (stop, ids) = (stop.clone(), active.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut k = i * 7919;
-                while !stop.load(Ordering::Relaxed) {
-                    let id = ids[k % ids.len()];
-                    k += 13;
-                    let t = Instant::now();
-                    sqlx::query("update users set email = email where id = $1")
-                        .bind(id)
-                        .execute(&mut conn)
-                        .await
-                        .expect("update");
-                    latencies.push(t.elapsed());
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                latencies
-            }));
-        }
-        tasks
-    } else {
-        Vec::new()
-    };
+    let update_streams = start_update_streams(&options, &active, &stop).await?;
 
     let started = Instant::now();
     let (deleted, batches) = match variant {
@@ -235,7 +242,7 @@ async fn measure(
             let settings = PurgeSettings {
                 time_budget: Duration::from_hours(1),
                 workers: NonZeroU32::new(workers).unwrap(),
-                ..PurgeSettings::default()
+                ..batch_settings()
             };
             let pool = account_deletion::db::lazy_pool(options.clone(), workers + 1);
             let mut deleted = 0;
@@ -264,13 +271,63 @@ async fn measure(
     for task in update_streams {
         updates.extend(task.await?);
     }
+    let vacuum_seconds = if arg("--vacuum", false) {
+        Some(vacuum_left_behind(&options).await?)
+    } else {
+        None
+    };
     Ok(Measurement {
         variant,
         seconds,
         deleted,
         batches,
         updates,
+        vacuum_seconds,
     })
+}
+
+/// Four connections, each running a single-row `UPDATE` on a random active
+/// user every 5 ms until `stop`; each returns its latencies.
+async fn start_update_streams(
+    options: &sqlx::postgres::PgConnectOptions,
+    active: &[uuid::Uuid],
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<Vec<Duration>>>> {
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let mut conn = PgConnection::connect_with(options).await?;
+        let (stop, ids) = (Arc::clone(stop), active.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut k = i * 7919;
+            while !stop.load(Ordering::Relaxed) {
+                let id = ids[k % ids.len()];
+                k += 13;
+                let t = Instant::now();
+                sqlx::query("update users set email = email where id = $1")
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await
+                    .expect("update");
+                latencies.push(t.elapsed());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            latencies
+        }));
+    }
+    Ok(tasks)
+}
+
+/// A single DELETE leaves all its dead rows to VACUUM; committed batches let
+/// autovacuum start on them during the purge. `--vacuum true` times what is
+/// left afterwards, so the two can be compared on the total work.
+async fn vacuum_left_behind(options: &sqlx::postgres::PgConnectOptions) -> anyhow::Result<f64> {
+    let mut conn = PgConnection::connect_with(options).await?;
+    let started = Instant::now();
+    sqlx::raw_sql("vacuum users, orders, notes")
+        .execute(&mut conn)
+        .await?;
+    Ok(started.elapsed().as_secs_f64())
 }
 
 async fn chrono_cutoff(
@@ -299,9 +356,14 @@ async fn http_purge(database_url: &str) -> anyhow::Result<(u64, Vec<Duration>)> 
         .env("DATABASE_URL", database_url)
         .env("CRON_SECRET", CRON_SECRET)
         .env("PURGE_TIME_BUDGET_SECS", "780")
+        .env("PURGE_WORKERS", "1")
+        .env("PURGE_BATCH_SIZE", batch_settings().batch_size.to_string())
         .env(
-            "PURGE_BATCH_SIZE",
-            PurgeSettings::default().batch_size.to_string(),
+            "PURGE_BATCH_TARGET_MS",
+            batch_settings()
+                .batch_target
+                .map_or(0, |t| t.as_millis())
+                .to_string(),
         )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -372,10 +434,67 @@ fn report(results: &[Measurement], expired: i64, runs: usize, chart: &str) -> an
         );
     }
 
-    println!(
-        "\n### Batch latency ({} users per batch)\n",
-        PurgeSettings::default().batch_size
-    );
+    report_vacuum(results, runs);
+    report_batches(results);
+    if let Some(first) = results.iter().find(|m| m.variant == Variant::Library(1)) {
+        let mut slowest: Vec<(usize, Duration)> =
+            first.batches.iter().copied().enumerate().collect();
+        slowest.sort_by_key(|&(_, d)| std::cmp::Reverse(d));
+        let listed: Vec<String> = slowest
+            .iter()
+            .take(8)
+            .map(|(i, d)| format!("#{i} {:.0} ms", ms(*d)))
+            .collect();
+        println!(
+            "\nSlowest batches of the first 1-worker purge (of {}): {}",
+            first.batches.len(),
+            listed.join(", ")
+        );
+        draw_chart(&first.batches, chart)?;
+        println!("\nChart of batch latency over one purge (1 worker): `{chart}`");
+    }
+    Ok(())
+}
+
+/// With `--vacuum true`: purge plus the VACUUM it left, per variant.
+fn report_vacuum(results: &[Measurement], runs: usize) {
+    if !results.iter().any(|m| m.vacuum_seconds.is_some()) {
+        return;
+    }
+    let median_total = |variant: Variant| {
+        median_f64(
+            &results
+                .iter()
+                .filter(|m| m.variant == variant)
+                .filter_map(|m| m.vacuum_seconds.map(|v| m.seconds + v))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let limit_total = median_total(Variant::SingleDelete);
+    println!("\n### Including the VACUUM each leaves behind (median of {runs})\n");
+    println!("| variant | purge + VACUUM seconds | ÷ (a) |");
+    println!("| --- | ---: | ---: |");
+    for variant in [
+        Variant::SingleDelete,
+        Variant::Library(1),
+        Variant::Library(2),
+        Variant::Library(4),
+        Variant::Http,
+    ] {
+        let total = median_total(variant);
+        if total > 0.0 {
+            println!(
+                "| {} | {total:.2} | {:.2} |",
+                variant.label(),
+                total / limit_total
+            );
+        }
+    }
+}
+
+/// Batch latency per worker count, and the concurrent updates per variant.
+fn report_batches(results: &[Measurement]) {
+    println!("\n### Batch latency ({})\n", batch_sizing());
     println!("| variant | batches | p50 ms | p99 ms | max ms | last tenth ÷ first tenth |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for workers in [1, 2, 4] {
@@ -406,7 +525,13 @@ fn report(results: &[Measurement], expired: i64, runs: usize, chart: &str) -> an
     println!("\n### Concurrent single-row UPDATEs on active users (4 connections)\n");
     println!("| while | updates | p50 ms | p99 ms | max ms |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    for variant in [Variant::SingleDelete, Variant::Library(1)] {
+    for variant in [
+        Variant::SingleDelete,
+        Variant::Library(1),
+        Variant::Library(2),
+        Variant::Library(4),
+        Variant::Http,
+    ] {
         let all: Vec<Duration> = results
             .iter()
             .filter(|m| m.variant == variant)
@@ -421,12 +546,34 @@ fn report(results: &[Measurement], expired: i64, runs: usize, chart: &str) -> an
             ms(percentile(&all, 100.0)),
         );
     }
+}
 
-    if let Some(first) = results.iter().find(|m| m.variant == Variant::Library(1)) {
-        draw_chart(&first.batches, chart)?;
-        println!("\nChart of batch latency over one purge (1 worker): `{chart}`");
+/// The default batch sizing, or `--batch-size` (the largest batch) and
+/// `--batch-target-ms` (0: fixed-size batches) to compare others.
+fn batch_settings() -> PurgeSettings {
+    let defaults = PurgeSettings::default();
+    let target_ms: u64 = arg(
+        "--batch-target-ms",
+        defaults.batch_target.map_or(0, |t| t.as_millis() as u64),
+    );
+    PurgeSettings {
+        batch_size: arg("--batch-size", defaults.batch_size),
+        batch_target: (target_ms > 0).then(|| Duration::from_millis(target_ms)),
+        ..defaults
     }
-    Ok(())
+}
+
+/// The batch sizing measured, in words.
+fn batch_sizing() -> String {
+    let settings = batch_settings();
+    match settings.batch_target {
+        Some(target) => format!(
+            "batches sized for {} ms, at most {} users",
+            target.as_millis(),
+            settings.batch_size
+        ),
+        None => format!("{} users per batch", settings.batch_size),
+    }
 }
 
 /// Mean of the last tenth of batches over the mean of the first tenth.
@@ -451,10 +598,7 @@ fn draw_chart(batches: &[Duration], path: &str) -> anyhow::Result<()> {
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!(
-                "Purge batch latency ({} users per batch, 1 worker)",
-                PurgeSettings::default().batch_size
-            ),
+            format!("Purge batch latency, 1 worker ({})", batch_sizing()),
             ("sans-serif", 18),
         )
         .margin(12)
