@@ -38,6 +38,15 @@ enum Variant {
 }
 
 impl Variant {
+    /// The order of the report's rows.
+    const REPORTED: [Self; 5] = [
+        Self::SingleDelete,
+        Self::Library(1),
+        Self::Library(2),
+        Self::Library(4),
+        Self::Http,
+    ];
+
     fn label(self) -> String {
         match self {
             Self::SingleDelete => "(a) single DELETE".to_owned(),
@@ -403,28 +412,14 @@ async fn http_purge(database_url: &str) -> anyhow::Result<(u64, Vec<Duration>)> 
 }
 
 fn report(results: &[Measurement], expired: i64, runs: usize, chart: &str) -> anyhow::Result<()> {
-    let median_seconds = |variant: Variant| {
-        median_f64(
-            &results
-                .iter()
-                .filter(|m| m.variant == variant)
-                .map(|m| m.seconds)
-                .collect::<Vec<_>>(),
-        )
-    };
+    let median_seconds = |variant| median_of(results, variant, |m| Some(m.seconds));
     let limit = median_seconds(Variant::SingleDelete);
     println!(
         "\n### Purge throughput: {expired} expired + {expired} active users, 5 child rows each (median of {runs})\n"
     );
     println!("| variant | seconds | rows/s | ÷ (a) |");
     println!("| --- | ---: | ---: | ---: |");
-    for variant in [
-        Variant::SingleDelete,
-        Variant::Library(1),
-        Variant::Library(2),
-        Variant::Library(4),
-        Variant::Http,
-    ] {
+    for variant in Variant::REPORTED {
         let s = median_seconds(variant);
         println!(
             "| {} | {s:.2} | {:.0} | {:.2} |",
@@ -456,31 +451,37 @@ fn report(results: &[Measurement], expired: i64, runs: usize, chart: &str) -> an
     Ok(())
 }
 
+/// The median over the rounds of one variant's figure (rounds without it
+/// left out).
+fn median_of(
+    results: &[Measurement],
+    variant: Variant,
+    figure: impl Fn(&Measurement) -> Option<f64>,
+) -> f64 {
+    median_f64(
+        &results
+            .iter()
+            .filter(|m| m.variant == variant)
+            .filter_map(figure)
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// With `--vacuum true`: purge plus the VACUUM it left, per variant.
 fn report_vacuum(results: &[Measurement], runs: usize) {
     if !results.iter().any(|m| m.vacuum_seconds.is_some()) {
         return;
     }
-    let median_total = |variant: Variant| {
-        median_f64(
-            &results
-                .iter()
-                .filter(|m| m.variant == variant)
-                .filter_map(|m| m.vacuum_seconds.map(|v| m.seconds + v))
-                .collect::<Vec<_>>(),
-        )
+    let median_total = |variant| {
+        median_of(results, variant, |m| {
+            m.vacuum_seconds.map(|v| m.seconds + v)
+        })
     };
     let limit_total = median_total(Variant::SingleDelete);
     println!("\n### Including the VACUUM each leaves behind (median of {runs})\n");
     println!("| variant | purge + VACUUM seconds | ÷ (a) |");
     println!("| --- | ---: | ---: |");
-    for variant in [
-        Variant::SingleDelete,
-        Variant::Library(1),
-        Variant::Library(2),
-        Variant::Library(4),
-        Variant::Http,
-    ] {
+    for variant in Variant::REPORTED {
         let total = median_total(variant);
         if total > 0.0 {
             println!(
@@ -525,13 +526,7 @@ fn report_batches(results: &[Measurement]) {
     println!("\n### Concurrent single-row UPDATEs on active users (4 connections)\n");
     println!("| while | updates | p50 ms | p99 ms | max ms |");
     println!("| --- | ---: | ---: | ---: | ---: |");
-    for variant in [
-        Variant::SingleDelete,
-        Variant::Library(1),
-        Variant::Library(2),
-        Variant::Library(4),
-        Variant::Http,
-    ] {
+    for variant in Variant::REPORTED {
         let all: Vec<Duration> = results
             .iter()
             .filter(|m| m.variant == variant)
