@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 
-use crate::helpers::{APP_URL, AccountApp, CRON_SECRET, count, read, request};
+use crate::helpers::{APP_URL, AccountApp, CRON_SECRET, count, hold_user, read, request};
 
 const PATH: &str = "/api/account/delete";
 
@@ -193,12 +193,7 @@ async fn deletes_from_two_sessions_queued_on_the_locked_user_delete_once() {
     app.add_session(user_id, "second-session", "1 day").await;
     // Hold the user's row so both deletes queue on it and the second one
     // must re-check the row the first one changed.
-    let mut holder = app.pool().begin().await.unwrap();
-    sqlx::query("select 1 from users where id = $1 for update")
-        .bind(user_id)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_user(app.pool(), user_id).await;
     let deletes = tokio::spawn({
         let app_delete = app.delete.clone();
         async move {

@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use http::{Method, StatusCode};
 use sqlx::Connection;
 
-use crate::helpers::{PurgeApp, count, cron_request, read, seed_users, user_count};
+use crate::helpers::{PurgeApp, count, cron_request, hold_user, read, seed_users, user_count};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn six_concurrent_runs_delete_each_of_20000_expired_accounts_exactly_once() {
@@ -203,13 +203,7 @@ async fn a_row_locked_elsewhere_is_skipped_not_waited_for_and_a_later_run_delete
     let app = PurgeApp::with_env(&[("PURGE_BATCH_SIZE", "10")]).await;
     let ids = seed_users(app.pool(), 50, Some("31 days")).await;
     // Another transaction (a recovery in progress, say) holds one account.
-    let mut holder = app.db.connect().await;
-    let mut tx = holder.begin().await.unwrap();
-    sqlx::query("select 1 from users where id = $1 for update")
-        .bind(ids[0])
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let tx = hold_user(app.pool(), ids[0]).await;
     let body = app.cron().await.json();
     assert_eq!(body["deleted"], 49, "{body}");
     assert_eq!(body["remaining"], 1);
@@ -230,13 +224,7 @@ async fn a_row_released_after_the_walk_passed_it_is_deleted_by_the_same_run() {
         .execute(app.pool())
         .await
         .unwrap();
-    let mut holder = app.db.connect().await;
-    let mut tx = holder.begin().await.unwrap();
-    sqlx::query("select 1 from users where id = $1 for update")
-        .bind(ids[0])
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let tx = hold_user(app.pool(), ids[0]).await;
     let run = tokio::spawn({
         let route =
             app.another_instance(&[("PURGE_BATCH_SIZE", "10"), ("PURGE_BATCH_TARGET_MS", "0")]);

@@ -180,6 +180,21 @@ pub async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
+/// Another transaction (a recovery in progress, say) holding a user's row
+/// until it is committed or rolled back.
+pub async fn hold_user(
+    pool: &PgPool,
+    user_id: uuid::Uuid,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("select 1 from users where id = $1 for update")
+        .bind(user_id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    holder
+}
+
 pub async fn user_count(pool: &PgPool) -> i64 {
     count(pool, "select count(*) from users").await
 }
