@@ -264,3 +264,43 @@ async fn a_row_released_after_the_walk_passed_it_is_deleted_by_the_same_run() {
     assert_eq!(body["remaining"], 0, "{body}");
     assert_eq!(user_count(app.pool()).await, 0);
 }
+
+#[tokio::test]
+async fn a_run_whose_lease_is_taken_mid_purge_stops_and_books_exactly_what_it_deleted() {
+    let app = PurgeApp::new().await;
+    seed_users(app.pool(), 3_000, Some("31 days")).await;
+    let run = tokio::spawn({
+        let route =
+            app.another_instance(&[("PURGE_BATCH_SIZE", "10"), ("PURGE_BATCH_TARGET_MS", "0")]);
+        async move {
+            read(route.handle(cron_request(Method::GET, "")).await)
+                .await
+                .json()
+        }
+    });
+    let booked = "select coalesce(sum(deleted), 0)::bigint from purge_run_workers";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(app.pool(), booked).await < 50 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the purge never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    // What the next run does to a run whose lease has passed; it waits for
+    // the batches in flight, which hold the run's row `for share`.
+    sqlx::query("update purge_runs set status = 'abandoned' where status = 'running'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let body = run.await.unwrap();
+    assert_eq!(body["status"], "partial", "{body}");
+    let gone = 3_000 - user_count(app.pool()).await;
+    assert!(gone < 3_000, "the run stopped before the end: {body}");
+    assert_eq!(
+        count(app.pool(), booked).await,
+        gone,
+        "every deletion booked, none unbooked"
+    );
+    assert_eq!(body["deleted"], gone, "{body}");
+}
