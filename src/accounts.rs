@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::RetentionDays;
+use crate::db::{self, Limits};
 use crate::outbox::{self, EmailKind, PendingEmail};
 use crate::tokens::{RecoveryToken, SessionToken};
 
@@ -23,18 +24,20 @@ pub struct Deletion {
 /// a new token created (only its hash stored) and the recovery email queued.
 /// `None` when the session is missing, expired, or its user already deleted.
 ///
-/// All of it is one statement, so it is atomic without a transaction block
-/// and costs one round trip: the user's row is locked only for as long as
-/// the statement runs. Two deletes of one account serialize on that row; the
-/// second re-checks `deleted_at is null` on the updated row, finds it
-/// deleted and changes nothing (401).
+/// All of it is one statement in a transaction of its own (with the account
+/// limits: a lock held elsewhere for 2 s answers 503 instead of waiting), so
+/// the user's row is locked only for as long as that statement runs. Two
+/// deletes of one account serialize on that row; the second re-checks
+/// `deleted_at is null` on the updated row, finds it deleted and changes
+/// nothing (401).
 pub async fn delete(
     pool: &PgPool,
     session: &SessionToken,
     retention: RetentionDays,
 ) -> Result<Option<Deletion>, sqlx::Error> {
     let token = RecoveryToken::generate();
-    let deleted: Option<(Uuid, String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+    let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
+    let deleted: Option<(Uuid, String, DateTime<Utc>, DateTime<Utc>)> = db::query_as(
         "with deleted as (
              update users u set deleted_at = now()
              from sessions s
@@ -66,8 +69,9 @@ pub async fn delete(
     .bind(retention.days())
     .bind(token.hash().as_slice())
     .bind(outbox::CLAIM_SECONDS)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(
         deleted.map(|(outbox_id, email, deleted_at, purge_after)| Deletion {
             deleted_at,
@@ -86,7 +90,8 @@ pub async fn recoverable_until(
     token: &RecoveryToken,
     retention: RetentionDays,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar(
+    let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
+    let until = db::query_scalar(
         "select u.deleted_at + make_interval(days => $2)
          from recovery_tokens t
          join users u on u.id = t.user_id
@@ -98,8 +103,10 @@ pub async fn recoverable_until(
     )
     .bind(token.hash().as_slice())
     .bind(retention.days())
-    .fetch_optional(pool)
-    .await
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(until)
 }
 
 /// Restores the account a recovery token belongs to, consuming the token and
@@ -117,8 +124,8 @@ pub async fn recover(
     token: &RecoveryToken,
     retention: RetentionDays,
 ) -> Result<Option<PendingEmail>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let restored: Option<(Uuid, String)> = sqlx::query_as(
+    let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
+    let restored: Option<(Uuid, String)> = db::query_as(
         "update users u set deleted_at = null
          from recovery_tokens t
          where t.token_hash = $1
@@ -136,7 +143,7 @@ pub async fn recover(
     let Some((user_id, email)) = restored else {
         return Ok(None);
     };
-    sqlx::query("update recovery_tokens set used_at = now() where token_hash = $1")
+    db::query("update recovery_tokens set used_at = now() where token_hash = $1")
         .bind(token.hash().as_slice())
         .execute(&mut *tx)
         .await?;
@@ -147,7 +154,7 @@ pub async fn recover(
 }
 
 async fn revoke_tokens(conn: &mut sqlx::PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    db::query(
         "update recovery_tokens set revoked_at = now()
          where user_id = $1 and used_at is null and revoked_at is null",
     )

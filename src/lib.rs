@@ -11,6 +11,7 @@ pub mod cron_secret;
 pub mod db;
 pub mod html;
 pub mod mail;
+pub mod migrate;
 pub mod outbox;
 pub mod purge;
 pub mod rate_limit;

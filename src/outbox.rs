@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::config::{MailConfig, RetentionDays};
+use crate::db::{self, Limits};
 use crate::mail::{self, Rendered};
 use crate::tokens::RecoveryToken;
 
@@ -101,7 +102,7 @@ pub(crate) async fn queue(
     for_deleted_at: Option<DateTime<Utc>>,
 ) -> Result<PendingEmail, sqlx::Error> {
     supersede_link_emails(conn, user_id).await?;
-    let id: Uuid = sqlx::query_scalar(
+    let id: Uuid = db::query_scalar(
         "insert into email_outbox (user_id, kind, recipient, for_deleted_at, attempts, claimed_until)
          values ($1, $2, $3, $4, 1, now() + make_interval(secs => $5))
          returning id",
@@ -122,7 +123,7 @@ pub(crate) async fn supersede_link_emails(
     conn: &mut PgConnection,
     user_id: Uuid,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    db::query(
         "update email_outbox set status = 'superseded', claimed_until = null
          where user_id = $1 and status = 'pending' and kind in ('recovery', 'reminder')",
     )
@@ -220,14 +221,27 @@ async fn attempt_delivery(
         ))
         .map_err(mail::SendError::Build)?;
     mail.mailer.send(message).await?;
-    sqlx::query(
-        "update email_outbox set status = 'sent', sent_at = now(), claimed_until = null, last_error = null
-         where id = $1",
-    )
-    .bind(email.id)
-    .execute(pool)
-    .await?;
+    mark_sent(pool, email.id).await?;
     Ok(Delivery::Sent)
+}
+
+/// Records that the mail server accepted the email. Once it has, failing to
+/// record it means sending it again later (a duplicate, with the same
+/// `Message-ID`), so a database or pooler that is briefly away (a restart
+/// takes seconds) is waited for.
+async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    db::retry_while_unavailable("record a sent email", || async {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        db::query(
+            "update email_outbox set status = 'sent', sent_at = now(), claimed_until = null, last_error = null
+             where id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    })
+    .await
 }
 
 fn render_link_email(
@@ -253,8 +267,8 @@ async fn mint_link(
     outbox_id: Uuid,
     retention: RetentionDays,
 ) -> Result<Option<(RecoveryToken, DateTime<Utc>)>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let current: Option<(Uuid, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let current: Option<(Uuid, DateTime<Utc>, DateTime<Utc>)> = db::query_as(
         "select u.id, u.deleted_at, u.deleted_at + make_interval(days => $2)
          from email_outbox o
          join users u on u.id = o.user_id
@@ -269,7 +283,7 @@ async fn mint_link(
     .fetch_optional(&mut *tx)
     .await?;
     let Some((user_id, deleted_at, purge_after)) = current else {
-        sqlx::query(
+        db::query(
             "update email_outbox set status = 'cancelled', claimed_until = null
              where id = $1 and status = 'pending'",
         )
@@ -279,7 +293,7 @@ async fn mint_link(
         tx.commit().await?;
         return Ok(None);
     };
-    sqlx::query(
+    db::query(
         "update recovery_tokens set revoked_at = now()
          where user_id = $1 and outbox_id <> $2 and used_at is null and revoked_at is null",
     )
@@ -300,7 +314,7 @@ async fn insert_token(
     token: &RecoveryToken,
     for_deleted_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    db::query(
         "insert into recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
          values ($1, $2, $3, $4)",
     )
@@ -316,7 +330,25 @@ async fn insert_token(
 /// Releases the claim and schedules the next attempt with exponential
 /// backoff (1, 2, 4 … minutes, at most 6 hours), or gives up.
 async fn record_failure(pool: &PgPool, id: Uuid, class: &str) -> Delivery {
-    let status: Result<Option<String>, sqlx::Error> = sqlx::query_scalar(
+    let status = record_failure_in_tx(pool, id, class).await;
+    match status {
+        Ok(Some(status)) if status == "failed" => Delivery::GaveUp,
+        Ok(_) => Delivery::Retrying,
+        Err(error) => {
+            // The claim runs out on its own and the row is retried then.
+            tracing::warn!(outbox_id = %id, error = %error, "could not record the failed email attempt");
+            Delivery::Retrying
+        }
+    }
+}
+
+async fn record_failure_in_tx(
+    pool: &PgPool,
+    id: Uuid,
+    class: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let status = db::query_scalar(
         "update email_outbox set
              claimed_until = null,
              last_error = $2,
@@ -329,17 +361,10 @@ async fn record_failure(pool: &PgPool, id: Uuid, class: &str) -> Delivery {
     .bind(id)
     .bind(class)
     .bind(MAX_ATTEMPTS)
-    .fetch_optional(pool)
-    .await;
-    match status {
-        Ok(Some(status)) if status == "failed" => Delivery::GaveUp,
-        Ok(_) => Delivery::Retrying,
-        Err(error) => {
-            // The claim runs out on its own and the row is retried then.
-            tracing::warn!(outbox_id = %id, error = %error, "could not record the failed email attempt");
-            Delivery::Retrying
-        }
-    }
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(status)
 }
 
 /// What one sweep did.
@@ -387,21 +412,23 @@ pub async fn sweep(
             }
         }
     }
-    report.remaining_due = sqlx::query_scalar::<_, i64>(
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    report.remaining_due = db::query_scalar::<i64>(
         "select count(*) from email_outbox where status = 'pending' and next_attempt_at <= now()
            and (claimed_until is null or claimed_until < now())",
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await? as u64;
-    report.pruned = sqlx::query(
+    report.pruned = db::query(
         "delete from email_outbox
          where status in ('sent', 'superseded', 'cancelled') and created_at < now() - make_interval(days => $1)",
     )
     .bind(KEEP_SENT_DAYS)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected()
-        + crate::rate_limit::prune(pool).await?;
+        + crate::rate_limit::prune(&mut tx).await?;
+    tx.commit().await?;
     tracing::info!(
         reminders_queued = report.reminders_queued,
         sent = report.sent,
@@ -418,7 +445,8 @@ pub async fn sweep(
 /// Claims due rows nobody holds. `SKIP LOCKED` plus the claim time keep two
 /// concurrent sweeps from ever taking the same row.
 async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::Error> {
-    let rows: Vec<(Uuid, String, String, i32)> = sqlx::query_as(
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let rows: Vec<(Uuid, String, String, i32)> = db::query_as(
         "update email_outbox o
          set claimed_until = now() + make_interval(secs => $2), attempts = o.attempts + 1
          where o.id in (
@@ -433,8 +461,9 @@ async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::Error> {
     )
     .bind(SWEEP_BATCH)
     .bind(CLAIM_SECONDS)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(rows
         .into_iter()
         .filter_map(|(id, kind, recipient, attempt)| {
@@ -459,7 +488,8 @@ async fn queue_reminders(
     if reminder_days == 0 || reminder_days >= retention.days() {
         return Ok(0);
     }
-    let queued = sqlx::query(
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let queued = db::query(
         "with due as (
              select u.id, u.email, u.deleted_at
              from users u
@@ -480,8 +510,9 @@ async fn queue_reminders(
     )
     .bind(retention.days())
     .bind(reminder_days)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
+    tx.commit().await?;
     Ok(queued)
 }

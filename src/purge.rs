@@ -25,6 +25,7 @@ use sqlx::PgPool;
 use tokio::task::JoinSet;
 
 use crate::config::{PurgeSettings, RetentionDays};
+use crate::db::{self, Limits};
 
 mod batch_size;
 use batch_size::BatchSize;
@@ -157,7 +158,15 @@ impl PurgeError {
     /// A stable code for the ledger; never a message with data in it.
     fn code(&self) -> &'static str {
         match self {
-            Self::Database(error) if crate::web::is_unavailable(error) => "database_unavailable",
+            Self::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55P03") => {
+                // A batch waited longer than its limit for a lock (an app
+                // transaction holding a row the cascade must delete).
+                "lock_timeout"
+            }
+            Self::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("57014") => {
+                "statement_timeout"
+            }
+            Self::Database(error) if db::is_unavailable(error) => "database_unavailable",
             Self::Database(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
                 // An app table references `users` without ON DELETE CASCADE.
                 "foreign_key_violation"
@@ -210,19 +219,20 @@ async fn claim(
     retention: RetentionDays,
     budget: Duration,
 ) -> Result<Option<Lease>, sqlx::Error> {
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
     // A run whose lease has passed died without finishing (the function was
     // killed); record that, and free the purge for this run.
-    sqlx::query(concat!(
+    db::query(concat!(
         "update purge_runs
          set status = 'abandoned', finished_at = now(), lease_expires_at = null, ",
         set_totals!(),
         " where status = 'running' and lease_expires_at < now()"
     ))
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
 
     let lease_seconds = (budget + LEASE_GRACE).as_secs_f64();
-    let claimed: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
+    let claimed: Option<(i64, DateTime<Utc>)> = db::query_as(
         "insert into purge_runs (status, dry_run, cutoff, lease_expires_at)
          values ('running', false, now() - make_interval(days => $1), now() + make_interval(secs => $2))
          on conflict (status) where status = 'running' do nothing
@@ -230,8 +240,9 @@ async fn claim(
     )
     .bind(retention.days())
     .bind(lease_seconds)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(claimed.map(|(run_id, cutoff)| Lease { run_id, cutoff }))
 }
 
@@ -240,7 +251,8 @@ async fn skipped(
     retention: RetentionDays,
     started: Instant,
 ) -> Result<PurgeOutcome, sqlx::Error> {
-    let (run_id, cutoff, remaining): (i64, DateTime<Utc>, i64) = sqlx::query_as(
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let (run_id, cutoff, remaining): (i64, DateTime<Utc>, i64) = db::query_as(
         "with run as (
              insert into purge_runs (status, dry_run, cutoff, finished_at)
              values ('skipped', false, now() - make_interval(days => $1), now())
@@ -250,13 +262,14 @@ async fn skipped(
          from run",
     )
     .bind(retention.days())
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
-    sqlx::query("update purge_runs set remaining = $2 where id = $1")
+    db::query("update purge_runs set remaining = $2 where id = $1")
         .bind(run_id)
         .bind(remaining)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(PurgeOutcome {
         run_id,
         status: PurgeStatus::Skipped,
@@ -275,7 +288,8 @@ async fn count_only(
     retention: RetentionDays,
     started: Instant,
 ) -> Result<PurgeOutcome, sqlx::Error> {
-    let (run_id, cutoff, eligible): (i64, DateTime<Utc>, i64) = sqlx::query_as(
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let (run_id, cutoff, eligible): (i64, DateTime<Utc>, i64) = db::query_as(
         "with cutoff as (
              select now() - make_interval(days => $1) as at
          ), eligible as (
@@ -288,8 +302,9 @@ async fn count_only(
          select id, cutoff, remaining from run",
     )
     .bind(retention.days())
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(PurgeOutcome {
         run_id,
         status: PurgeStatus::Completed,
@@ -373,7 +388,8 @@ async fn purge_with_lease(
     } else {
         PurgeStatus::Completed
     };
-    sqlx::query(concat!(
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    db::query(concat!(
         "update purge_runs
          set status = $2, remaining = $3, finished_at = now(), lease_expires_at = null, ",
         set_totals!(),
@@ -382,8 +398,9 @@ async fn purge_with_lease(
     .bind(lease.run_id)
     .bind(status.as_str())
     .bind(remaining)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
 
     Ok(PurgeOutcome {
         run_id: lease.run_id,
@@ -435,10 +452,13 @@ async fn run_workers(
 }
 
 async fn count_expired(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("select count(*) from users where deleted_at <= $1")
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let count = db::query_scalar("select count(*) from users where deleted_at <= $1")
         .bind(cutoff)
-        .fetch_one(pool)
-        .await
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(count)
 }
 
 /// Runs batches until none are left for this worker, the budget is spent or
@@ -452,6 +472,7 @@ async fn worker(
     progress: Arc<Progress>,
 ) -> Result<(), PurgeError> {
     let mut batch_size = BatchSize::new(settings.batch_size, settings.batch_target);
+    let limits = batch_limits(&settings);
     let mut last_batch = Duration::ZERO;
     loop {
         if progress.stop.load(Ordering::Relaxed) {
@@ -472,7 +493,7 @@ async fn worker(
             deleted,
             newest,
             took,
-        }) = delete_batch(&pool, lease, id, size, floor).await?
+        }) = delete_batch(&pool, &limits, lease, id, size, floor).await?
         else {
             progress.lease_lost.store(true, Ordering::Relaxed);
             progress.stop.store(true, Ordering::Relaxed);
@@ -521,6 +542,7 @@ struct Batch {
 /// run took over); the batch is then rolled back.
 async fn delete_batch(
     pool: &PgPool,
+    limits: &Limits,
     lease: Lease,
     worker: u32,
     batch_size: u32,
@@ -528,9 +550,10 @@ async fn delete_batch(
 ) -> Result<Option<Batch>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let started = Instant::now();
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut tx =
+        sqlx::Connection::begin_with(&mut *conn, limits.begin_statement().to_owned()).await?;
     let (booked, deleted, newest, _): (bool, i64, Option<DateTime<Utc>>, String) =
-        sqlx::query_as(BATCH_DELETE_SQL)
+        db::query_as(BATCH_DELETE_SQL)
             .bind(lease.cutoff)
             .bind(i64::from(batch_size))
             .bind(floor)
@@ -550,20 +573,95 @@ async fn delete_batch(
     }))
 }
 
-/// Best effort: if the database is gone this fails too, and the lease simply
-/// expires; the next run then records the run as abandoned.
+/// Best effort: if the database stays away this fails too, and the lease
+/// simply expires; the next run then records the run as abandoned.
 async fn record_failure(pool: &PgPool, lease: Lease, error: &PurgeError) {
-    let recorded = sqlx::query(concat!(
-        "update purge_runs
-         set status = 'failed', error_code = $2, finished_at = now(), lease_expires_at = null, ",
-        set_totals!(),
-        " where id = $1 and status = 'running'"
-    ))
-    .bind(lease.run_id)
-    .bind(error.code())
-    .execute(pool)
+    // Retried through a short outage: a run that could not record its end
+    // would hold the purge until its lease runs out.
+    let recorded = db::retry_while_unavailable("record a failed purge run", || async {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        db::query(concat!(
+            "update purge_runs
+             set status = 'failed', error_code = $2, finished_at = now(), lease_expires_at = null, ",
+            set_totals!(),
+            " where id = $1 and status = 'running'"
+        ))
+        .bind(lease.run_id)
+        .bind(error.code())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    })
     .await;
     if let Err(ledger_error) = recorded {
         tracing::warn!(run_id = lease.run_id, error = %ledger_error, "could not record the failed purge run");
+    }
+}
+
+/// The limits of one batch transaction. A batch is sized to take the batch
+/// target; one that runs a hundred times longer is stuck, most likely on a
+/// lock an app transaction holds on a row the cascade must delete, and is
+/// cancelled so that it cannot eat the run. Without a target, batches are as
+/// large as `PURGE_BATCH_SIZE` and get more room. Never more than a quarter
+/// of the budget, so the run still has time to record why it stopped; never
+/// less than a second, so a tiny budget still lets its one batch finish.
+fn batch_limits(settings: &PurgeSettings) -> Limits {
+    let wanted = settings
+        .batch_target
+        .map_or(Duration::from_secs(30), |target| target * 100);
+    let statement = wanted
+        .min(settings.time_budget / 4)
+        .max(Duration::from_secs(1));
+    // A lock wait gives up first, so the ledger names the lock as the cause.
+    Limits::new(statement / 2, statement, Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    #[test]
+    fn batch_limits_follow_the_target_within_the_budget() {
+        let settings = |target_ms: Option<u64>, budget_s: u64| PurgeSettings {
+            batch_size: NonZeroU32::new(1000).unwrap(),
+            batch_target: target_ms.map(Duration::from_millis),
+            time_budget: Duration::from_secs(budget_s),
+            workers: NonZeroU32::new(2).unwrap(),
+        };
+        let statement_timeout = |limits: Limits| {
+            limits
+                .begin_statement()
+                .split("statement_timeout = '")
+                .nth(1)
+                .and_then(|rest| rest.split('\'').next())
+                .unwrap()
+                .to_owned()
+        };
+        // The defaults: 20 ms batches may run 2 s.
+        assert_eq!(
+            statement_timeout(batch_limits(&settings(Some(20), 240))),
+            "2000ms"
+        );
+        // Fixed-size batches: 30 s, but at most a quarter of the budget.
+        assert_eq!(
+            statement_timeout(batch_limits(&settings(None, 240))),
+            "30000ms"
+        );
+        assert_eq!(
+            statement_timeout(batch_limits(&settings(None, 60))),
+            "15000ms"
+        );
+        // A tiny budget still lets a batch run a second.
+        assert_eq!(
+            statement_timeout(batch_limits(&settings(Some(20), 1))),
+            "1000ms"
+        );
+        assert!(
+            batch_limits(&settings(Some(20), 240))
+                .begin_statement()
+                .contains("lock_timeout = '1000ms'")
+        );
     }
 }

@@ -4,7 +4,9 @@
 
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgPool};
+
+use crate::db::{self, Limits};
 
 /// At most this many failures per client per window.
 pub const MAX_FAILURES: i32 = 20;
@@ -30,11 +32,9 @@ pub fn client_key(headers: &HeaderMap) -> [u8; 32] {
 }
 
 /// Seconds until the client may try again, if it is over the limit.
-pub async fn retry_after(
-    db: impl PgExecutor<'_>,
-    client: &[u8; 32],
-) -> Result<Option<u64>, sqlx::Error> {
-    let seconds: Option<f64> = sqlx::query_scalar(
+pub async fn retry_after(pool: &PgPool, client: &[u8; 32]) -> Result<Option<u64>, sqlx::Error> {
+    let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
+    let seconds: Option<f64> = db::query_scalar(
         "select extract(epoch from window_started_at + make_interval(secs => $2) - now())::float8
          from recovery_failures
          where client_hash = $1
@@ -44,14 +44,16 @@ pub async fn retry_after(
     .bind(client.as_slice())
     .bind(f64::from(WINDOW_SECONDS))
     .bind(MAX_FAILURES)
-    .fetch_optional(db)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(seconds.map(|s| s.ceil().max(1.0) as u64))
 }
 
 /// Counts one failure, starting a new window when the last one has passed.
-pub async fn record_failure(db: impl PgExecutor<'_>, client: &[u8; 32]) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub async fn record_failure(pool: &PgPool, client: &[u8; 32]) -> Result<(), sqlx::Error> {
+    let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
+    db::query(
         "insert into recovery_failures (client_hash, window_started_at, failures)
          values ($1, now(), 1)
          on conflict (client_hash) do update set
@@ -62,18 +64,19 @@ pub async fn record_failure(db: impl PgExecutor<'_>, client: &[u8; 32]) -> Resul
     )
     .bind(client.as_slice())
     .bind(f64::from(WINDOW_SECONDS))
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }
 
-/// Forgets windows that have passed; the email sweep calls it.
-pub async fn prune(db: impl PgExecutor<'_>) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+/// Forgets windows that have passed; the email sweep calls it, inside its
+/// own transaction.
+pub async fn prune(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    Ok(db::query(
         "delete from recovery_failures where window_started_at <= now() - make_interval(secs => $1)",
     )
     .bind(f64::from(WINDOW_SECONDS))
-    .execute(db)
+    .execute(conn)
     .await?
     .rows_affected())
 }

@@ -52,6 +52,10 @@ impl Database {
         }
     }
 
+    pub fn is_embedded(&self) -> bool {
+        !matches!(self, Self::External { .. })
+    }
+
     /// The embedded server takes one connection at a time.
     pub fn max_connections(&self) -> u32 {
         match self {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use account_deletion::config::{AccountConfig, CronConfig, EmailCronConfig};
+use account_deletion::db::{self, Limits};
 use account_deletion::routes::delete_account::DeleteAccount;
 use account_deletion::routes::purge_users::PurgeUsers;
 use account_deletion::routes::recover_account::RecoverAccount;
@@ -86,8 +87,11 @@ impl Functions {
         let token = format!("demo-{}", crate::settings::random_hex(16));
         let email = email
             .unwrap_or_else(|| format!("demo-{}@example.test", crate::settings::random_hex(4)));
-        let created: Result<(String,), sqlx::Error> = sqlx::query_as(
-            "with u as (
+        // Through a pooler too: one transaction, nothing prepared by name.
+        let created: Result<(String,), sqlx::Error> = async {
+            let mut tx = db::begin(&self.pool, &Limits::CRON).await?;
+            let created = db::query_as(
+                "with u as (
                  insert into users (email) values ($2)
                  on conflict (email) do update set email = excluded.email
                  returning id, email
@@ -96,10 +100,14 @@ impl Functions {
                  select id, sha256(convert_to($1, 'UTF8')), now() + interval '30 days' from u
              )
              select email from u",
-        )
-        .bind(&token)
-        .bind(&email)
-        .fetch_one(&self.pool)
+            )
+            .bind(&token)
+            .bind(&email)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(created)
+        }
         .await;
         match created {
             Ok((email,)) => web::json(
@@ -122,13 +130,19 @@ impl Functions {
                 "usage: /_dev/backdate?email=…&days=…",
             );
         };
-        let updated = sqlx::query(
-            "update users set deleted_at = now() - make_interval(days => $2)
-             where email = $1 and deleted_at is not null",
-        )
-        .bind(&email)
-        .bind(days)
-        .execute(&self.pool)
+        let updated = async {
+            let mut tx = db::begin(&self.pool, &Limits::CRON).await?;
+            let done = db::query(
+                "update users set deleted_at = now() - make_interval(days => $2)
+                 where email = $1 and deleted_at is not null",
+            )
+            .bind(&email)
+            .bind(days)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(done)
+        }
         .await;
         match updated {
             Ok(done) => web::json(

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo dev                 serve every function on 127.0.0.1:$PORT (3000), crons firing
 //! cargo dev cron <path>     fire one cron now against the running server, print its answer
-//! cargo dev migrate         apply migrations/ to DATABASE_URL and say what was applied
+//! cargo dev migrate         apply migrations/ to DIRECT_URL (else DATABASE_URL) and say what was applied
 //! cargo dev seed [email]    a session for a new demo user, or for `email` (server must be running)
 //! cargo dev backdate <email> [days]   make a deleted account look deleted `days` (31) ago
 //! ```
@@ -12,7 +12,10 @@ use std::process::ExitCode;
 
 use account_deletion_dev::settings::DevSettings;
 use account_deletion_dev::{client, crons, database, functions, mailbox};
-use sqlx::postgres::PgPoolOptions;
+use std::str::FromStr;
+
+use account_deletion::db;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const USAGE: &str =
     "usage: cargo dev [serve | cron <path> | migrate | seed [email] | backdate <email> [days]]";
@@ -61,11 +64,27 @@ async fn serve() -> anyhow::Result<()> {
     settings.set_default("DATABASE_URL", database.url().to_owned());
     let pool = PgPoolOptions::new()
         .max_connections(database.max_connections())
-        .connect(database.url())
+        .connect_with(db::connect_options(PgConnectOptions::from_str(
+            database.url(),
+        )?))
         .await?;
-    let before = applied_versions(&pool).await?;
-    account_deletion::db::MIGRATOR.run(&pool).await?;
-    let newly = applied_versions(&pool).await?.len() - before.len();
+    let newly = if database.is_embedded() {
+        // One connection: the pool's own.
+        let before = applied_versions(&pool).await?;
+        db::MIGRATOR.run(&pool).await?;
+        applied_versions(&pool).await?.len() - before.len()
+    } else {
+        // A real server may sit behind a pooler: migrate as `cargo dev
+        // migrate` does, over DIRECT_URL when it is set.
+        let (variable, url) = match settings.get("DIRECT_URL").filter(|u| !u.is_empty()) {
+            Some(url) => ("DIRECT_URL", url),
+            None => ("DATABASE_URL", database.url().to_owned()),
+        };
+        account_deletion::migrate::migrate(&url, variable)
+            .await?
+            .applied
+            .len()
+    };
 
     let port = settings.port;
     let secret = settings.cron_secret();
@@ -166,15 +185,17 @@ fn banner(
     println!();
 }
 
+/// The embedded database's applied migrations (its single connection is a
+/// session, so plain queries are fine).
 async fn applied_versions(pool: &sqlx::PgPool) -> anyhow::Result<Vec<i64>> {
-    let exists: bool = sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+    let exists: bool = db::query_scalar("select to_regclass('_sqlx_migrations') is not null")
         .fetch_one(pool)
         .await?;
     if !exists {
         return Ok(Vec::new());
     }
     Ok(
-        sqlx::query_scalar("select version from _sqlx_migrations where success order by version")
+        db::query_scalar("select version from _sqlx_migrations where success order by version")
             .fetch_all(pool)
             .await?,
     )
@@ -196,27 +217,23 @@ async fn cron(path: &str) -> anyhow::Result<()> {
 
 async fn migrate() -> anyhow::Result<()> {
     let settings = DevSettings::load()?;
-    let url = settings.get("DATABASE_URL").filter(|u| !u.is_empty()).ok_or_else(|| {
-        anyhow::anyhow!("DATABASE_URL is not set: `cargo dev migrate` migrates the database it names (the embedded one is migrated by `cargo dev` itself)")
-    })?;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await?;
-    let before = applied_versions(&pool).await?;
-    account_deletion::db::MIGRATOR.run(&pool).await?;
-    let mut applied = 0;
-    for migration in account_deletion::db::MIGRATOR.iter() {
-        if !before.contains(&migration.version) {
-            println!("applied {} {}", migration.version, migration.description);
-            applied += 1;
-        }
+    // Migrations need a real session (see `account_deletion::migrate`):
+    // DIRECT_URL when the app's DATABASE_URL goes through a pooler.
+    let (variable, url) = ["DIRECT_URL", "DATABASE_URL"]
+        .into_iter()
+        .find_map(|name| settings.get(name).filter(|u| !u.is_empty()).map(|u| (name, u)))
+        .ok_or_else(|| {
+            anyhow::anyhow!("neither DIRECT_URL nor DATABASE_URL is set: `cargo dev migrate` migrates the database they name (the embedded one is migrated by `cargo dev` itself)")
+        })?;
+    let migrated = account_deletion::migrate::migrate(&url, variable).await?;
+    for (version, description) in &migrated.applied {
+        println!("applied {version} {description}");
     }
     println!(
-        "{applied} migration(s) applied, {} already present",
-        before.len()
+        "{} migration(s) applied to {variable}, {} already present",
+        migrated.applied.len(),
+        migrated.already_present
     );
-    pool.close().await;
     Ok(())
 }
 

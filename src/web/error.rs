@@ -54,7 +54,7 @@ struct ErrorBody<'a> {
 impl ApiError {
     /// Classifies a database error: unreachable (503) or anything else (500).
     pub fn from_database(error: sqlx::Error) -> Self {
-        if is_unavailable(&error) {
+        if crate::db::is_unavailable(&error) {
             Self::DatabaseUnavailable(error.into())
         } else {
             Self::Internal(error.into())
@@ -138,22 +138,4 @@ fn with_header(mut response: Response, name: http::HeaderName, value: &str) -> R
         HeaderValue::from_str(value).expect("static header text"),
     );
     response
-}
-
-/// True when the database could not be reached at all, as opposed to
-/// answering with an error.
-pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        // Class 08 (connection exception) and 57P (server shutting down or
-        // starting up).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
-        _ => false,
-    }
 }

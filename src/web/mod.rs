@@ -10,7 +10,6 @@ mod response;
 pub use background::Background;
 pub use body::{MAX_BODY_BYTES, read_limited};
 pub use error::ApiError;
-pub(crate) use error::is_unavailable;
 pub use response::{json, method_not_allowed};
 
 /// A request whose body has already been read, within [`MAX_BODY_BYTES`].

@@ -2,11 +2,13 @@
 //!
 //! - [`postgres`]: one PostgreSQL server per test run (a throwaway cluster
 //!   unless `DATABASE_URL` is set) and a fresh migrated database per test.
+//! - [`pgbouncer`]: a real PgBouncer in transaction mode in front of it.
 //! - [`smtp`]: a real SMTP server on loopback that keeps what it receives.
 //! - [`proxy`]: a TCP proxy a test can cut, to make a server unreachable.
 //! - [`http_client`]: one-request HTTP/1.1 client for real processes.
 
 pub mod http_client;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;
 pub mod smtp;

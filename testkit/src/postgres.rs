@@ -198,7 +198,20 @@ impl TestDb {
         Self { name, pool }
     }
 
+    /// The URL a function under test reads from `DATABASE_URL`: through the
+    /// shared PgBouncer when the suite runs with `TEST_VIA_POOLER=1`,
+    /// otherwise straight to the server.
     pub fn url(&self) -> String {
+        if crate::pgbouncer::suite_via_pooler() {
+            self.url_via(crate::pgbouncer::shared())
+        } else {
+            self.url_direct()
+        }
+    }
+
+    /// The URL straight to the server, whatever the suite's mode (what
+    /// `DIRECT_URL` names in production).
+    pub fn url_direct(&self) -> String {
         server().url(&self.name)
     }
 
@@ -267,7 +280,7 @@ async fn start_throwaway_cluster() -> PgConnectOptions {
     std::fs::create_dir_all(&dir).unwrap();
     // PostgreSQL refuses to run as root; as root, the cluster belongs to the
     // `postgres` system user.
-    let owner = running_as_root().then(postgres_user_ids);
+    let owner = cluster_owner();
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
     }
@@ -367,7 +380,14 @@ fn server_binaries() -> PathBuf {
     );
 }
 
-fn as_owner(mut command: Command, owner: Option<(u32, u32)>) -> Command {
+/// Who runs the test servers: the `postgres` system user when the tests run
+/// as root (PostgreSQL and PgBouncer both refuse root), else the caller.
+pub(crate) fn cluster_owner() -> Option<(u32, u32)> {
+    static OWNER: OnceLock<Option<(u32, u32)>> = OnceLock::new();
+    *OWNER.get_or_init(|| running_as_root().then(postgres_user_ids))
+}
+
+pub(crate) fn as_owner(mut command: Command, owner: Option<(u32, u32)>) -> Command {
     use std::os::unix::process::CommandExt;
     if let Some((uid, gid)) = owner {
         command.uid(uid).gid(gid);
@@ -394,8 +414,9 @@ fn postgres_user_ids() -> (u32, u32) {
         .expect("running as root needs a `postgres` system user (created by Debian's postgresql package)")
 }
 
-/// Stops the server and deletes its directory once this process is gone.
-fn spawn_watchdog(postgres_pid: u32, dir: &Path) {
+/// Stops a server (PostgreSQL, PgBouncer) and deletes its directory once this
+/// process is gone.
+pub(crate) fn spawn_watchdog(postgres_pid: u32, dir: &Path) {
     use std::os::unix::process::CommandExt;
     // It outlives this process by design.
     #[allow(clippy::zombie_processes)]

@@ -3,6 +3,7 @@
 //! QUIT. It keeps every message it accepts, and can be taken down and
 //! brought back on the same port.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,8 @@ impl ReceivedMail {
 struct Inbox {
     mail: Mutex<Vec<ReceivedMail>>,
     arrived: Notify,
+    /// Sessions still to be cut in the middle of DATA.
+    drops_in_data: AtomicU32,
 }
 
 pub struct SmtpSink {
@@ -104,6 +107,13 @@ impl SmtpSink {
     pub async fn bring_back(&mut self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
         self.task = Some(tokio::spawn(serve(listener, self.inbox.clone())));
+    }
+
+    /// The next `sessions` that send a message lose their connection in the
+    /// middle of DATA, after the headers and before the final dot: the
+    /// message is not accepted.
+    pub fn drop_connection_during_data(&self, sessions: u32) {
+        self.inbox.drops_in_data.store(sessions, Ordering::SeqCst);
     }
 
     pub fn received(&self) -> Vec<ReceivedMail> {
@@ -195,9 +205,17 @@ async fn session(stream: TcpStream, inbox: Arc<Inbox>) {
                 return;
             }
             let mut data = String::new();
+            let drop_midway = inbox
+                .drops_in_data
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
             loop {
                 line.clear();
                 if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if drop_midway && line == "\r\n" {
+                    // End of the headers: hang up with the body unsent.
                     return;
                 }
                 if line == ".\r\n" {

@@ -129,3 +129,79 @@ fn the_schedule_check_itself_rejects_what_vercel_rejects() {
         assert!(!schedule_is_valid(bad), "{bad}");
     }
 }
+
+#[test]
+fn cargo_config_has_the_build_table_vercels_rust_runtime_reads() {
+    // @vercel/rust reads `build.target` without checking that `[build]`
+    // exists; without it every deployment build crashes. scripts/check-deploy
+    // runs the real runtime; this is the quick check.
+    let config: toml::Value = std::fs::read_to_string(root().join(".cargo/config.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(config.get("build").is_some_and(toml::Value::is_table));
+}
+
+#[test]
+fn only_public_is_published_and_it_holds_no_source() {
+    // Without a public/ folder, Vercel publishes every file of the
+    // repository as a static asset.
+    let public = root().join("public");
+    assert!(public.is_dir());
+    for entry in std::fs::read_dir(&public).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            !name.ends_with(".rs") && !name.ends_with(".toml") && !name.ends_with(".sql"),
+            "{name} would be downloadable"
+        );
+    }
+}
+
+#[test]
+fn the_library_prepares_no_named_statement_and_uses_no_session_state() {
+    // Every statement goes through db::query* (unnamed statements) inside a
+    // transaction opened by db::begin, so every function works through a
+    // transaction pooler; the suite's pooler run would fail otherwise, and
+    // this names the line at once.
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    rust_files(&root().join("dev/src"), &mut files);
+    for file in files {
+        let relative = file.strip_prefix(root()).unwrap().display().to_string();
+        if relative == "src/db.rs" || relative == "src/migrate.rs" {
+            continue; // the wrappers themselves; migrations need a session
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let lower = line.to_ascii_lowercase();
+            for banned in [
+                "sqlx::query",
+                ".begin()",
+                "pg_advisory_lock",
+                "\"listen ",
+                "temporary table",
+                "temp table",
+            ] {
+                assert!(
+                    !lower.contains(banned),
+                    "{relative}:{}: {banned}: {line}",
+                    n + 1
+                );
+            }
+            // A statement that is a SET (an UPDATE's SET clause is fine).
+            let session_set = lower.contains("\"set ") && !lower.contains("\"set local");
+            assert!(!session_set, "{relative}:{}: session SET: {line}", n + 1);
+        }
+    }
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}

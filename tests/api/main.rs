@@ -10,6 +10,7 @@ mod email_delivery;
 mod function_binary;
 mod hostile_input;
 mod layout;
+mod pooler;
 mod purge_auth;
 mod purge_budget;
 mod purge_concurrency;

@@ -17,6 +17,7 @@ pub mod postgres {
         }
 
         pub fn server_port() -> u16 {
+            testkit::postgres::use_migrations(&account_deletion::db::MIGRATOR);
             testkit::postgres::TestDb::server_port()
         }
     }
@@ -218,9 +219,19 @@ impl AccountApp {
     }
 
     pub async fn with_env(extra: &[(&str, &str)]) -> Self {
+        Self::build(None, extra).await
+    }
+
+    /// The app with its functions reaching the database through a proxy or
+    /// pooler listening on `port`.
+    pub async fn through_port(port: u16, extra: &[(&str, &str)]) -> Self {
+        Self::build(Some(port), extra).await
+    }
+
+    async fn build(port: Option<u16>, extra: &[(&str, &str)]) -> Self {
         let db = TestDb::new().await;
         let smtp = smtp::SmtpSink::start().await;
-        let url = db.url();
+        let url = port.map_or_else(|| db.url(), |port| db.url_via(port));
         let mail_url = smtp.url();
         let mut vars = vec![
             ("DATABASE_URL", url.as_str()),

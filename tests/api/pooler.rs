@@ -1,0 +1,350 @@
+//! Through a real PgBouncer in transaction mode, pool of three, stock
+//! settings: what a plain sqlx client trips over, what ours does instead,
+//! migrations that refuse a pooler, and a pooler restarted under load.
+//!
+//! The whole suite also runs through the shared pooler (`scripts/test` sets
+//! `TEST_VIA_POOLER=1`); these tests start poolers of their own so they can
+//! stop them.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use account_deletion::db::{self, Limits};
+use account_deletion::migrate::{MigrateError, migrate, migrate_waiting};
+use http::StatusCode;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+use testkit::pgbouncer::PgBouncer;
+
+use crate::helpers::{AccountApp, TestDb, count, seed_users};
+
+fn options(url: &str) -> PgConnectOptions {
+    PgConnectOptions::from_str(url).unwrap()
+}
+
+#[tokio::test]
+async fn a_plain_sqlx_client_fails_through_the_pooler_so_the_suite_would_catch_a_regression() {
+    let db = TestDb::new().await;
+    let pooler = PgBouncer::start(TestDb::server_port());
+    let url = db.url_via(pooler.port());
+
+    // sqlx's defaults: the startup parameter PgBouncer refuses.
+    let refused = PgConnection::connect_with(&options(&url))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("extra_float_digits"),
+        "{refused}"
+    );
+
+    // Without it, sqlx's named statements collide on shared server
+    // connections: the second client prepares `sqlx_s_1` where the first
+    // already did.
+    let named = options(&url).extra_float_digits(None);
+    let mut failures = Vec::new();
+    for _ in 0..4 {
+        let mut client = PgConnection::connect_with(&named).await.unwrap();
+        if let Err(error) = sqlx::query_scalar::<_, i32>("select $1::int4")
+            .bind(7)
+            .fetch_one(&mut client)
+            .await
+        {
+            failures.push(error.to_string());
+        }
+    }
+    assert!(
+        failures.iter().any(|f| f.contains("sqlx_s_1")),
+        "named statements went through: {failures:?}"
+    );
+
+    // Ours, from many clients at once: every statement answers.
+    let pool = PgPoolOptions::new()
+        .max_connections(12)
+        .connect_with(db::connect_options(options(&url)))
+        .await
+        .unwrap();
+    let mut clients = tokio::task::JoinSet::new();
+    for i in 0..48_i32 {
+        let pool = pool.clone();
+        clients.spawn(async move {
+            let mut tx = db::begin(&pool, &Limits::ACCOUNT).await?;
+            let answer: i32 = db::query_scalar("select $1::int4 + 1")
+                .bind(i)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((i, answer))
+        });
+    }
+    while let Some(result) = clients.join_next().await {
+        let (i, answer) = result.unwrap().unwrap();
+        assert_eq!(answer, i + 1);
+    }
+}
+
+#[tokio::test]
+async fn migrating_through_the_pooler_is_refused_in_seconds_naming_the_variable() {
+    let db = TestDb::new().await;
+    let server = testkit::postgres::server();
+    let empty = format!("{}_empty", db.name);
+    server.create_database(&empty, None).await;
+    let pooler = PgBouncer::start(TestDb::server_port());
+    let pooled = format!("postgres://postgres@127.0.0.1:{}/{empty}", pooler.port());
+    let direct = format!(
+        "postgres://postgres@127.0.0.1:{}/{empty}",
+        TestDb::server_port()
+    );
+
+    let started = Instant::now();
+    let refused = tokio::time::timeout(Duration::from_secs(20), migrate(&pooled, "DATABASE_URL"))
+        .await
+        .expect("migrating through a pooler must not hang")
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        MigrateError::ThroughPooler {
+            variable: "DATABASE_URL"
+        }
+    ));
+    let message = refused.to_string();
+    assert!(
+        message.contains("DIRECT_URL") && message.contains("pooler"),
+        "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // Nothing was applied, and no lock was left behind: the direct
+    // migration runs at once and applies everything.
+    let migrated = tokio::time::timeout(Duration::from_secs(20), migrate(&direct, "DIRECT_URL"))
+        .await
+        .expect("the direct migration must not wait for a lock")
+        .unwrap();
+    assert_eq!(migrated.already_present, 0);
+    assert_eq!(
+        migrated.applied.len(),
+        account_deletion::db::MIGRATOR.iter().count()
+    );
+    let again = migrate(&direct, "DIRECT_URL").await.unwrap();
+    assert!(again.applied.is_empty());
+    server.drop_database(&empty).await;
+}
+
+#[tokio::test]
+async fn migrating_waits_a_bounded_time_for_a_held_migration_lock() {
+    let db = TestDb::new().await;
+    // What sqlx's migrator locks: a session advisory lock held elsewhere, as
+    // a migration run through a pooler leaves it.
+    let mut holder = db.connect().await;
+    sqlx::migrate::Migrate::lock(&mut holder).await.unwrap();
+    // A new migration file would need the lock; with everything applied,
+    // sqlx still takes it first.
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        migrate_waiting(&db.url_direct(), "DIRECT_URL", Duration::from_secs(2)),
+    )
+    .await
+    .expect("bounded by the lock timeout");
+    assert!(
+        matches!(result, Err(MigrateError::LockHeld { .. })),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_pooler_restart_mid_purge_and_mid_burst_gives_generic_5xx_then_full_service_with_every_email_once()
+ {
+    let mut pooler = PgBouncer::start(TestDb::server_port());
+    let app = AccountApp::through_port(
+        pooler.port(),
+        &[("PURGE_BATCH_SIZE", "20"), ("PURGE_BATCH_TARGET_MS", "0")],
+    )
+    .await;
+    let answer = app.delete_with("no-such-session").await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", pooler.log());
+
+    seed_users(app.pool(), 3_000, Some("40 days")).await;
+    let mut users = Vec::new();
+    for _ in 0..40 {
+        users.push(app.user_with_session().await);
+    }
+
+    // The purge and a burst of deletions run while the pooler goes down for
+    // longer than a request waits for a connection (5 s), then comes back.
+    let purge = app.purge.clone();
+    let purge_run = tokio::spawn(async move {
+        crate::helpers::read(
+            purge
+                .handle(crate::helpers::cron_request(http::Method::GET, ""))
+                .await,
+        )
+        .await
+    });
+    let app = std::sync::Arc::new(app);
+    let mut burst = tokio::task::JoinSet::new();
+    for (i, (_, session)) in users.iter().take(3).enumerate() {
+        let (app, session) = (app.clone(), session.clone());
+        burst.spawn(async move { (i, app.delete_with(&session).await) });
+    }
+    // Down once the purge has booked its first batches.
+    while count(
+        app.pool(),
+        "select coalesce(sum(deleted), 0)::int8 from purge_run_workers",
+    )
+    .await
+        == 0
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pooler.stop();
+    let started = Instant::now();
+    for (i, (_, session)) in users.iter().enumerate().skip(3) {
+        let (app, session) = (app.clone(), session.clone());
+        burst.spawn(async move { (i, app.delete_with(&session).await) });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if started.elapsed() > Duration::from_millis(6000) && pooler_down(&pooler) {
+            pooler.restart();
+        }
+    }
+    if pooler_down(&pooler) {
+        pooler.restart();
+    }
+    let mut answers: Vec<_> = burst.join_all().await;
+    answers.sort_by_key(|(i, _)| *i);
+    let answers: Vec<_> = answers.into_iter().map(|(_, answer)| answer).collect();
+    // The purge was cut off mid-run: a generic 503, and a ledger that says
+    // exactly how many accounts it deleted before.
+    let purge_answer = purge_run.await.unwrap();
+    assert_eq!(
+        purge_answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        purge_answer.text()
+    );
+    assert_eq!(purge_answer.error_code(), "service_unavailable");
+    let (status, booked): (String, i64) = sqlx::query_as(
+        "select status, deleted from purge_runs where dry_run = false order by id limit 1",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    let gone = 3_000
+        - count(
+            app.pool(),
+            "select count(*) from users where deleted_at < now() - interval '30 days'",
+        )
+        .await;
+    assert_eq!(status, "failed");
+    assert_eq!(booked, gone, "the ledger books exactly what was deleted");
+    assert!(gone > 0 && gone < 3_000, "cut off mid-run: {gone} deleted");
+    for answer in &answers {
+        match answer.status {
+            StatusCode::ACCEPTED => {}
+            status if status.is_server_error() => {
+                // Generic: the contract's error body, no internals.
+                let code = answer.error_code();
+                assert!(
+                    code == "service_unavailable" || code == "internal_error",
+                    "{code}"
+                );
+                let text = answer.text().to_lowercase();
+                for internal in ["pgbouncer", "sql", "127.0.0.1", "connection refused"] {
+                    assert!(!text.contains(internal), "{text}");
+                }
+            }
+            status => panic!("unexpected {status}: {}", answer.text()),
+        }
+    }
+    assert!(
+        answers.iter().any(|a| a.status.is_server_error()),
+        "the pooler was down for 6 s: {:?}",
+        answers
+            .iter()
+            .map(|a| a.status.as_u16())
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        answers.iter().any(|a| a.status == StatusCode::ACCEPTED),
+        "and up before and after"
+    );
+
+    // Full service after: a retry of every refused deletion succeeds, the
+    // purge finishes, and the sweep sends what the outage held back.
+    for ((user_id, session), answer) in users.iter().zip(&answers) {
+        if answer.status != StatusCode::ACCEPTED {
+            let state = app.deleted_at_of(*user_id).await.unwrap();
+            if state.is_none() {
+                let retry = app.delete_with(session).await;
+                assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.text());
+            }
+        }
+    }
+    // The run the outage cut short recorded its failure once the pooler
+    // was back, so the purge is free and the next run finishes the work.
+    let purged = app.run_purge().await;
+    assert_eq!(purged["status"], "completed", "{purged}");
+    assert_eq!(purged["remaining"], 0, "{purged}");
+    assert_eq!(
+        count(
+            app.pool(),
+            "select count(*) from users where deleted_at < now() - interval '30 days'"
+        )
+        .await,
+        0
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Retries are due in a minute; bring them forward. Rows still
+        // claimed are being sent (or their sending recorded) right now, and
+        // are left to their sender, as the sweep leaves them.
+        sqlx::query(
+            "update email_outbox set next_attempt_at = now()
+             where status = 'pending' and claimed_until is null",
+        )
+        .execute(app.pool())
+        .await
+        .unwrap();
+        app.run_sweep().await;
+        let pending = count(
+            app.pool(),
+            "select count(*) from email_outbox where status = 'pending'",
+        )
+        .await;
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} emails never went out");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Every account deleted got exactly one recovery email, and none other did.
+    let mail = app.smtp.received();
+    for (user_id, _) in &users {
+        let email: String = sqlx::query_scalar("select email from users where id = $1")
+            .bind(user_id)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+        let to_user: Vec<_> = mail
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t.contains(&email)))
+            .collect();
+        let distinct: std::collections::HashSet<_> = to_user
+            .iter()
+            .filter_map(|m| m.header("Message-ID"))
+            .collect();
+        assert_eq!(
+            distinct.len(),
+            1,
+            "{email}: {} messages, {} distinct",
+            to_user.len(),
+            distinct.len()
+        );
+        assert_eq!(to_user.len(), 1, "{email}: delivered twice");
+    }
+}
+
+fn pooler_down(pooler: &PgBouncer) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", pooler.port())).is_err()
+}
