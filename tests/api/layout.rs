@@ -149,10 +149,12 @@ fn only_public_is_published_and_it_holds_no_source() {
     let public = root().join("public");
     assert!(public.is_dir());
     for entry in std::fs::read_dir(&public).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
+        let path = entry.unwrap().path();
+        let extension = path.extension().map(std::ffi::OsStr::to_ascii_lowercase);
         assert!(
-            !name.ends_with(".rs") && !name.ends_with(".toml") && !name.ends_with(".sql"),
-            "{name} would be downloadable"
+            !extension.is_some_and(|e| e == "rs" || e == "toml" || e == "sql"),
+            "{} would be downloadable",
+            path.display()
         );
     }
 }

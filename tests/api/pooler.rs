@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use testkit::pgbouncer::PgBouncer;
 
-use crate::helpers::{AccountApp, TestDb, count, seed_users};
+use crate::helpers::{AccountApp, TestDb, TestResponse, count, cron_request, read, seed_users};
 
 fn options(url: &str) -> PgConnectOptions {
     PgConnectOptions::from_str(url).unwrap()
@@ -89,17 +89,20 @@ async fn migrating_through_the_pooler_is_refused_in_seconds_naming_the_variable(
     let empty = format!("{}_empty", db.name);
     server.create_database(&empty, None).await;
     let pooler = PgBouncer::start(TestDb::server_port());
-    let pooled = format!("postgres://postgres@127.0.0.1:{}/{empty}", pooler.port());
+    let through_pooler = format!("postgres://postgres@127.0.0.1:{}/{empty}", pooler.port());
     let direct = format!(
         "postgres://postgres@127.0.0.1:{}/{empty}",
         TestDb::server_port()
     );
 
     let started = Instant::now();
-    let refused = tokio::time::timeout(Duration::from_secs(20), migrate(&pooled, "DATABASE_URL"))
-        .await
-        .expect("migrating through a pooler must not hang")
-        .unwrap_err();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(20),
+        migrate(&through_pooler, "DATABASE_URL"),
+    )
+    .await
+    .expect("migrating through a pooler must not hang")
+    .unwrap_err();
     assert!(matches!(
         refused,
         MigrateError::ThroughPooler {
@@ -163,59 +166,18 @@ async fn a_pooler_restart_mid_purge_and_mid_burst_gives_generic_5xx_then_full_se
     .await;
     let answer = app.delete_with("no-such-session").await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", pooler.log());
-
     seed_users(app.pool(), 3_000, Some("40 days")).await;
     let mut users = Vec::new();
     for _ in 0..40 {
         users.push(app.user_with_session().await);
     }
-
-    // The purge and a burst of deletions run while the pooler goes down for
-    // longer than a request waits for a connection (5 s), then comes back.
-    let purge = app.purge.clone();
-    let purge_run = tokio::spawn(async move {
-        crate::helpers::read(
-            purge
-                .handle(crate::helpers::cron_request(http::Method::GET, ""))
-                .await,
-        )
-        .await
-    });
     let app = std::sync::Arc::new(app);
-    let mut burst = tokio::task::JoinSet::new();
-    for (i, (_, session)) in users.iter().take(3).enumerate() {
-        let (app, session) = (app.clone(), session.clone());
-        burst.spawn(async move { (i, app.delete_with(&session).await) });
-    }
-    // Down once the purge has booked its first batches.
-    while count(
-        app.pool(),
-        "select coalesce(sum(deleted), 0)::int8 from purge_run_workers",
-    )
-    .await
-        == 0
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    pooler.stop();
-    let started = Instant::now();
-    for (i, (_, session)) in users.iter().enumerate().skip(3) {
-        let (app, session) = (app.clone(), session.clone());
-        burst.spawn(async move { (i, app.delete_with(&session).await) });
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        if started.elapsed() > Duration::from_millis(6000) && pooler_down(&pooler) {
-            pooler.restart();
-        }
-    }
-    if pooler_down(&pooler) {
-        pooler.restart();
-    }
-    let mut answers: Vec<_> = burst.join_all().await;
-    answers.sort_by_key(|(i, _)| *i);
-    let answers: Vec<_> = answers.into_iter().map(|(_, answer)| answer).collect();
+
+    let (purge_answer, answers) =
+        purge_and_burst_through_an_outage(&app, &mut pooler, &users).await;
+
     // The purge was cut off mid-run: a generic 503, and a ledger that says
     // exactly how many accounts it deleted before.
-    let purge_answer = purge_run.await.unwrap();
     assert_eq!(
         purge_answer.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -229,16 +191,82 @@ async fn a_pooler_restart_mid_purge_and_mid_burst_gives_generic_5xx_then_full_se
     .fetch_one(app.pool())
     .await
     .unwrap();
-    let gone = 3_000
-        - count(
-            app.pool(),
-            "select count(*) from users where deleted_at < now() - interval '30 days'",
-        )
-        .await;
+    let gone = 3_000 - count(app.pool(), EXPIRED).await;
     assert_eq!(status, "failed");
     assert_eq!(booked, gone, "the ledger books exactly what was deleted");
     assert!(gone > 0 && gone < 3_000, "cut off mid-run: {gone} deleted");
-    for answer in &answers {
+    assert_generic_5xx_while_down(&answers);
+
+    // Full service after: a retry of every refused deletion succeeds, the
+    // purge finishes, and the sweep sends what the outage held back.
+    for ((user_id, session), answer) in users.iter().zip(&answers) {
+        if answer.status != StatusCode::ACCEPTED && app.deleted_at_of(*user_id).await == Some(None)
+        {
+            let retry = app.delete_with(session).await;
+            assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.text());
+        }
+    }
+    // The run the outage cut short recorded its failure once the pooler
+    // was back, so the purge is free and the next run finishes the work.
+    let purged = app.run_purge().await;
+    assert_eq!(purged["status"], "completed", "{purged}");
+    assert_eq!(purged["remaining"], 0, "{purged}");
+    assert_eq!(count(app.pool(), EXPIRED).await, 0);
+    sweep_until_every_email_is_sent(&app).await;
+    assert_one_email_each(&app, &users).await;
+}
+
+const EXPIRED: &str = "select count(*) from users where deleted_at < now() - interval '30 days'";
+
+/// Starts a purge and three deletions; stops the pooler once the purge has
+/// booked its first batches, sends a deletion every 150 ms, and starts the
+/// pooler again 6 s later: longer than a request waits for a connection (5 s).
+async fn purge_and_burst_through_an_outage(
+    app: &std::sync::Arc<AccountApp>,
+    pooler: &mut PgBouncer,
+    users: &[(uuid::Uuid, String)],
+) -> (TestResponse, Vec<TestResponse>) {
+    let purge = app.purge.clone();
+    let purge_run =
+        tokio::spawn(
+            async move { read(purge.handle(cron_request(http::Method::GET, "")).await).await },
+        );
+    let mut burst = tokio::task::JoinSet::new();
+    let mut started = None;
+    for (i, (_, session)) in users.iter().enumerate() {
+        if i == 3 {
+            while count(
+                app.pool(),
+                "select coalesce(sum(deleted), 0)::int8 from purge_run_workers",
+            )
+            .await
+                == 0
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            pooler.stop();
+            started = Some(Instant::now());
+        }
+        let (app, session) = (app.clone(), session.clone());
+        burst.spawn(async move { (i, app.delete_with(&session).await) });
+        if let Some(started) = started {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            if started.elapsed() > Duration::from_secs(6) && pooler_down(pooler) {
+                pooler.restart();
+            }
+        }
+    }
+    if pooler_down(pooler) {
+        pooler.restart();
+    }
+    let mut answers = burst.join_all().await;
+    answers.sort_by_key(|(i, _)| *i);
+    let answers = answers.into_iter().map(|(_, answer)| answer).collect();
+    (purge_run.await.unwrap(), answers)
+}
+
+fn assert_generic_5xx_while_down(answers: &[TestResponse]) {
+    for answer in answers {
         match answer.status {
             StatusCode::ACCEPTED => {}
             status if status.is_server_error() => {
@@ -256,43 +284,18 @@ async fn a_pooler_restart_mid_purge_and_mid_burst_gives_generic_5xx_then_full_se
             status => panic!("unexpected {status}: {}", answer.text()),
         }
     }
+    let statuses: Vec<_> = answers.iter().map(|a| a.status.as_u16()).collect();
     assert!(
-        answers.iter().any(|a| a.status.is_server_error()),
-        "the pooler was down for 6 s: {:?}",
-        answers
-            .iter()
-            .map(|a| a.status.as_u16())
-            .collect::<Vec<_>>()
+        statuses.iter().any(|s| *s >= 500),
+        "the pooler was down for 6 s: {statuses:?}"
     );
     assert!(
-        answers.iter().any(|a| a.status == StatusCode::ACCEPTED),
-        "and up before and after"
+        statuses.contains(&202),
+        "and up before and after: {statuses:?}"
     );
+}
 
-    // Full service after: a retry of every refused deletion succeeds, the
-    // purge finishes, and the sweep sends what the outage held back.
-    for ((user_id, session), answer) in users.iter().zip(&answers) {
-        if answer.status != StatusCode::ACCEPTED {
-            let state = app.deleted_at_of(*user_id).await.unwrap();
-            if state.is_none() {
-                let retry = app.delete_with(session).await;
-                assert_eq!(retry.status, StatusCode::ACCEPTED, "{}", retry.text());
-            }
-        }
-    }
-    // The run the outage cut short recorded its failure once the pooler
-    // was back, so the purge is free and the next run finishes the work.
-    let purged = app.run_purge().await;
-    assert_eq!(purged["status"], "completed", "{purged}");
-    assert_eq!(purged["remaining"], 0, "{purged}");
-    assert_eq!(
-        count(
-            app.pool(),
-            "select count(*) from users where deleted_at < now() - interval '30 days'"
-        )
-        .await,
-        0
-    );
+async fn sweep_until_every_email_is_sent(app: &AccountApp) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         // Retries are due in a minute; bring them forward. Rows still
@@ -312,36 +315,28 @@ async fn a_pooler_restart_mid_purge_and_mid_burst_gives_generic_5xx_then_full_se
         )
         .await;
         if pending == 0 {
-            break;
+            return;
         }
         assert!(Instant::now() < deadline, "{pending} emails never went out");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
 
-    // Every account deleted got exactly one recovery email, and none other did.
+/// Every account deleted got exactly one recovery email: none lost, none
+/// sent twice.
+async fn assert_one_email_each(app: &AccountApp, users: &[(uuid::Uuid, String)]) {
     let mail = app.smtp.received();
-    for (user_id, _) in &users {
+    for (user_id, _) in users {
         let email: String = sqlx::query_scalar("select email from users where id = $1")
             .bind(user_id)
             .fetch_one(app.pool())
             .await
             .unwrap();
-        let to_user: Vec<_> = mail
+        let to_user = mail
             .iter()
             .filter(|m| m.to.iter().any(|t| t.contains(&email)))
-            .collect();
-        let distinct: std::collections::HashSet<_> = to_user
-            .iter()
-            .filter_map(|m| m.header("Message-ID"))
-            .collect();
-        assert_eq!(
-            distinct.len(),
-            1,
-            "{email}: {} messages, {} distinct",
-            to_user.len(),
-            distinct.len()
-        );
-        assert_eq!(to_user.len(), 1, "{email}: delivered twice");
+            .count();
+        assert_eq!(to_user, 1, "{email}: {to_user} emails");
     }
 }
 

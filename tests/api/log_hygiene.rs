@@ -1,0 +1,346 @@
+//! Secrets and personal data never reach the logs, at any level: the whole
+//! journey (delete, email, recover, reminder, purge, and failures on the
+//! way) through the real function binaries at `RUST_LOG=trace`, with every
+//! line they print scanned for the session tokens, the recovery tokens,
+//! `CRON_SECRET`, the mail password and the user's email address.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use crate::helpers::http_client::send;
+use crate::helpers::postgres::free_port;
+use crate::helpers::smtp::SmtpSink;
+use crate::helpers::{APP_URL, TestDb, urlencode};
+
+const CRON_SECRET: &str = "log-hygiene-cron-secret-9f8e7d6c5b4a";
+
+struct Logged {
+    child: Child,
+    port: u16,
+}
+
+impl Logged {
+    async fn start(bin: &str, env: &[(&str, String)], dir: &std::path::Path) -> Self {
+        let port = free_port();
+        let log = dir.join(format!("{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = Command::new(bin);
+        command
+            .env_clear()
+            .env("VERCEL_DEV_PORT", port.to_string())
+            .env("RUST_LOG", "trace")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("start the function binary");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while send(port, "GET", "/_vercel/ping", &[], b"").await.is_err() {
+            assert!(Instant::now() < deadline, "{bin} did not listen");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn post_json(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    let answer = send(port, "POST", path, &all, body.as_bytes())
+        .await
+        .unwrap();
+    (answer.status, answer.body)
+}
+
+/// The four functions, the database, the mail server, and every secret the
+/// journey has handed out so far.
+struct Journey {
+    db: TestDb,
+    smtp: SmtpSink,
+    dir: std::path::PathBuf,
+    delete: Logged,
+    recover: Logged,
+    sweep: Logged,
+    purge: Logged,
+    user_id: uuid::Uuid,
+    secrets: Vec<String>,
+}
+
+impl Journey {
+    async fn start() -> Self {
+        let db = TestDb::new().await;
+        let smtp = SmtpSink::start().await;
+        let dir = std::env::temp_dir().join(format!("log-hygiene-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let email = format!(
+            "hygiene.{}@person.example",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let mail_password = format!("mail-password-{}", uuid::Uuid::new_v4().simple());
+        let env = vec![
+            ("DATABASE_URL", db.url()),
+            ("CRON_SECRET", CRON_SECRET.to_owned()),
+            ("APP_URL", APP_URL.to_owned()),
+            (
+                "MAIL_URL",
+                format!(
+                    "smtp://mailer%40app.test:{mail_password}@127.0.0.1:{}",
+                    smtp.port
+                ),
+            ),
+            (
+                "MAIL_FROM",
+                "Example App <no-reply@app.example.test>".to_owned(),
+            ),
+        ];
+        let user_id = sqlx::query_scalar("insert into users (email) values ($1) returning id")
+            .bind(&email)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        Self {
+            delete: Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, &dir).await,
+            recover: Logged::start(env!("CARGO_BIN_EXE_account-recover"), &env, &dir).await,
+            sweep: Logged::start(env!("CARGO_BIN_EXE_cron-send-emails"), &env, &dir).await,
+            purge: Logged::start(
+                env!("CARGO_BIN_EXE_cron-permanent-delete-users"),
+                &env,
+                &dir,
+            )
+            .await,
+            secrets: vec![
+                CRON_SECRET.to_owned(),
+                mail_password,
+                urlencode(&email),
+                email,
+            ],
+            db,
+            smtp,
+            dir,
+            user_id,
+        }
+    }
+
+    /// A new session for the user, as the app's sign-in creates one.
+    async fn sign_in(&mut self) -> String {
+        let session = format!("session-{}", uuid::Uuid::new_v4());
+        sqlx::query(
+            "insert into sessions (user_id, token_hash, expires_at)
+             values ($1, sha256(convert_to($2, 'UTF8')), now() + interval '1 day')",
+        )
+        .bind(self.user_id)
+        .bind(&session)
+        .execute(&self.db.pool)
+        .await
+        .unwrap();
+        self.secrets.push(session.clone());
+        session
+    }
+
+    async fn delete_account(&mut self) {
+        let session = self.sign_in().await;
+        let auth = format!("Bearer {session}");
+        let (status, body) = post_json(
+            self.delete.port,
+            "/api/account/delete",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+
+    async fn cron(&self, function: &Logged, path: &str) {
+        let auth = format!("Bearer {CRON_SECRET}");
+        let answer = send(function.port, "GET", path, &[("authorization", &auth)], b"")
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+
+    /// The token in the `nth` email (from 1), once it has arrived.
+    async fn token_of_email(&mut self, nth: usize) -> String {
+        let token = self.smtp.wait_for(nth, Duration::from_secs(10)).await[nth - 1].token();
+        self.secrets.push(token.clone());
+        token
+    }
+
+    async fn backdate(&self, days: i32) {
+        for table in ["users", "email_outbox", "recovery_tokens"] {
+            let (column, key) = if table == "users" {
+                ("deleted_at", "id")
+            } else {
+                ("for_deleted_at", "user_id")
+            };
+            sqlx::query(&format!(
+                "update {table} set {column} = now() - make_interval(days => $2) where {key} = $1"
+            ))
+            .bind(self.user_id)
+            .bind(days)
+            .execute(&self.db.pool)
+            .await
+            .unwrap();
+        }
+    }
+
+    async fn failures(&mut self) {
+        for (port, path, auth, body, expected) in [
+            (
+                self.delete.port,
+                "/api/account/delete",
+                "Bearer not-a-session-token-123",
+                "",
+                401,
+            ),
+            (
+                self.purge.port,
+                "/api/cron/permanent-delete-users",
+                "Bearer wrong-cron-secret-0123456789",
+                "",
+                401,
+            ),
+            (
+                self.recover.port,
+                "/api/account/recover",
+                "",
+                r#"{"token":"AAAAbogusrecoverytokenAAAAAAAAAAAAAAAAAAAAA"}"#,
+                400,
+            ),
+        ] {
+            let headers: &[(&str, &str)] = if auth.is_empty() {
+                &[]
+            } else {
+                &[("authorization", auth)]
+            };
+            let (status, _) = post_json(port, path, headers, body).await;
+            assert_eq!(status, expected, "{path}");
+        }
+        self.secrets.extend(
+            [
+                "not-a-session-token-123",
+                "wrong-cron-secret-0123456789",
+                "AAAAbogusrecoverytokenAAAAAAAAAAAAAAAAAAAAA",
+            ]
+            .map(str::to_owned),
+        );
+    }
+
+    /// Every line the functions printed; fails on any that carries a secret.
+    fn scan(self) {
+        let Self {
+            delete,
+            recover,
+            sweep,
+            purge,
+            dir,
+            secrets,
+            ..
+        } = self;
+        drop((delete, recover, sweep, purge));
+        let (mut lines, mut verbose) = (0, 0);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for line in text.lines() {
+                lines += 1;
+                if line.contains("DEBUG") || line.contains("TRACE") {
+                    verbose += 1;
+                }
+                for secret in &secrets {
+                    assert!(
+                        !line.contains(secret.as_str()),
+                        "a log line carries {secret:?}:\n{line}"
+                    );
+                }
+            }
+        }
+        assert!(
+            verbose > 20,
+            "trace logging was on: {verbose} of {lines} lines"
+        );
+        eprintln!(
+            "scanned {lines} log lines ({verbose} debug or trace) for {} secrets",
+            secrets.len()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[tokio::test]
+async fn the_whole_journey_at_trace_level_logs_no_secret_and_no_email_address() {
+    let mut journey = Journey::start().await;
+    journey.failures().await;
+
+    // Deleted while the mail server is down: the first send fails, the
+    // sweep sends it.
+    journey.smtp.take_down();
+    journey.delete_account().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, Option<String>>(
+        "select last_error from email_outbox where user_id = $1",
+    )
+    .bind(journey.user_id)
+    .fetch_one(&journey.db.pool)
+    .await
+    .unwrap()
+    .is_none()
+    {
+        assert!(Instant::now() < deadline, "the first send never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    journey.smtp.bring_back().await;
+    sqlx::query("update email_outbox set next_attempt_at = now()")
+        .execute(&journey.db.pool)
+        .await
+        .unwrap();
+    journey.cron(&journey.sweep, "/api/cron/send-emails").await;
+    let token = journey.token_of_email(1).await;
+
+    // The link's page, then the restore.
+    let page = send(
+        journey.recover.port,
+        "GET",
+        &format!("/api/account/recover?token={token}"),
+        &[],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert!(page.body.contains("Restore my account"));
+    let (status, body) = post_json(
+        journey.recover.port,
+        "/api/account/recover",
+        &[],
+        &format!(r#"{{"token":"{token}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    journey.smtp.wait_for(2, Duration::from_secs(10)).await;
+
+    // Deleted again; the reminder three days before the purge; the purge.
+    journey.delete_account().await;
+    journey.token_of_email(3).await;
+    journey.backdate(28).await;
+    journey.cron(&journey.sweep, "/api/cron/send-emails").await;
+    journey.token_of_email(4).await;
+    assert!(
+        journey.smtp.received()[3]
+            .header("subject")
+            .unwrap()
+            .contains("will be erased")
+    );
+    journey.backdate(31).await;
+    journey
+        .cron(&journey.purge, "/api/cron/permanent-delete-users")
+        .await;
+    assert_eq!(crate::helpers::user_count(&journey.db.pool).await, 0);
+
+    journey.scan();
+}
