@@ -2,12 +2,14 @@
 //! routes. Time rules run on the database clock, in the same statements that
 //! act on them, so the purge and a recovery can never both win.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::RetentionDays;
-use crate::db::{self, Limits};
+use crate::db::{self, Limits, Statement};
 use crate::outbox::{self, EmailKind, PendingEmail};
 use crate::tokens::{RecoveryToken, SessionToken};
 
@@ -19,25 +21,9 @@ pub struct Deletion {
     pub email: PendingEmail,
 }
 
-/// Soft-deletes the session's user: `deleted_at = now()`, every session
-/// revoked, older recovery tokens revoked and older link emails superseded,
-/// a new token created (only its hash stored) and the recovery email queued.
-/// `None` when the session is missing, expired, or its user already deleted.
-///
-/// All of it is one statement in a transaction of its own (with the account
-/// limits: a lock held elsewhere for 2 s answers 503 instead of waiting), so
-/// the user's row is locked only for as long as that statement runs. Two
-/// deletes of one account serialize on that row; the second re-checks
-/// `deleted_at is null` on the updated row, finds it deleted and changes
-/// nothing (401).
-pub async fn delete(
-    pool: &PgPool,
-    session: &SessionToken,
-    retention: RetentionDays,
-) -> Result<Option<Deletion>, sqlx::Error> {
-    let token = RecoveryToken::generate();
-    let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
-    let deleted: Option<(Uuid, String, DateTime<Utc>, DateTime<Utc>)> = db::query_as(
+/// The soft delete: one statement (see [`delete`]).
+static DELETE: LazyLock<Statement> = LazyLock::new(|| {
+    Statement::new(
         "with deleted as (
              update users u set deleted_at = now()
              from sessions s
@@ -65,13 +51,37 @@ pub async fn delete(
          select q.id, d.email, d.deleted_at, d.deleted_at + make_interval(days => $2)
          from deleted d join queued q on q.user_id = d.id",
     )
-    .bind(session.hash().as_slice())
-    .bind(retention.days())
-    .bind(token.hash().as_slice())
-    .bind(outbox::CLAIM_SECONDS)
-    .fetch_optional(&mut *tx)
-    .await?;
-    tx.commit().await?;
+});
+
+/// Soft-deletes the session's user: `deleted_at = now()`, every session
+/// revoked, older recovery tokens revoked and older link emails superseded,
+/// a new token created (only its hash stored) and the recovery email queued.
+/// `None` when the session is missing, expired, or its user already deleted.
+///
+/// All of it is one statement, sent with the account limits in one round
+/// trip and run as one transaction (a lock held elsewhere for 2 s answers 503
+/// instead of waiting), so the user's row is locked only for as long as that
+/// statement runs. Two deletes of one account serialize on that row; the
+/// second re-checks `deleted_at is null` on the updated row, finds it deleted
+/// and changes nothing (401).
+pub async fn delete(
+    pool: &PgPool,
+    session: &SessionToken,
+    retention: RetentionDays,
+) -> Result<Option<Deletion>, sqlx::Error> {
+    let token = RecoveryToken::generate();
+    let deleted: Option<(Uuid, String, DateTime<Utc>, DateTime<Utc>)> = DELETE
+        .fetch_optional(
+            &mut *pool.acquire().await?,
+            &Limits::ACCOUNT,
+            &[
+                session.hash().as_slice().into(),
+                retention.days().into(),
+                token.hash().as_slice().into(),
+                outbox::CLAIM_SECONDS.into(),
+            ],
+        )
+        .await?;
     Ok(
         deleted.map(|(outbox_id, email, deleted_at, purge_after)| Deletion {
             deleted_at,
@@ -82,16 +92,9 @@ pub async fn delete(
     )
 }
 
-/// When the account a valid recovery token can restore will be purged;
-/// `None` for any token that cannot restore anything now. Reads only: a
-/// link's page never consumes it.
-pub async fn recoverable_until(
-    pool: &PgPool,
-    token: &RecoveryToken,
-    retention: RetentionDays,
-) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
-    let until = db::query_scalar(
+/// The lookup behind the link's page (see [`recoverable_until`]).
+static RECOVERABLE_UNTIL: LazyLock<Statement> = LazyLock::new(|| {
+    Statement::new(
         "select u.deleted_at + make_interval(days => $2)
          from recovery_tokens t
          join users u on u.id = t.user_id
@@ -101,12 +104,24 @@ pub async fn recoverable_until(
            and u.deleted_at = t.for_deleted_at
            and u.deleted_at > now() - make_interval(days => $2)",
     )
-    .bind(token.hash().as_slice())
-    .bind(retention.days())
-    .fetch_optional(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(until)
+});
+
+/// When the account a valid recovery token can restore will be purged;
+/// `None` for any token that cannot restore anything now. Reads only: a
+/// link's page never consumes it.
+pub async fn recoverable_until(
+    pool: &PgPool,
+    token: &RecoveryToken,
+    retention: RetentionDays,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let until: Option<(DateTime<Utc>,)> = RECOVERABLE_UNTIL
+        .fetch_optional(
+            &mut *pool.acquire().await?,
+            &Limits::ACCOUNT,
+            &[token.hash().as_slice().into(), retention.days().into()],
+        )
+        .await?;
+    Ok(until.map(|(at,)| at))
 }
 
 /// Restores the account a recovery token belongs to, consuming the token and

@@ -21,13 +21,16 @@
 //! (the `BEGIN` and the parse) that a cached named statement would save.
 
 use std::borrow::Cow;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use std::future::Future;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow, Postgres};
 use sqlx::query::{Query, QueryAs, QueryScalar};
-use sqlx::{FromRow, PgPool, Transaction};
+use sqlx::{Executor, FromRow, PgConnection, PgPool, Transaction};
+use uuid::Uuid;
 
 /// `migrations/`, compiled in, so `cargo dev migrate` and the tests apply
 /// exactly what ships.
@@ -88,7 +91,11 @@ where
 /// Set with `SET LOCAL` in the same round trip as `BEGIN`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// `begin; set local …` for a transaction of several round trips.
     begin: Cow<'static, str>,
+    /// The same settings without the `begin`, for a [`Statement`] that is
+    /// its own (implicit) transaction.
+    settings: Cow<'static, str>,
 }
 
 impl Limits {
@@ -100,6 +107,10 @@ impl Limits {
             "begin; set local lock_timeout = '2s'; set local statement_timeout = '5s'; \
              set local idle_in_transaction_session_timeout = '10s'",
         ),
+        settings: Cow::Borrowed(
+            "set local lock_timeout = '2s'; set local statement_timeout = '5s'; \
+             set local idle_in_transaction_session_timeout = '10s'",
+        ),
     };
 
     /// Book-keeping of a cron run (the purge ledger, the email outbox): small
@@ -109,6 +120,10 @@ impl Limits {
             "begin; set local lock_timeout = '5s'; set local statement_timeout = '60s'; \
              set local idle_in_transaction_session_timeout = '30s'",
         ),
+        settings: Cow::Borrowed(
+            "set local lock_timeout = '5s'; set local statement_timeout = '60s'; \
+             set local idle_in_transaction_session_timeout = '30s'",
+        ),
     };
 
     /// Limits computed at run time (the purge sizes its own from its batch
@@ -116,14 +131,16 @@ impl Limits {
     #[must_use]
     pub fn new(lock: Duration, statement: Duration, idle: Duration) -> Self {
         let ms = |d: Duration| d.as_millis().max(1);
+        let settings = format!(
+            "set local lock_timeout = '{}ms'; set local statement_timeout = '{}ms'; \
+             set local idle_in_transaction_session_timeout = '{}ms'",
+            ms(lock),
+            ms(statement),
+            ms(idle)
+        );
         Self {
-            begin: Cow::Owned(format!(
-                "begin; set local lock_timeout = '{}ms'; set local statement_timeout = '{}ms'; \
-                 set local idle_in_transaction_session_timeout = '{}ms'",
-                ms(lock),
-                ms(statement),
-                ms(idle)
-            )),
+            begin: Cow::Owned(format!("begin; {settings}")),
+            settings: Cow::Owned(settings),
         }
     }
 
@@ -131,6 +148,177 @@ impl Limits {
     #[must_use]
     pub fn begin_statement(&self) -> &str {
         &self.begin
+    }
+}
+
+/// A value written into a [`Statement`] as a literal. Only types whose
+/// text is made by us (numbers, times, ids, hex bytes) exist here: nothing a
+/// client sent can become statement text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Int(i64),
+    Float(f64),
+    Timestamp(DateTime<Utc>),
+    Uuid(Uuid),
+    Bytes(Vec<u8>),
+    Null,
+}
+
+impl Literal {
+    fn write(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = match self {
+            Self::Int(n) => write!(out, "{n}"),
+            // Debug gives the shortest text that reads back as the same f64.
+            Self::Float(f) if f.is_finite() => write!(out, "{f:?}::float8"),
+            Self::Float(_) => write!(out, "'NaN'::float8"),
+            Self::Timestamp(at) => write!(
+                out,
+                "'{}'::timestamptz",
+                at.to_rfc3339_opts(SecondsFormat::Micros, true)
+            ),
+            Self::Uuid(id) => write!(out, "'{}'::uuid", id.hyphenated()),
+            // No backslash, so `standard_conforming_strings` cannot matter;
+            // `decode` is immutable, so an index on the column still serves.
+            Self::Bytes(bytes) => {
+                out.push_str("decode('");
+                for byte in bytes {
+                    let _ = write!(out, "{byte:02x}");
+                }
+                out.push_str("', 'hex')");
+                Ok(())
+            }
+            Self::Null => write!(out, "null"),
+        };
+    }
+}
+
+impl From<i32> for Literal {
+    fn from(n: i32) -> Self {
+        Self::Int(n.into())
+    }
+}
+
+impl From<i64> for Literal {
+    fn from(n: i64) -> Self {
+        Self::Int(n)
+    }
+}
+
+impl From<u32> for Literal {
+    fn from(n: u32) -> Self {
+        Self::Int(n.into())
+    }
+}
+
+impl From<f64> for Literal {
+    fn from(f: f64) -> Self {
+        Self::Float(f)
+    }
+}
+
+impl From<DateTime<Utc>> for Literal {
+    fn from(at: DateTime<Utc>) -> Self {
+        Self::Timestamp(at)
+    }
+}
+
+impl From<Option<DateTime<Utc>>> for Literal {
+    fn from(at: Option<DateTime<Utc>>) -> Self {
+        at.map_or(Self::Null, Self::Timestamp)
+    }
+}
+
+impl From<Uuid> for Literal {
+    fn from(id: Uuid) -> Self {
+        Self::Uuid(id)
+    }
+}
+
+impl From<&[u8]> for Literal {
+    fn from(bytes: &[u8]) -> Self {
+        Self::Bytes(bytes.to_vec())
+    }
+}
+
+/// A statement the hot paths send in one round trip: its limits and the
+/// statement in one simple-protocol message, which the server runs as one
+/// implicit transaction (so the `SET LOCAL`s hold for it, and a pooler keeps
+/// the whole message on one server connection), with its `$n` parameters
+/// written in as [`Literal`]s. An extended-protocol statement in a
+/// transaction takes four round trips (`BEGIN`, parse, execute, `COMMIT`);
+/// this takes one. Written once, from a constant; only the literals change.
+#[derive(Debug)]
+pub struct Statement {
+    /// The text between parameters; one more piece than parameters.
+    pieces: Vec<&'static str>,
+    /// The parameter (from 0) that follows each piece but the last.
+    slots: Vec<usize>,
+}
+
+impl Statement {
+    /// Splits `sql` at its `$1`…`$n`. Panics on a statement that uses no
+    /// parameter numbers in order, which only a programming error produces.
+    pub fn new(sql: &'static str) -> Self {
+        let (mut pieces, mut slots, mut rest) = (Vec::new(), Vec::new(), sql);
+        while let Some(at) = rest.find('$') {
+            let digits = rest[at + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            assert!(digits > 0, "a `$` that is not a parameter in: {sql}");
+            let number: usize = rest[at + 1..at + 1 + digits].parse().expect("digits");
+            assert!(number >= 1, "parameters start at $1 in: {sql}");
+            pieces.push(&rest[..at]);
+            slots.push(number - 1);
+            rest = &rest[at + 1 + digits..];
+        }
+        pieces.push(rest);
+        Self { pieces, slots }
+    }
+
+    /// The message: `limits`' settings, then the statement with `params`.
+    fn render(&self, limits: &Limits, params: &[Literal]) -> String {
+        let mut out = String::with_capacity(limits.settings.len() + 1024);
+        out.push_str(&limits.settings);
+        out.push_str(";\n");
+        for (piece, slot) in self.pieces.iter().zip(&self.slots) {
+            out.push_str(piece);
+            params
+                .get(*slot)
+                .expect("a literal for every parameter")
+                .write(&mut out);
+        }
+        out.push_str(self.pieces.last().expect("at least one piece"));
+        out
+    }
+
+    /// Runs it on `conn` and reads its first row, if any.
+    pub async fn fetch_optional<O>(
+        &self,
+        conn: &mut PgConnection,
+        limits: &Limits,
+        params: &[Literal],
+    ) -> Result<Option<O>, sqlx::Error>
+    where
+        O: for<'r> FromRow<'r, PgRow>,
+    {
+        // A `&str` with no arguments goes out as one simple-protocol Query.
+        let rows = conn.fetch_all(self.render(limits, params).as_str()).await?;
+        rows.first().map(O::from_row).transpose()
+    }
+
+    /// Runs it on `conn`; how many rows it changed.
+    pub async fn execute(
+        &self,
+        conn: &mut PgConnection,
+        limits: &Limits,
+        params: &[Literal],
+    ) -> Result<u64, sqlx::Error> {
+        Ok(conn
+            .execute(self.render(limits, params).as_str())
+            .await?
+            .rows_affected())
     }
 }
 
@@ -213,6 +401,36 @@ mod tests {
             "begin; set local lock_timeout = '1ms'; set local statement_timeout = '3000ms'; \
              set local idle_in_transaction_session_timeout = '1ms'"
         );
+    }
+
+    #[test]
+    fn a_statement_writes_each_parameter_as_a_typed_literal_after_its_limits() {
+        let statement = Statement::new("select $2, $1, $3, $4, $5, $6, $1");
+        let at = DateTime::parse_from_rfc3339("2026-11-28T10:00:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let text = statement.render(
+            &Limits::ACCOUNT,
+            &[
+                Literal::from(7_i32),
+                Literal::from(&[0x00_u8, 0xab, 0x27][..]),
+                Literal::from(at),
+                Literal::from(None::<DateTime<Utc>>),
+                Literal::from(120.0_f64),
+                Literal::from(Uuid::nil()),
+            ],
+        );
+        assert!(text.starts_with("set local lock_timeout = '2s';"));
+        assert!(text.ends_with(
+            "select decode('00ab27', 'hex'), 7, '2026-11-28T10:00:00.123456Z'::timestamptz, null, \
+             120.0::float8, '00000000-0000-0000-0000-000000000000'::uuid, 7"
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "not a parameter")]
+    fn a_statement_refuses_a_dollar_that_is_not_a_parameter() {
+        let _ = Statement::new("select '$x'");
     }
 
     #[test]

@@ -16,8 +16,8 @@
 //!   still holds the lease; the ledger is therefore exact even if the
 //!   function is killed mid-run.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,7 +25,7 @@ use sqlx::PgPool;
 use tokio::task::JoinSet;
 
 use crate::config::{PurgeSettings, RetentionDays};
-use crate::db::{self, Limits};
+use crate::db::{self, Limits, Statement};
 
 mod batch_size;
 use batch_size::BatchSize;
@@ -34,8 +34,9 @@ use batch_size::BatchSize;
 /// that nobody else holds, delete them (re-checking the cutoff on the locked
 /// rows), book them on the ledger row of worker `$5` of run `$4` if the run
 /// still holds the lease, and report whether it did, how many went and the
-/// newest `deleted_at` among them. One statement, so a batch is three round
-/// trips (`BEGIN`, this, `COMMIT`).
+/// newest `deleted_at` among them. One statement, sent with the batch's
+/// limits in one round trip and run as its own transaction
+/// ([`db::Statement`]).
 ///
 /// The shape is what keeps every batch as cheap as the first:
 /// - `order by deleted_at` is answered by walking the partial index (no sort
@@ -50,6 +51,9 @@ use batch_size::BatchSize;
 ///   row, and no join a generic plan (after five executions of the prepared
 ///   statement) could turn into a hash join against every expired row. The
 ///   lock keeps the row version, so its `ctid` cannot change in between.
+/// - Nothing is claimed unless the run still holds the lease: a run that
+///   outlived it (another run took over) deletes nothing and books nothing,
+///   so the batch needs no rollback.
 /// - Each worker books on its own row, and holds the run's row only `for
 ///   share`: parallel workers never wait for each other's commits, and a
 ///   run cannot be marked abandoned while one of its batches is in flight.
@@ -58,11 +62,14 @@ use batch_size::BatchSize;
 ///   batch would simply be undone, ledger count included, and the next run
 ///   would delete those accounts again.
 pub const BATCH_DELETE_SQL: &str = "
-with candidates as (
+with lease as (
+    select id from purge_runs where id = $4 and status = 'running' for share
+), candidates as (
     select ctid
     from users
     where deleted_at <= $1
       and deleted_at >= coalesce($3, '-infinity'::timestamptz)
+      and exists (select 1 from lease)
     order by deleted_at
     limit $2
     for update skip locked
@@ -73,8 +80,6 @@ with candidates as (
     returning deleted_at
 ), tally as (
     select count(*) as n, max(deleted_at) as newest from deleted
-), lease as (
-    select id from purge_runs where id = $4 and status = 'running' for share
 ), booked as (
     insert into purge_run_workers as w (run_id, worker, deleted, batches)
     select lease.id, $5, tally.n, 1 from lease, tally
@@ -537,9 +542,11 @@ struct Batch {
     took: Duration,
 }
 
+static BATCH_DELETE: LazyLock<Statement> = LazyLock::new(|| Statement::new(BATCH_DELETE_SQL));
+
 /// Deletes one batch and books it on the ledger, in one transaction.
 /// `None` when the run no longer holds the lease (it outlived it and another
-/// run took over); the batch is then rolled back.
+/// run took over); the batch then deleted nothing.
 async fn delete_batch(
     pool: &PgPool,
     limits: &Limits,
@@ -550,23 +557,21 @@ async fn delete_batch(
 ) -> Result<Option<Batch>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let started = Instant::now();
-    let mut tx =
-        sqlx::Connection::begin_with(&mut *conn, limits.begin_statement().to_owned()).await?;
-    let (booked, deleted, newest, _): (bool, i64, Option<DateTime<Utc>>, String) =
-        db::query_as(BATCH_DELETE_SQL)
-            .bind(lease.cutoff)
-            .bind(i64::from(batch_size))
-            .bind(floor)
-            .bind(lease.run_id)
-            .bind(worker.cast_signed())
-            .fetch_one(&mut *tx)
-            .await?;
-    if !booked {
-        tx.rollback().await?;
-        return Ok(None);
-    }
-    tx.commit().await?;
-    Ok(Some(Batch {
+    let (booked, deleted, newest, _): (bool, i64, Option<DateTime<Utc>>, String) = BATCH_DELETE
+        .fetch_optional(
+            &mut conn,
+            limits,
+            &[
+                lease.cutoff.into(),
+                batch_size.into(),
+                floor.into(),
+                lease.run_id.into(),
+                worker.into(),
+            ],
+        )
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    Ok(booked.then(|| Batch {
         deleted: deleted as u64,
         newest,
         took: started.elapsed(),

@@ -4,9 +4,11 @@
 
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+
 use sqlx::{PgConnection, PgPool};
 
-use crate::db::{self, Limits};
+use crate::db::{self, Limits, Statement};
 
 /// At most this many failures per client per window.
 pub const MAX_FAILURES: i32 = 20;
@@ -33,27 +35,44 @@ pub fn client_key(headers: &HeaderMap) -> [u8; 32] {
 
 /// Seconds until the client may try again, if it is over the limit.
 pub async fn retry_after(pool: &PgPool, client: &[u8; 32]) -> Result<Option<u64>, sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
-    let seconds: Option<f64> = db::query_scalar(
+    let seconds: Option<(f64,)> = RETRY_AFTER
+        .fetch_optional(
+            &mut *pool.acquire().await?,
+            &Limits::ACCOUNT,
+            &[
+                client.as_slice().into(),
+                f64::from(WINDOW_SECONDS).into(),
+                MAX_FAILURES.into(),
+            ],
+        )
+        .await?;
+    Ok(seconds.map(|(s,)| s.ceil().max(1.0) as u64))
+}
+
+static RETRY_AFTER: LazyLock<Statement> = LazyLock::new(|| {
+    Statement::new(
         "select extract(epoch from window_started_at + make_interval(secs => $2) - now())::float8
          from recovery_failures
          where client_hash = $1
            and failures >= $3
            and window_started_at > now() - make_interval(secs => $2)",
     )
-    .bind(client.as_slice())
-    .bind(f64::from(WINDOW_SECONDS))
-    .bind(MAX_FAILURES)
-    .fetch_optional(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(seconds.map(|s| s.ceil().max(1.0) as u64))
-}
+});
 
 /// Counts one failure, starting a new window when the last one has passed.
 pub async fn record_failure(pool: &PgPool, client: &[u8; 32]) -> Result<(), sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
-    db::query(
+    RECORD_FAILURE
+        .execute(
+            &mut *pool.acquire().await?,
+            &Limits::ACCOUNT,
+            &[client.as_slice().into(), f64::from(WINDOW_SECONDS).into()],
+        )
+        .await?;
+    Ok(())
+}
+
+static RECORD_FAILURE: LazyLock<Statement> = LazyLock::new(|| {
+    Statement::new(
         "insert into recovery_failures (client_hash, window_started_at, failures)
          values ($1, now(), 1)
          on conflict (client_hash) do update set
@@ -62,12 +81,7 @@ pub async fn record_failure(pool: &PgPool, client: &[u8; 32]) -> Result<(), sqlx
              window_started_at = case when recovery_failures.window_started_at <= now() - make_interval(secs => $2)
                                       then now() else recovery_failures.window_started_at end",
     )
-    .bind(client.as_slice())
-    .bind(f64::from(WINDOW_SECONDS))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
-}
+});
 
 /// Forgets windows that have passed; the email sweep calls it, inside its
 /// own transaction.
