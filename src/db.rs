@@ -17,8 +17,13 @@
 //! - limits set with `SET LOCAL` inside that transaction ([`Limits`]), never
 //!   with a session `SET`, so they neither leak to another client nor get lost.
 //!
-//! The cost, measured in BENCHMARKS.md, is two round trips per transaction
-//! (the `BEGIN` and the parse) that a cached named statement would save.
+//! A transaction of several statements pays two round trips for this (the
+//! `BEGIN` and each parse) that a cached named statement would save. The hot
+//! paths (the account delete, the recovery link's page, the rate limit, the
+//! purge batch) are single statements and go as a [`Statement`] instead: the
+//! limits and the statement in one simple-protocol message, one round trip,
+//! run by the server as one implicit transaction. BENCHMARKS.md has the
+//! figures.
 
 use std::borrow::Cow;
 

@@ -9,6 +9,7 @@
 //! any later attempt mints a fresh token for the same email (the earlier ones
 //! of that email stay valid, so a duplicate delivery carries a working link).
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -19,7 +20,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::config::{MailConfig, RetentionDays};
-use crate::db::{self, Limits};
+use crate::db::{self, Limits, Statement};
 use crate::mail::{self, Rendered};
 use crate::tokens::RecoveryToken;
 
@@ -228,21 +229,24 @@ async fn attempt_delivery(
 /// Records that the mail server accepted the email. Once it has, failing to
 /// record it means sending it again later (a duplicate, with the same
 /// `Message-ID`), so a database or pooler that is briefly away (a restart
-/// takes seconds) is waited for.
+/// takes seconds) is waited for. One round trip: every email a request
+/// queues is marked here.
 async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     db::retry_while_unavailable("record a sent email", || async {
-        let mut tx = db::begin(pool, &Limits::CRON).await?;
-        db::query(
-            "update email_outbox set status = 'sent', sent_at = now(), claimed_until = null, last_error = null
-             where id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+        MARK_SENT
+            .execute(&mut *pool.acquire().await?, &Limits::CRON, &[id.into()])
+            .await
+            .map(drop)
     })
     .await
 }
+
+static MARK_SENT: LazyLock<Statement> = LazyLock::new(|| {
+    Statement::new(
+        "update email_outbox set status = 'sent', sent_at = now(), claimed_until = null, last_error = null
+         where id = $1",
+    )
+});
 
 fn render_link_email(
     kind: EmailKind,

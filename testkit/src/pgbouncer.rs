@@ -44,8 +44,16 @@ pub fn shared() -> u16 {
 }
 
 impl PgBouncer {
-    /// Starts a pooler of its own in front of the server on `server_port`.
+    /// Starts a pooler of its own in front of the server on `server_port`,
+    /// with [`POOL_SIZE`] server connections per database.
     pub fn start(server_port: u16) -> Self {
+        Self::start_with_pool(server_port, POOL_SIZE)
+    }
+
+    /// [`start`](Self::start) with `pool_size` server connections per
+    /// database (the benchmarks match the function's own pool, so that they
+    /// measure the pooler and not a smaller pool).
+    pub fn start_with_pool(server_port: u16, pool_size: u32) -> Self {
         let nonce = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -69,7 +77,7 @@ impl PgBouncer {
                  auth_type = trust\n\
                  auth_file = {dir}/userlist.txt\n\
                  pool_mode = transaction\n\
-                 default_pool_size = {POOL_SIZE}\n\
+                 default_pool_size = {pool_size}\n\
                  max_client_conn = 2000\n\
                  query_wait_timeout = 60\n\
                  logfile = {dir}/pgbouncer.log\n\

@@ -12,6 +12,11 @@
 //! (median of `--starts` starts); RSS after `--rss-requests` (10,000) requests. Then, at
 //! concurrency 16 with `wrk`: the cron route (dry run), the recover page,
 //! and the delete route with a fresh, pre-created session per request.
+//!
+//! Every figure is taken twice (`--via direct,pgbouncer`): with the functions
+//! connecting straight to PostgreSQL, then through a PgBouncer in transaction
+//! mode (pool of 5, the account functions' own pool size), each on a freshly
+//! seeded copy of the database; the ratios follow.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,15 +70,78 @@ async fn main() -> anyhow::Result<()> {
     // Sessions for the delete load: each request uses up one.
     let sessions: i64 = arg("--sessions", 400_000);
     let rss_requests: usize = arg("--rss-requests", 10_000);
+    let via: String = arg("--via", "direct,pgbouncer".to_owned());
     let server = account_deletion_bench::server();
-    server.drop_database(DATABASE).await;
-    server
-        .create_database(DATABASE, Some(&server.template_name()))
-        .await;
-    let url = server.url(DATABASE);
-    let pool = PgPool::connect(&url).await?;
-    seed(&pool, sessions).await?;
+    let mut figures = Vec::new();
+    for mode in via.split(',') {
+        server.drop_database(DATABASE).await;
+        server
+            .create_database(DATABASE, Some(&server.template_name()))
+            .await;
+        let pool = PgPool::connect(&server.url(DATABASE)).await?;
+        seed(&pool, sessions).await?;
+        pool.close().await;
+        let pooler = (mode == "pgbouncer").then(|| {
+            let server_port = server.options("postgres").get_port();
+            testkit::pgbouncer::PgBouncer::start_with_pool(server_port, 5)
+        });
+        let url = match &pooler {
+            Some(pooler) => format!("postgres://postgres@127.0.0.1:{}/{DATABASE}", pooler.port()),
+            None => server.url(DATABASE),
+        };
+        println!(
+            "\n## Functions connecting {}\n",
+            if pooler.is_some() {
+                "through PgBouncer (transaction mode)"
+            } else {
+                "directly"
+            }
+        );
+        figures.push((
+            mode.to_owned(),
+            run_mode(&url, starts, seconds, rss_requests).await?,
+        ));
+    }
+    report_ratios(&figures);
+    Ok(())
+}
 
+/// Per route: (ready ms, first DB answer ms) and per load: p99 ms.
+#[derive(Default)]
+struct Figures {
+    first_db: Vec<(&'static str, f64)>,
+    p99: Vec<(&'static str, f64)>,
+    rps: Vec<(&'static str, f64)>,
+}
+
+fn report_ratios(figures: &[(String, Figures)]) {
+    let [(_, direct), (_, pooled)] = figures else {
+        return;
+    };
+    println!("\n### Through PgBouncer ÷ direct\n");
+    println!("| figure | direct | through PgBouncer | ratio |");
+    println!("| --- | ---: | ---: | ---: |");
+    for ((name, d), (_, p)) in direct.first_db.iter().zip(&pooled.first_db) {
+        println!(
+            "| {name}: first DB answer, ms | {d:.1} | {p:.1} | {:.2} |",
+            p / d
+        );
+    }
+    for ((name, d), (_, p)) in direct.p99.iter().zip(&pooled.p99) {
+        println!("| {name}: p99 ms | {d:.2} | {p:.2} | {:.2} |", p / d);
+    }
+    for ((name, d), (_, p)) in direct.rps.iter().zip(&pooled.rps) {
+        println!("| {name}: requests/s | {d:.0} | {p:.0} | {:.2} |", p / d);
+    }
+}
+
+async fn run_mode(
+    url: &str,
+    starts: usize,
+    seconds: u64,
+    rss_requests: usize,
+) -> anyhow::Result<Figures> {
+    let url = url.to_owned();
     let mail_dir = std::env::temp_dir().join(format!("bench-mail-{}", std::process::id()));
     let env: Vec<(&str, String)> = vec![
         ("DATABASE_URL", url.clone()),
@@ -119,7 +187,10 @@ async fn main() -> anyhow::Result<()> {
         },
     ];
 
-    report_binaries(&functions, &env, starts, rss_requests).await?;
+    let mut figures = Figures {
+        first_db: report_binaries(&functions, &env, starts, rss_requests).await?,
+        ..Figures::default()
+    };
 
     println!("\n### Latency at concurrency 16 (wrk, {seconds} s)\n");
     println!("| route | requests/s | p50 ms | p99 ms |");
@@ -141,12 +212,14 @@ async fn main() -> anyhow::Result<()> {
             load_delete(&env, seconds),
         ),
     ];
-    for (_, label, result) in loads {
+    for (name, label, result) in loads {
         let (rps, p50, p99) = result?;
         println!("| {label} | {rps:.0} | {p50:.2} | {p99:.2} |");
+        figures.p99.push((name, p99));
+        figures.rps.push((name, rps));
     }
     let _ = std::fs::remove_dir_all(&mail_dir);
-    Ok(())
+    Ok(figures)
 }
 
 /// Size, start-up and memory of each binary.
@@ -155,7 +228,8 @@ async fn report_binaries(
     env: &[(&str, String)],
     starts: usize,
     rss_requests: usize,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let mut first_db_medians = Vec::new();
     println!("\n### Function binaries\n");
     println!(
         "| binary | stripped size | ready (ping) | first DB answer | RSS after {rss_requests} requests |"
@@ -196,9 +270,9 @@ async fn report_binaries(
             median_f64(&first_db),
             rss as f64 / 1_000_000.0
         );
+        first_db_medians.push((function.name, median_f64(&first_db)));
     }
-
-    Ok(())
+    Ok(first_db_medians)
 }
 
 /// Users with sessions `bench-<thread>-<n>` for the delete load (and the

@@ -11,7 +11,9 @@
 //! indexed). Every measured run gets an identical copy. Variants, alternating
 //! within each round: (a) the single `DELETE` Prisma's `deleteMany` sends,
 //! (b) our purge through the library with 1, 2 and 4 workers, (c) our purge
-//! through the real function binary over HTTP (1 worker). During every
+//! through the real function binary over HTTP with its default settings,
+//! (d) the same through a PgBouncer in transaction mode (pool of 5, the
+//! function's own pool size), as on Supabase or Neon. During every
 //! variant four connections run single-row `UPDATE`s on active users; their
 //! latency is the "gentleness" figure. Prints a Markdown report; writes the
 //! chart of batch latency to `--chart` (default `bench/purge-batches.svg`).
@@ -35,16 +37,18 @@ enum Variant {
     SingleDelete,
     Library(u32),
     Http,
+    HttpPooled,
 }
 
 impl Variant {
     /// The order of the report's rows.
-    const REPORTED: [Self; 5] = [
+    const REPORTED: [Self; 6] = [
         Self::SingleDelete,
         Self::Library(1),
         Self::Library(2),
         Self::Library(4),
         Self::Http,
+        Self::HttpPooled,
     ];
 
     fn label(self) -> String {
@@ -52,6 +56,16 @@ impl Variant {
             Self::SingleDelete => "(a) single DELETE".to_owned(),
             Self::Library(w) => format!("(b) library, {w} worker{}", if w == 1 { "" } else { "s" }),
             Self::Http => "(c) function over HTTP".to_owned(),
+            Self::HttpPooled => "(d) (c) through PgBouncer".to_owned(),
+        }
+    }
+
+    fn key(self) -> String {
+        match self {
+            Self::SingleDelete => "a".to_owned(),
+            Self::Library(w) => format!("b{w}"),
+            Self::Http => "c".to_owned(),
+            Self::HttpPooled => "d".to_owned(),
         }
     }
 }
@@ -85,20 +99,14 @@ async fn main() -> anyhow::Result<()> {
         Variant::Library(1),
         Variant::Http,
         Variant::Library(2),
+        Variant::HttpPooled,
         Variant::Library(4),
     ];
-    // `--variants a,b1,c,b2,b4` runs a subset.
-    let chosen: String = arg("--variants", "a,b1,c,b2,b4".to_owned());
+    // `--variants a,c,d` runs a subset.
+    let chosen: String = arg("--variants", "a,b1,c,b2,d,b4".to_owned());
     let variants: Vec<Variant> = all
         .into_iter()
-        .filter(|v| {
-            let key = match v {
-                Variant::SingleDelete => "a".to_owned(),
-                Variant::Library(w) => format!("b{w}"),
-                Variant::Http => "c".to_owned(),
-            };
-            chosen.split(',').any(|c| c == key)
-        })
+        .filter(|v| chosen.split(',').any(|c| c == v.key()))
         .collect();
     let mut results: Vec<Measurement> = Vec::new();
     for round in 0..runs {
@@ -273,6 +281,16 @@ async fn measure(
             let url = server.url(database);
             http_purge(&url).await?
         }
+        Variant::HttpPooled => {
+            let pooler =
+                testkit::pgbouncer::PgBouncer::start_with_pool(options.get_port(), FUNCTION_POOL);
+            let url = format!(
+                "postgres://{}@127.0.0.1:{}/{database}",
+                options.get_username(),
+                pooler.port()
+            );
+            http_purge(&url).await?
+        }
     };
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
@@ -347,8 +365,14 @@ async fn chrono_cutoff(
         .await?)
 }
 
-/// The release binary, called the way Vercel Cron calls it, repeated while it
-/// answers `partial`.
+/// Server connections the bench's PgBouncer keeps per database: as many as
+/// the function's own pool (`PURGE_WORKERS` + 1, at most 5 here), so (d)
+/// measures the pooler, not a smaller pool.
+const FUNCTION_POOL: u32 = 5;
+
+/// The release binary with its default settings (except for a budget that
+/// lets one run finish), called the way Vercel Cron calls it, repeated while
+/// it answers `partial`.
 async fn http_purge(database_url: &str) -> anyhow::Result<(u64, Vec<Duration>)> {
     /// Stops the function however this run ends (an error included).
     struct Stop(std::process::Child);
@@ -365,7 +389,6 @@ async fn http_purge(database_url: &str) -> anyhow::Result<(u64, Vec<Duration>)> 
         .env("DATABASE_URL", database_url)
         .env("CRON_SECRET", CRON_SECRET)
         .env("PURGE_TIME_BUDGET_SECS", "780")
-        .env("PURGE_WORKERS", "1")
         .env("PURGE_BATCH_SIZE", batch_settings().batch_size.to_string())
         .env(
             "PURGE_BATCH_TARGET_MS",
@@ -421,13 +444,27 @@ fn report(results: &[Measurement], expired: i64, runs: usize, chart: &str) -> an
     println!("| --- | ---: | ---: | ---: |");
     for variant in Variant::REPORTED {
         let s = median_seconds(variant);
-        println!(
-            "| {} | {s:.2} | {:.0} | {:.2} |",
-            variant.label(),
-            expired as f64 / s,
-            s / limit
-        );
+        if s > 0.0 {
+            println!(
+                "| {} | {s:.2} | {:.0} | {:.2} |",
+                variant.label(),
+                expired as f64 / s,
+                s / limit
+            );
+        }
     }
+    report_ratio(
+        results,
+        Variant::HttpPooled,
+        Variant::Http,
+        "through the pooler ÷ direct",
+    );
+    report_ratio(
+        results,
+        Variant::Http,
+        Variant::SingleDelete,
+        "over HTTP ÷ single DELETE",
+    );
 
     report_vacuum(results, runs);
     report_batches(results);
@@ -449,6 +486,34 @@ fn report(results: &[Measurement], expired: i64, runs: usize, chart: &str) -> an
         println!("\nChart of batch latency over one purge (1 worker): `{chart}`");
     }
     Ok(())
+}
+
+/// `top ÷ bottom`, of the medians and round by round (the n-th run of one
+/// against the n-th of the other), when both ran.
+fn report_ratio(results: &[Measurement], top: Variant, bottom: Variant, what: &str) {
+    let seconds = |variant| {
+        results
+            .iter()
+            .filter(|m| m.variant == variant)
+            .map(|m| m.seconds)
+            .collect::<Vec<_>>()
+    };
+    let (tops, bottoms) = (seconds(top), seconds(bottom));
+    if tops.is_empty() || bottoms.is_empty() {
+        return;
+    }
+    let per_round: Vec<String> = tops
+        .iter()
+        .zip(&bottoms)
+        .map(|(t, b)| format!("{:.2}", t / b))
+        .collect();
+    println!(
+        "\n{} ÷ {} {what}: {:.2} (medians); per round {}",
+        top.key(),
+        bottom.key(),
+        median_f64(&tops) / median_f64(&bottoms),
+        per_round.join(" / ")
+    );
 }
 
 /// The median over the rounds of one variant's figure (rounds without it
