@@ -93,13 +93,11 @@ where
 
 /// How long a transaction may wait for a lock, run one statement, and sit
 /// idle (its client gone quiet mid-transaction) before the server ends it.
-/// Set with `SET LOCAL` in the same round trip as `BEGIN`.
+/// Set with `SET LOCAL`: in the same round trip as `BEGIN` ([`begin`]), or
+/// in the same message as the statement ([`Statement`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// `begin; set local …` for a transaction of several round trips.
-    begin: Cow<'static, str>,
-    /// The same settings without the `begin`, for a [`Statement`] that is
-    /// its own (implicit) transaction.
+    /// `set local …; set local …; set local …`
     settings: Cow<'static, str>,
 }
 
@@ -108,10 +106,6 @@ impl Limits {
     /// at most 30 s. A lock held elsewhere for longer than this is a fault
     /// (answered 503), not a queue to wait in.
     pub const ACCOUNT: Self = Self {
-        begin: Cow::Borrowed(
-            "begin; set local lock_timeout = '2s'; set local statement_timeout = '5s'; \
-             set local idle_in_transaction_session_timeout = '10s'",
-        ),
         settings: Cow::Borrowed(
             "set local lock_timeout = '2s'; set local statement_timeout = '5s'; \
              set local idle_in_transaction_session_timeout = '10s'",
@@ -121,10 +115,6 @@ impl Limits {
     /// Book-keeping of a cron run (the purge ledger, the email outbox): small
     /// statements, but counts over a large table may take a while.
     pub const CRON: Self = Self {
-        begin: Cow::Borrowed(
-            "begin; set local lock_timeout = '5s'; set local statement_timeout = '60s'; \
-             set local idle_in_transaction_session_timeout = '30s'",
-        ),
         settings: Cow::Borrowed(
             "set local lock_timeout = '5s'; set local statement_timeout = '60s'; \
              set local idle_in_transaction_session_timeout = '30s'",
@@ -136,23 +126,21 @@ impl Limits {
     #[must_use]
     pub fn new(lock: Duration, statement: Duration, idle: Duration) -> Self {
         let ms = |d: Duration| d.as_millis().max(1);
-        let settings = format!(
-            "set local lock_timeout = '{}ms'; set local statement_timeout = '{}ms'; \
-             set local idle_in_transaction_session_timeout = '{}ms'",
-            ms(lock),
-            ms(statement),
-            ms(idle)
-        );
         Self {
-            begin: Cow::Owned(format!("begin; {settings}")),
-            settings: Cow::Owned(settings),
+            settings: Cow::Owned(format!(
+                "set local lock_timeout = '{}ms'; set local statement_timeout = '{}ms'; \
+                 set local idle_in_transaction_session_timeout = '{}ms'",
+                ms(lock),
+                ms(statement),
+                ms(idle)
+            )),
         }
     }
 
     /// The statement that opens a transaction with these limits.
     #[must_use]
-    pub fn begin_statement(&self) -> &str {
-        &self.begin
+    pub fn begin_statement(&self) -> String {
+        format!("begin; {}", self.settings)
     }
 }
 
@@ -176,7 +164,9 @@ impl Literal {
             Self::Int(n) => write!(out, "{n}"),
             // Debug gives the shortest text that reads back as the same f64.
             Self::Float(f) if f.is_finite() => write!(out, "{f:?}::float8"),
-            Self::Float(_) => write!(out, "'NaN'::float8"),
+            Self::Float(f) if f.is_nan() => write!(out, "'NaN'::float8"),
+            Self::Float(f) if *f > 0.0 => write!(out, "'Infinity'::float8"),
+            Self::Float(_) => write!(out, "'-Infinity'::float8"),
             Self::Timestamp(at) => write!(
                 out,
                 "'{}'::timestamptz",
@@ -332,7 +322,7 @@ pub async fn begin(
     pool: &PgPool,
     limits: &Limits,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    pool.begin_with(limits.begin.clone()).await
+    pool.begin_with(limits.begin_statement()).await
 }
 
 /// True when the database (or its pooler) could not serve the request now,
@@ -430,6 +420,19 @@ mod tests {
             "select decode('00ab27', 'hex'), 7, '2026-11-28T10:00:00.123456Z'::timestamptz, null, \
              120.0::float8, '00000000-0000-0000-0000-000000000000'::uuid, 7"
         ));
+    }
+
+    #[test]
+    fn floats_that_are_not_finite_are_written_as_postgres_spells_them() {
+        let text = |f: f64| {
+            let mut out = String::new();
+            Literal::from(f).write(&mut out);
+            out
+        };
+        assert_eq!(text(f64::INFINITY), "'Infinity'::float8");
+        assert_eq!(text(f64::NEG_INFINITY), "'-Infinity'::float8");
+        assert_eq!(text(f64::NAN), "'NaN'::float8");
+        assert_eq!(text(-0.25), "-0.25::float8");
     }
 
     #[test]

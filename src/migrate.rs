@@ -145,7 +145,8 @@ async fn backend(conn: &mut PgConnection) -> Result<i32, sqlx::Error> {
     conn.fetch_one("select pg_backend_pid()").await?.try_get(0)
 }
 
-async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, sqlx::Error> {
+/// The versions applied to the database `conn` is a session of.
+pub async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<i64>, sqlx::Error> {
     let exists: bool = sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
         .fetch_one(&mut *conn)
         .await?;

@@ -15,6 +15,7 @@ use account_deletion_dev::{client, crons, database, functions, mailbox};
 use std::str::FromStr;
 
 use account_deletion::db;
+use account_deletion::migrate::applied_versions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const USAGE: &str =
@@ -69,10 +70,11 @@ async fn serve() -> anyhow::Result<()> {
         )?))
         .await?;
     let newly = if database.is_embedded() {
-        // One connection: the pool's own.
-        let before = applied_versions(&pool).await?;
-        db::MIGRATOR.run(&pool).await?;
-        applied_versions(&pool).await?.len() - before.len()
+        // One connection: the pool's own, a session.
+        let mut conn = pool.acquire().await?;
+        let before = applied_versions(&mut conn).await?.len();
+        db::MIGRATOR.run(&mut *conn).await?;
+        applied_versions(&mut conn).await?.len() - before
     } else {
         // A real server may sit behind a pooler: migrate as `cargo dev
         // migrate` does, over DIRECT_URL when it is set.
@@ -183,22 +185,6 @@ fn banner(
     );
     println!("  cargo dev cron /api/cron/permanent-delete-users");
     println!();
-}
-
-/// The embedded database's applied migrations (its single connection is a
-/// session, so plain queries are fine).
-async fn applied_versions(pool: &sqlx::PgPool) -> anyhow::Result<Vec<i64>> {
-    let exists: bool = db::query_scalar("select to_regclass('_sqlx_migrations') is not null")
-        .fetch_one(pool)
-        .await?;
-    if !exists {
-        return Ok(Vec::new());
-    }
-    Ok(
-        db::query_scalar("select version from _sqlx_migrations where success order by version")
-            .fetch_all(pool)
-            .await?,
-    )
 }
 
 async fn cron(path: &str) -> anyhow::Result<()> {

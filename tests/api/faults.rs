@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use sqlx::PgPool;
-use uuid::Uuid;
 
-use crate::helpers::{AccountApp, count, cron_request, read, seed_users};
+use crate::helpers::{
+    AccountApp, app_table_with_a_row_each, count, cron_request, hold_app_rows, read, seed_users,
+};
 
 /// Waits until a backend of this database waits for a lock while running a
 /// statement that contains `marker`, then terminates it.
@@ -48,30 +49,12 @@ async fn terminating_the_purge_backend_mid_batch_rolls_it_back_and_the_ledger_st
         ("PURGE_BATCH_SIZE", "10"),
     ])
     .await;
-    sqlx::raw_sql(
-        "create table files (
-             user_id uuid not null references users (id) on delete cascade
-         );
-         create index files_user_id_idx on files (user_id);",
-    )
-    .execute(app.pool())
-    .await
-    .unwrap();
     // One full batch goes first; the user whose file the app holds is in a
     // later one.
     seed_users(app.pool(), 10, Some("50 days")).await;
     let later = seed_users(app.pool(), 20, Some("40 days")).await;
-    sqlx::query("insert into files (user_id) select unnest($1::uuid[])")
-        .bind(&later)
-        .execute(app.pool())
-        .await
-        .unwrap();
-    let mut app_tx = app.pool().begin().await.unwrap();
-    sqlx::query("select 1 from files where user_id = $1 for update")
-        .bind(later[7])
-        .execute(&mut *app_tx)
-        .await
-        .unwrap();
+    app_table_with_a_row_each(app.pool(), "files", &later).await;
+    let app_tx = hold_app_rows(app.pool(), "files", later[7]).await;
 
     let purge = app.purge.clone();
     let run =
@@ -140,7 +123,7 @@ async fn terminating_the_delete_backend_mid_transaction_leaves_the_account_untou
     );
     app_tx.rollback().await.unwrap();
 
-    let state = account_state(app.pool(), user_id).await;
+    let state = app.account_state(user_id).await;
     assert_eq!(
         state,
         (false, 2, 0, 0),
@@ -150,21 +133,8 @@ async fn terminating_the_delete_backend_mid_transaction_leaves_the_account_untou
     // Asked again, it happens whole.
     let answer = app.delete_with(&session).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
-    assert_eq!(account_state(app.pool(), user_id).await, (true, 0, 1, 1));
+    assert_eq!(app.account_state(user_id).await, (true, 0, 1, 1));
     app.smtp.wait_for(1, Duration::from_secs(5)).await;
-}
-
-async fn account_state(pool: &PgPool, user_id: Uuid) -> (bool, i64, i64, i64) {
-    sqlx::query_as(
-        "select (select deleted_at is not null from users where id = $1),
-                (select count(*) from sessions where user_id = $1),
-                (select count(*) from email_outbox where user_id = $1),
-                (select count(*) from recovery_tokens where user_id = $1)",
-    )
-    .bind(user_id)
-    .fetch_one(pool)
-    .await
-    .unwrap()
 }
 
 #[tokio::test]

@@ -5,9 +5,11 @@
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use uuid::Uuid;
 
-use crate::helpers::{AccountApp, count, hold_user, seed_users};
+use crate::helpers::{
+    AccountApp, TestResponse, app_table_with_a_row_each, count, hold_app_rows, hold_user,
+    seed_users,
+};
 
 /// The account routes wait at most 2 s for a lock (`db::Limits::ACCOUNT`).
 const ACCOUNT_LOCK_LIMIT: Duration = Duration::from_secs(2);
@@ -19,35 +21,9 @@ async fn within_10s<T>(work: impl std::future::Future<Output = T>) -> T {
         .expect("still waiting for the lock after 10 s")
 }
 
-async fn state_of(app: &AccountApp, user_id: Uuid) -> (bool, i64, i64, i64) {
-    let deleted = app.deleted_at_of(user_id).await.unwrap().is_some();
-    let one = |table: &'static str| {
-        let sql = format!("select count(*) from {table} where user_id = $1");
-        async move {
-            sqlx::query_scalar::<_, i64>(&sql)
-                .bind(user_id)
-                .fetch_one(app.pool())
-                .await
-                .unwrap()
-        }
-    };
-    (
-        deleted,
-        one("sessions").await,
-        one("email_outbox").await,
-        one("recovery_tokens").await,
-    )
-}
-
-#[tokio::test]
-async fn a_held_user_row_makes_delete_answer_503_in_seconds_and_change_nothing() {
-    let app = AccountApp::new().await;
-    let (user_id, session) = app.user_with_session().await;
-    let holder = hold_user(app.pool(), user_id).await;
-
-    let started = Instant::now();
-    let answer = within_10s(app.delete_with(&session)).await;
-    let waited = started.elapsed();
+/// A clean 503, given once the account routes' lock limit had passed, and
+/// not long after.
+fn assert_gave_up_at_the_lock_limit(answer: &TestResponse, waited: Duration) {
     assert_eq!(
         answer.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -59,13 +35,28 @@ async fn a_held_user_row_makes_delete_answer_503_in_seconds_and_change_nothing()
         waited >= ACCOUNT_LOCK_LIMIT && waited < ACCOUNT_LOCK_LIMIT + Duration::from_secs(3),
         "gave up after {waited:?}"
     );
+}
+
+#[tokio::test]
+async fn a_held_user_row_makes_delete_answer_503_in_seconds_and_change_nothing() {
+    let app = AccountApp::new().await;
+    let (user_id, session) = app.user_with_session().await;
+    let holder = hold_user(app.pool(), user_id).await;
+
+    let started = Instant::now();
+    let answer = within_10s(app.delete_with(&session)).await;
+    assert_gave_up_at_the_lock_limit(&answer, started.elapsed());
     holder.rollback().await.unwrap();
-    assert_eq!(state_of(&app, user_id).await, (false, 1, 0, 0), "untouched");
+    assert_eq!(
+        app.account_state(user_id).await,
+        (false, 1, 0, 0),
+        "untouched"
+    );
 
     // Once the lock is gone, the same request works.
     let answer = app.delete_with(&session).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text());
-    assert_eq!(state_of(&app, user_id).await, (true, 0, 1, 1));
+    assert_eq!(app.account_state(user_id).await, (true, 0, 1, 1));
 }
 
 #[tokio::test]
@@ -77,17 +68,7 @@ async fn a_held_user_row_makes_recovery_answer_503_in_seconds_and_the_link_keeps
 
     let started = Instant::now();
     let answer = within_10s(app.recover_json(&token)).await;
-    let waited = started.elapsed();
-    assert_eq!(
-        answer.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        answer.text()
-    );
-    assert!(
-        waited >= ACCOUNT_LOCK_LIMIT && waited < ACCOUNT_LOCK_LIMIT + Duration::from_secs(3),
-        "gave up after {waited:?}"
-    );
+    assert_gave_up_at_the_lock_limit(&answer, started.elapsed());
     holder.rollback().await.unwrap();
     assert!(
         app.deleted_at_of(user_id).await.unwrap().is_some(),
@@ -111,29 +92,10 @@ async fn a_held_user_row_makes_recovery_answer_503_in_seconds_and_the_link_keeps
 #[tokio::test]
 async fn a_batch_blocked_on_an_app_lock_fails_the_run_in_seconds_and_rolls_back_whole() {
     let app = AccountApp::new().await;
-    sqlx::raw_sql(
-        "create table posts (
-             id bigint generated always as identity primary key,
-             user_id uuid not null references users (id) on delete cascade
-         );
-         create index posts_user_id_idx on posts (user_id);",
-    )
-    .execute(app.pool())
-    .await
-    .unwrap();
     let expired = seed_users(app.pool(), 5, Some("40 days")).await;
-    sqlx::query("insert into posts (user_id) select unnest($1::uuid[])")
-        .bind(&expired)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app_table_with_a_row_each(app.pool(), "posts", &expired).await;
     // The app is in the middle of editing one of those users' posts.
-    let mut app_tx = app.pool().begin().await.unwrap();
-    sqlx::query("select 1 from posts where user_id = $1 for update")
-        .bind(expired[2])
-        .execute(&mut *app_tx)
-        .await
-        .unwrap();
+    let app_tx = hold_app_rows(app.pool(), "posts", expired[2]).await;
 
     // Default settings: 20 ms batches may wait 1 s for a lock.
     let started = Instant::now();

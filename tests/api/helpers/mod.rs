@@ -196,6 +196,46 @@ pub async fn hold_user(
     holder
 }
 
+/// An app table `table` whose rows reference `users` with `ON DELETE
+/// CASCADE` (indexed, as the contract requires), with one row per user.
+pub async fn app_table_with_a_row_each(pool: &PgPool, table: &str, users: &[uuid::Uuid]) {
+    sqlx::raw_sql(&format!(
+        "create table {table} (
+             id bigint generated always as identity primary key,
+             user_id uuid not null references users (id) on delete cascade
+         );
+         create index {table}_user_id_idx on {table} (user_id);"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "insert into {table} (user_id) select unnest($1::uuid[])"
+    ))
+    .bind(users)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// The app in the middle of editing a user's rows of `table`: they stay
+/// locked until the transaction ends.
+pub async fn hold_app_rows(
+    pool: &PgPool,
+    table: &str,
+    user_id: uuid::Uuid,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query(&format!(
+        "select 1 from {table} where user_id = $1 for update"
+    ))
+    .bind(user_id)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    holder
+}
+
 pub async fn user_count(pool: &PgPool) -> i64 {
     count(pool, "select count(*) from users").await
 }
@@ -380,6 +420,21 @@ impl AccountApp {
         let response = read(self.purge.handle(cron_request(Method::GET, "")).await).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         response.json()
+    }
+
+    /// Whether the user is soft-deleted, and how many sessions, outbox
+    /// emails and recovery tokens they have: all of a deletion, or none.
+    pub async fn account_state(&self, user_id: uuid::Uuid) -> (bool, i64, i64, i64) {
+        sqlx::query_as(
+            "select (select deleted_at is not null from users where id = $1),
+                    (select count(*) from sessions where user_id = $1),
+                    (select count(*) from email_outbox where user_id = $1),
+                    (select count(*) from recovery_tokens where user_id = $1)",
+        )
+        .bind(user_id)
+        .fetch_one(self.pool())
+        .await
+        .unwrap()
     }
 
     pub async fn deleted_at_of(
