@@ -2,16 +2,16 @@
 //! routes. Time rules run on the database clock, in the same statements that
 //! act on them, so the purge and a recovery can never both win.
 
-use std::sync::LazyLock;
-
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::RetentionDays;
-use crate::db::{self, Limits, Statement};
+use crate::db::{self, Limits};
 use crate::outbox::{self, EmailKind, PendingEmail};
-use crate::tokens::{RecoveryToken, SessionToken};
+use crate::schema::UserId;
+use crate::sql::Statements;
+use crate::tokens::RecoveryToken;
 
 /// A soft-deleted account, with its recovery email ready for a first attempt.
 #[derive(Debug)]
@@ -21,44 +21,12 @@ pub struct Deletion {
     pub email: PendingEmail,
 }
 
-/// The soft delete: one statement (see [`delete`]).
-static DELETE: LazyLock<Statement> = LazyLock::new(|| {
-    Statement::new(
-        "with deleted as (
-             update users u set deleted_at = now()
-             from sessions s
-             where s.token_hash = $1 and s.expires_at > now()
-               and u.id = s.user_id and u.deleted_at is null
-             returning u.id, u.email, u.deleted_at
-         ), signed_out as (
-             delete from sessions where user_id in (select id from deleted)
-         ), revoked as (
-             update recovery_tokens set revoked_at = now()
-             where user_id in (select id from deleted) and used_at is null and revoked_at is null
-         ), superseded as (
-             update email_outbox set status = 'superseded', claimed_until = null
-             where user_id in (select id from deleted)
-               and status = 'pending' and kind in ('recovery', 'reminder')
-         ), queued as (
-             insert into email_outbox (user_id, kind, recipient, for_deleted_at, attempts, claimed_until)
-             select id, 'recovery', email, deleted_at, 1, now() + make_interval(secs => $4)
-             from deleted
-             returning id, user_id, for_deleted_at
-         ), token as (
-             insert into recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
-             select user_id, id, $3, for_deleted_at from queued
-         )
-         select q.id, d.email, d.deleted_at, d.deleted_at + make_interval(days => $2)
-         from deleted d join queued q on q.user_id = d.id",
-    )
-});
-
-/// Soft-deletes the session's user: `deleted_at = now()`, every session
-/// revoked, older recovery tokens revoked and older link emails superseded,
-/// a new token created (only its hash stored) and the recovery email queued.
-/// `None` when the session is missing, expired, or its user already deleted.
+/// Soft-deletes the signed-in user: `deleted_at = now()`, every session of
+/// the sign-in's table deleted, older recovery tokens revoked and older link
+/// emails superseded, a new token created (only its hash stored) and the
+/// recovery email queued. `None` when the user is gone or already deleted.
 ///
-/// All of it is one statement, sent with the account limits in one round
+/// All of it is one statement ([`Statements::delete_account`]), sent with the account limits in one round
 /// trip and run as one transaction (a lock held elsewhere for 2 s answers 503
 /// instead of waiting), so the user's row is locked only for as long as that
 /// statement runs. Two deletes of one account serialize on that row; the
@@ -66,16 +34,18 @@ static DELETE: LazyLock<Statement> = LazyLock::new(|| {
 /// and changes nothing (401).
 pub async fn delete(
     pool: &PgPool,
-    session: &SessionToken,
+    sql: &Statements,
+    user: &UserId,
     retention: RetentionDays,
 ) -> Result<Option<Deletion>, sqlx::Error> {
     let token = RecoveryToken::generate();
-    let deleted: Option<(Uuid, String, DateTime<Utc>, DateTime<Utc>)> = DELETE
+    let deleted: Option<(Uuid, String, DateTime<Utc>, DateTime<Utc>)> = sql
+        .delete_account
         .fetch_optional(
             &mut *pool.acquire().await?,
             &Limits::ACCOUNT,
             &[
-                session.hash().as_slice().into(),
+                user.as_str().into(),
                 retention.days().into(),
                 token.hash().as_slice().into(),
                 outbox::CLAIM_SECONDS.into(),
@@ -92,29 +62,17 @@ pub async fn delete(
     )
 }
 
-/// The lookup behind the link's page (see [`recoverable_until`]).
-static RECOVERABLE_UNTIL: LazyLock<Statement> = LazyLock::new(|| {
-    Statement::new(
-        "select u.deleted_at + make_interval(days => $2)
-         from recovery_tokens t
-         join users u on u.id = t.user_id
-         where t.token_hash = $1
-           and t.used_at is null
-           and t.revoked_at is null
-           and u.deleted_at = t.for_deleted_at
-           and u.deleted_at > now() - make_interval(days => $2)",
-    )
-});
-
 /// When the account a valid recovery token can restore will be purged;
 /// `None` for any token that cannot restore anything now. Reads only: a
 /// link's page never consumes it.
 pub async fn recoverable_until(
     pool: &PgPool,
+    sql: &Statements,
     token: &RecoveryToken,
     retention: RetentionDays,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    let until: Option<(DateTime<Utc>,)> = RECOVERABLE_UNTIL
+    let until: Option<(DateTime<Utc>,)> = sql
+        .recoverable_until
         .fetch_optional(
             &mut *pool.acquire().await?,
             &Limits::ACCOUNT,
@@ -136,41 +94,32 @@ pub async fn recoverable_until(
 /// re-check leaves the account alone.
 pub async fn recover(
     pool: &PgPool,
+    sql: &Statements,
     token: &RecoveryToken,
     retention: RetentionDays,
 ) -> Result<Option<PendingEmail>, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
-    let restored: Option<(Uuid, String)> = db::query_as(
-        "update users u set deleted_at = null
-         from recovery_tokens t
-         where t.token_hash = $1
-           and t.used_at is null
-           and t.revoked_at is null
-           and u.id = t.user_id
-           and u.deleted_at = t.for_deleted_at
-           and u.deleted_at > now() - make_interval(days => $2)
-         returning u.id, u.email",
-    )
-    .bind(token.hash().as_slice())
-    .bind(retention.days())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let restored: Option<(String, String)> = db::query_as(&sql.recover)
+        .bind(token.hash().as_slice())
+        .bind(retention.days())
+        .fetch_optional(&mut *tx)
+        .await?;
     let Some((user_id, email)) = restored else {
         return Ok(None);
     };
-    db::query("update recovery_tokens set used_at = now() where token_hash = $1")
+    db::query("update account_deletion.recovery_tokens set used_at = now() where token_hash = $1")
         .bind(token.hash().as_slice())
         .execute(&mut *tx)
         .await?;
-    revoke_tokens(&mut tx, user_id).await?;
-    let pending = outbox::queue(&mut tx, user_id, EmailKind::Restored, &email, None).await?;
+    revoke_tokens(&mut tx, &user_id).await?;
+    let pending = outbox::queue(&mut tx, &user_id, EmailKind::Restored, &email, None).await?;
     tx.commit().await?;
     Ok(Some(pending))
 }
 
-async fn revoke_tokens(conn: &mut sqlx::PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+async fn revoke_tokens(conn: &mut sqlx::PgConnection, user_id: &str) -> Result<(), sqlx::Error> {
     db::query(
-        "update recovery_tokens set revoked_at = now()
+        "update account_deletion.recovery_tokens set revoked_at = now()
          where user_id = $1 and used_at is null and revoked_at is null",
     )
     .bind(user_id)

@@ -16,6 +16,7 @@ use lettre::message::Mailbox;
 use crate::cors::AllowedOrigins;
 use crate::cron_secret::CronSecret;
 use crate::mail::{MailUrl, Mailer};
+use crate::schema::{Ident, SessionTable, UsersTable};
 
 /// One variable that is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,12 +101,53 @@ impl AppUrl {
         format!("{}{path}", self.0)
     }
 
+    /// `scheme://host[:port]`, as browsers send it in `Origin`.
+    pub fn origin(&self) -> String {
+        url::Url::parse(&self.0)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+
     /// The host, for `Message-ID`s.
     pub fn host(&self) -> String {
         url::Url::parse(&self.0)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_else(|| "localhost".to_owned())
+    }
+}
+
+/// `SESSION_AUTH`: how the delete route finds the signed-in user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionAuth {
+    /// Our `sessions` table (the default).
+    #[default]
+    Sessions,
+    /// Auth.js database sessions.
+    AuthjsDatabase,
+}
+
+impl SessionAuth {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "sessions" => Ok(Self::Sessions),
+            "authjs-database" => Ok(Self::AuthjsDatabase),
+            "authjs-jwt" | "jwt" => Err(format!(
+                "{raw:?} (token sign-in) is not available in this version; use sessions or \
+                 authjs-database"
+            )),
+            _ => Err(format!("expected sessions or authjs-database, got {raw:?}")),
+        }
+    }
+
+    /// The sessions table the mode reads (and empties of the user's rows on
+    /// deletion).
+    #[must_use]
+    pub fn session_table(self) -> Option<SessionTable> {
+        match self {
+            Self::Sessions => Some(SessionTable::Ours),
+            Self::AuthjsDatabase => Some(SessionTable::Authjs),
+        }
     }
 }
 
@@ -162,6 +204,7 @@ impl Default for PurgeSettings {
 #[derive(Debug, Clone)]
 pub struct CronConfig {
     pub database: PgConnectOptions,
+    pub users: UsersTable,
     pub cron_secret: CronSecret,
     pub retention: RetentionDays,
     pub purge: PurgeSettings,
@@ -176,12 +219,14 @@ impl CronConfig {
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         let mut env = Env::new(lookup);
         let database = env.database_url();
+        let users = env.users_table();
         let cron_secret = env.required("CRON_SECRET", CronSecret::parse);
         let retention = env.retention_days();
         let purge = env.purge_settings();
         env.finish()?;
         Ok(Self {
             database: database.expect("checked by finish"),
+            users: users.expect("checked by finish"),
             cron_secret: cron_secret.expect("checked by finish"),
             retention: retention.expect("checked by finish"),
             purge: purge.expect("checked by finish"),
@@ -193,9 +238,12 @@ impl CronConfig {
 #[derive(Debug, Clone)]
 pub struct AccountConfig {
     pub database: PgConnectOptions,
+    pub users: UsersTable,
     pub retention: RetentionDays,
     pub mail: MailConfig,
     pub cors: AllowedOrigins,
+    /// How the delete route finds the signed-in user.
+    pub session_auth: SessionAuth,
 }
 
 impl AccountConfig {
@@ -206,6 +254,7 @@ impl AccountConfig {
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         let mut env = Env::new(lookup);
         let database = env.database_url();
+        let users = env.users_table();
         let retention = env.retention_days();
         let mail = env.mail();
         let cors = env.optional(
@@ -213,12 +262,15 @@ impl AccountConfig {
             AllowedOrigins::default(),
             AllowedOrigins::parse,
         );
+        let session_auth = env.optional("SESSION_AUTH", SessionAuth::default(), SessionAuth::parse);
         env.finish()?;
         Ok(Self {
             database: database.expect("checked by finish"),
+            users: users.expect("checked by finish"),
             retention: retention.expect("checked by finish"),
             mail: mail.expect("checked by finish"),
             cors: cors.expect("checked by finish"),
+            session_auth: session_auth.expect("checked by finish"),
         })
     }
 }
@@ -227,6 +279,7 @@ impl AccountConfig {
 #[derive(Debug, Clone)]
 pub struct EmailCronConfig {
     pub database: PgConnectOptions,
+    pub users: UsersTable,
     pub cron_secret: CronSecret,
     pub retention: RetentionDays,
     pub mail: MailConfig,
@@ -244,6 +297,7 @@ impl EmailCronConfig {
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         let mut env = Env::new(lookup);
         let database = env.database_url();
+        let users = env.users_table();
         let cron_secret = env.required("CRON_SECRET", CronSecret::parse);
         let retention = env.retention_days();
         let mail = env.mail();
@@ -256,6 +310,7 @@ impl EmailCronConfig {
         env.finish()?;
         Ok(Self {
             database: database.expect("checked by finish"),
+            users: users.expect("checked by finish"),
             cron_secret: cron_secret.expect("checked by finish"),
             retention: retention.expect("checked by finish"),
             mail: mail.expect("checked by finish"),
@@ -263,6 +318,15 @@ impl EmailCronConfig {
             time_budget: time_budget.expect("checked by finish"),
         })
     }
+}
+
+/// The users table alone (`SCHEMA_PRESET`, `USERS_*`), for `cargo dev
+/// migrate`.
+pub fn users_table(lookup: &dyn Fn(&str) -> Option<String>) -> Result<UsersTable, ConfigErrors> {
+    let mut env = Env::new(lookup);
+    let users = env.users_table();
+    env.finish()?;
+    Ok(users.expect("checked by finish"))
 }
 
 /// Reads variables and collects every problem instead of stopping at the
@@ -340,6 +404,41 @@ impl<'a> Env<'a> {
             // The parser's own message may quote the URL, password included.
             PgConnectOptions::from_str(raw)
                 .map_err(|_| "not a valid PostgreSQL connection URL".to_owned())
+        })
+    }
+
+    /// The app's users table: `SCHEMA_PRESET` (`default` or `prisma`), then
+    /// each of `USERS_TABLE`, `USERS_ID_COLUMN`, `USERS_EMAIL_COLUMN` and
+    /// `USERS_DELETED_AT_COLUMN` that is set overrides it.
+    pub(crate) fn users_table(&mut self) -> Option<UsersTable> {
+        let preset = self.optional(
+            "SCHEMA_PRESET",
+            UsersTable::default_names(),
+            |raw| match raw.trim() {
+                "default" => Ok(UsersTable::default_names()),
+                "prisma" => Ok(UsersTable::prisma()),
+                _ => Err(format!("expected default or prisma, got {raw:?}")),
+            },
+        )?;
+        let table = self.optional(
+            "USERS_TABLE",
+            (preset.schema.clone(), preset.name.clone()),
+            UsersTable::parse_table,
+        );
+        let id = self.optional("USERS_ID_COLUMN", preset.id.clone(), Ident::parse);
+        let email = self.optional("USERS_EMAIL_COLUMN", preset.email.clone(), Ident::parse);
+        let deleted_at = self.optional(
+            "USERS_DELETED_AT_COLUMN",
+            preset.deleted_at.clone(),
+            Ident::parse,
+        );
+        let (schema, name) = table?;
+        Some(UsersTable {
+            schema,
+            name,
+            id: id?,
+            email: email?,
+            deleted_at: deleted_at?,
         })
     }
 

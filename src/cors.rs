@@ -31,6 +31,11 @@ impl AllowedOrigins {
         Ok(Self(origins))
     }
 
+    /// The listed origins.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
     /// The request's `Origin`, kept to answer it after the request is gone.
     pub fn origin_of(headers: &HeaderMap) -> Option<HeaderValue> {
         headers.get(ORIGIN).cloned()

@@ -37,9 +37,22 @@ use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Executor, FromRow, PgConnection, PgPool, Transaction};
 use uuid::Uuid;
 
-/// `migrations/`, compiled in, so `cargo dev migrate` and the tests apply
-/// exactly what ships.
-pub static MIGRATOR: Migrator = sqlx::migrate!();
+/// `migrations/account_deletion/`: this project's own tables, in the
+/// `account_deletion` schema (with their own `_sqlx_migrations` there).
+/// Compiled in, so `cargo dev migrate` and the tests apply exactly what
+/// ships; [`crate::migrate`] applies them.
+pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/account_deletion");
+
+/// `migrations/app/`: the `users` and `sessions` tables of a new app, which
+/// `cargo dev migrate` creates only when the configured users table is our
+/// default and does not exist yet (an existing app brings its own). Tracked
+/// in `public._sqlx_migrations`, where a database migrated before the
+/// `account_deletion` schema existed also lists versions that are no longer
+/// here.
+pub static APP_MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("migrations/app")
+};
 
 /// The options every pool of ours connects with: `options` as parsed from a
 /// URL, minus what a transaction pooler refuses.
@@ -154,6 +167,10 @@ pub enum Literal {
     Timestamp(DateTime<Utc>),
     Uuid(Uuid),
     Bytes(Vec<u8>),
+    /// Text, written as its UTF-8 bytes in hex and decoded by the server, so
+    /// that whatever it holds (a session token from a cookie, a user id)
+    /// never becomes statement text.
+    Text(String),
     Null,
 }
 
@@ -176,16 +193,30 @@ impl Literal {
             // No backslash, so `standard_conforming_strings` cannot matter;
             // `decode` is immutable, so an index on the column still serves.
             Self::Bytes(bytes) => {
-                out.push_str("decode('");
-                for byte in bytes {
-                    let _ = write!(out, "{byte:02x}");
-                }
-                out.push_str("', 'hex')");
+                write_hex(out, bytes);
+                Ok(())
+            }
+            // `convert_from` is stable, so a comparison with it is still an
+            // index condition.
+            Self::Text(text) => {
+                out.push_str("convert_from(");
+                write_hex(out, text.as_bytes());
+                out.push_str(", 'UTF8')");
                 Ok(())
             }
             Self::Null => write!(out, "null"),
         };
     }
+}
+
+/// `decode('<hex>', 'hex')`
+fn write_hex(out: &mut String, bytes: &[u8]) {
+    use std::fmt::Write as _;
+    out.push_str("decode('");
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out.push_str("', 'hex')");
 }
 
 impl From<i32> for Literal {
@@ -236,40 +267,90 @@ impl From<&[u8]> for Literal {
     }
 }
 
+impl From<&str> for Literal {
+    fn from(text: &str) -> Self {
+        Self::Text(text.to_owned())
+    }
+}
+
 /// A statement the hot paths send in one round trip: its limits and the
 /// statement in one simple-protocol message, which the server runs as one
 /// implicit transaction (so the `SET LOCAL`s hold for it, and a pooler keeps
 /// the whole message on one server connection), with its `$n` parameters
 /// written in as [`Literal`]s. An extended-protocol statement in a
 /// transaction takes four round trips (`BEGIN`, parse, execute, `COMMIT`);
-/// this takes one. Written once, from a constant; only the literals change.
-#[derive(Debug)]
+/// this takes one. Written once (from a constant, or rendered once from the
+/// app's schema by [`crate::sql`]); only the literals change.
+#[derive(Debug, Clone)]
 pub struct Statement {
-    /// The text between parameters; one more piece than parameters.
-    pieces: Vec<&'static str>,
+    sql: String,
+    /// The text between parameters, as ranges of `sql`; one more piece than
+    /// parameters.
+    pieces: Vec<std::ops::Range<usize>>,
     /// The parameter (from 0) that follows each piece but the last.
     slots: Vec<usize>,
 }
 
 impl Statement {
-    /// Splits `sql` at its `$1`…`$n`. Panics on a statement that uses no
-    /// parameter numbers in order, which only a programming error produces.
-    pub fn new(sql: &'static str) -> Self {
-        let (mut pieces, mut slots, mut rest) = (Vec::new(), Vec::new(), sql);
-        while let Some(at) = rest.find('$') {
-            let digits = rest[at + 1..]
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
-            assert!(digits > 0, "a `$` that is not a parameter in: {sql}");
-            let number: usize = rest[at + 1..at + 1 + digits].parse().expect("digits");
-            assert!(number >= 1, "parameters start at $1 in: {sql}");
-            pieces.push(&rest[..at]);
-            slots.push(number - 1);
-            rest = &rest[at + 1 + digits..];
+    /// Splits `sql` at its `$1`…`$n`, outside quoted identifiers and string
+    /// literals (an app's column may be called `a$1`). Panics on any other
+    /// `$`, which only a programming error produces.
+    pub fn new(sql: impl Into<String>) -> Self {
+        let sql = sql.into();
+        let bytes = sql.as_bytes();
+        let (mut pieces, mut slots, mut start) = (Vec::new(), Vec::new(), 0);
+        let mut quote = None;
+        let mut at = 0;
+        while at < bytes.len() {
+            match (quote, bytes[at]) {
+                (None, q @ (b'"' | b'\'')) => quote = Some(q),
+                // A doubled quote inside quotes reopens at once: no harm.
+                (Some(q), b) if b == q => quote = None,
+                (None, b'$') => {
+                    let digits = bytes[at + 1..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    assert!(digits > 0, "a `$` that is not a parameter in: {sql}");
+                    let number: usize = sql[at + 1..at + 1 + digits].parse().expect("digits");
+                    assert!(number >= 1, "parameters start at $1 in: {sql}");
+                    pieces.push(start..at);
+                    slots.push(number - 1);
+                    start = at + 1 + digits;
+                    at = start;
+                    continue;
+                }
+                _ => {}
+            }
+            at += 1;
         }
-        pieces.push(rest);
-        Self { pieces, slots }
+        pieces.push(start..sql.len());
+        Self { sql, pieces, slots }
+    }
+
+    /// The statement's text, with `$n` parameters (for `EXPLAIN` in tests).
+    #[must_use]
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// The statement alone with `params` written in, without limits.
+    #[must_use]
+    pub fn with_literals(&self, params: &[Literal]) -> String {
+        let mut out = String::with_capacity(self.sql.len() + 256);
+        self.write(&mut out, params);
+        out
+    }
+
+    fn write(&self, out: &mut String, params: &[Literal]) {
+        for (piece, slot) in self.pieces.iter().zip(&self.slots) {
+            out.push_str(&self.sql[piece.clone()]);
+            params
+                .get(*slot)
+                .expect("a literal for every parameter")
+                .write(out);
+        }
+        out.push_str(&self.sql[self.pieces.last().expect("at least one piece").clone()]);
     }
 
     /// The message: `limits`' settings, then the statement with `params`.
@@ -277,14 +358,7 @@ impl Statement {
         let mut out = String::with_capacity(limits.settings.len() + 1024);
         out.push_str(&limits.settings);
         out.push_str(";\n");
-        for (piece, slot) in self.pieces.iter().zip(&self.slots) {
-            out.push_str(piece);
-            params
-                .get(*slot)
-                .expect("a literal for every parameter")
-                .write(&mut out);
-        }
-        out.push_str(self.pieces.last().expect("at least one piece"));
+        self.write(&mut out, params);
         out
     }
 
@@ -436,9 +510,18 @@ mod tests {
     }
 
     #[test]
+    fn a_dollar_inside_quotes_is_not_a_parameter() {
+        let statement = Statement::new(r#"select "a$1", 'b$2', $1 from "t""""#);
+        assert_eq!(
+            statement.with_literals(&[Literal::from("x")]),
+            r#"select "a$1", 'b$2', convert_from(decode('78', 'hex'), 'UTF8') from "t""""#
+        );
+    }
+
+    #[test]
     #[should_panic(expected = "not a parameter")]
     fn a_statement_refuses_a_dollar_that_is_not_a_parameter() {
-        let _ = Statement::new("select '$x'");
+        let _ = Statement::new("select $x");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! the environment and hand it to [`vercel::serve`].
 
 pub mod accounts;
+pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod cron_secret;
@@ -16,6 +17,8 @@ pub mod outbox;
 pub mod purge;
 pub mod rate_limit;
 pub mod routes;
+pub mod schema;
+pub mod sql;
 pub mod telemetry;
 pub mod tokens;
 pub mod vercel;

@@ -9,7 +9,7 @@
 //! any later attempt mints a fresh token for the same email (the earlier ones
 //! of that email stay valid, so a duplicate delivery carries a working link).
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::config::{MailConfig, RetentionDays};
 use crate::db::{self, Limits, Statement};
 use crate::mail::{self, Rendered};
+use crate::sql::Statements;
 use crate::tokens::RecoveryToken;
 
 /// How long a sender holds a row before another may take it over: well past
@@ -97,14 +98,14 @@ impl PendingEmail {
 /// supersedes the user's older unsent ones: only the newest link matters.
 pub(crate) async fn queue(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: &str,
     kind: EmailKind,
     recipient: &str,
     for_deleted_at: Option<DateTime<Utc>>,
 ) -> Result<PendingEmail, sqlx::Error> {
     supersede_link_emails(conn, user_id).await?;
     let id: Uuid = db::query_scalar(
-        "insert into email_outbox (user_id, kind, recipient, for_deleted_at, attempts, claimed_until)
+        "insert into account_deletion.email_outbox (user_id, kind, recipient, for_deleted_at, attempts, claimed_until)
          values ($1, $2, $3, $4, 1, now() + make_interval(secs => $5))
          returning id",
     )
@@ -122,10 +123,10 @@ pub(crate) async fn queue(
 /// restored, or a newer email replaces them).
 pub(crate) async fn supersede_link_emails(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: &str,
 ) -> Result<(), sqlx::Error> {
     db::query(
-        "update email_outbox set status = 'superseded', claimed_until = null
+        "update account_deletion.email_outbox set status = 'superseded', claimed_until = null
          where user_id = $1 and status = 'pending' and kind in ('recovery', 'reminder')",
     )
     .bind(user_id)
@@ -149,13 +150,14 @@ pub enum Delivery {
 /// recorded on the row (and retried) and logged.
 pub async fn send(
     pool: PgPool,
+    sql: Arc<Statements>,
     mail: MailConfig,
     retention: RetentionDays,
     email: PendingEmail,
 ) -> Delivery {
     let started = Instant::now();
     let (id, kind, attempt) = (email.id, email.kind, email.attempt);
-    let delivery = match attempt_delivery(&pool, &mail, retention, email).await {
+    let delivery = match attempt_delivery(&pool, &sql, &mail, retention, email).await {
         Ok(delivery) => delivery,
         Err(error) => {
             tracing::warn!(outbox_id = %id, kind = kind.as_str(), attempt, error = %error, "email attempt failed");
@@ -195,6 +197,7 @@ impl AttemptError {
 
 async fn attempt_delivery(
     pool: &PgPool,
+    sql: &Statements,
     mail: &MailConfig,
     retention: RetentionDays,
     email: PendingEmail,
@@ -202,7 +205,7 @@ async fn attempt_delivery(
     let rendered = match (email.kind, email.link) {
         (EmailKind::Restored, _) => mail::restored(),
         (kind, Some((token, purge_after))) => render_link_email(kind, mail, &token, purge_after),
-        (kind, None) => match mint_link(pool, email.id, retention).await? {
+        (kind, None) => match mint_link(pool, sql, email.id, retention).await? {
             Some((token, purge_after)) => render_link_email(kind, mail, &token, purge_after),
             None => return Ok(Delivery::Cancelled),
         },
@@ -243,7 +246,7 @@ async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
 
 static MARK_SENT: LazyLock<Statement> = LazyLock::new(|| {
     Statement::new(
-        "update email_outbox set status = 'sent', sent_at = now(), claimed_until = null, last_error = null
+        "update account_deletion.email_outbox set status = 'sent', sent_at = now(), claimed_until = null, last_error = null
          where id = $1",
     )
 });
@@ -268,27 +271,19 @@ fn render_link_email(
 /// working; tokens of this same email (earlier attempts) keep working.
 async fn mint_link(
     pool: &PgPool,
+    sql: &Statements,
     outbox_id: Uuid,
     retention: RetentionDays,
 ) -> Result<Option<(RecoveryToken, DateTime<Utc>)>, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let current: Option<(Uuid, DateTime<Utc>, DateTime<Utc>)> = db::query_as(
-        "select u.id, u.deleted_at, u.deleted_at + make_interval(days => $2)
-         from email_outbox o
-         join users u on u.id = o.user_id
-         where o.id = $1
-           and o.status = 'pending'
-           and u.deleted_at = o.for_deleted_at
-           and u.deleted_at > now() - make_interval(days => $2)
-         for share of u",
-    )
-    .bind(outbox_id)
-    .bind(retention.days())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let current: Option<(String, DateTime<Utc>, DateTime<Utc>)> = db::query_as(&sql.email_account)
+        .bind(outbox_id)
+        .bind(retention.days())
+        .fetch_optional(&mut *tx)
+        .await?;
     let Some((user_id, deleted_at, purge_after)) = current else {
         db::query(
-            "update email_outbox set status = 'cancelled', claimed_until = null
+            "update account_deletion.email_outbox set status = 'cancelled', claimed_until = null
              where id = $1 and status = 'pending'",
         )
         .bind(outbox_id)
@@ -298,28 +293,28 @@ async fn mint_link(
         return Ok(None);
     };
     db::query(
-        "update recovery_tokens set revoked_at = now()
+        "update account_deletion.recovery_tokens set revoked_at = now()
          where user_id = $1 and outbox_id <> $2 and used_at is null and revoked_at is null",
     )
-    .bind(user_id)
+    .bind(&user_id)
     .bind(outbox_id)
     .execute(&mut *tx)
     .await?;
     let token = RecoveryToken::generate();
-    insert_token(&mut tx, user_id, outbox_id, &token, deleted_at).await?;
+    insert_token(&mut tx, &user_id, outbox_id, &token, deleted_at).await?;
     tx.commit().await?;
     Ok(Some((token, purge_after)))
 }
 
 async fn insert_token(
     conn: &mut PgConnection,
-    user_id: Uuid,
+    user_id: &str,
     outbox_id: Uuid,
     token: &RecoveryToken,
     for_deleted_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     db::query(
-        "insert into recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
+        "insert into account_deletion.recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
          values ($1, $2, $3, $4)",
     )
     .bind(user_id)
@@ -353,7 +348,7 @@ async fn record_failure_in_tx(
 ) -> Result<Option<String>, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::CRON).await?;
     let status = db::query_scalar(
-        "update email_outbox set
+        "update account_deletion.email_outbox set
              claimed_until = null,
              last_error = $2,
              next_attempt_at = now() + least(make_interval(mins => power(2, greatest(attempts - 1, 0))::int),
@@ -388,6 +383,7 @@ pub struct SweepReport {
 /// (first attempts whose sender died, and retries), prune old rows.
 pub async fn sweep(
     pool: &PgPool,
+    sql: &Arc<Statements>,
     mail: &MailConfig,
     retention: RetentionDays,
     reminder_days: u16,
@@ -395,7 +391,7 @@ pub async fn sweep(
 ) -> Result<SweepReport, sqlx::Error> {
     let started = Instant::now();
     let mut report = SweepReport {
-        reminders_queued: queue_reminders(pool, retention, reminder_days).await?,
+        reminders_queued: queue_reminders(pool, sql, retention, reminder_days).await?,
         ..SweepReport::default()
     };
     while started.elapsed() < budget {
@@ -405,7 +401,13 @@ pub async fn sweep(
         }
         let mut sends = JoinSet::new();
         for email in claimed {
-            sends.spawn(send(pool.clone(), mail.clone(), retention, email));
+            sends.spawn(send(
+                pool.clone(),
+                Arc::clone(sql),
+                mail.clone(),
+                retention,
+                email,
+            ));
         }
         while let Some(delivery) = sends.join_next().await {
             match delivery.unwrap_or(Delivery::Retrying) {
@@ -418,13 +420,13 @@ pub async fn sweep(
     }
     let mut tx = db::begin(pool, &Limits::CRON).await?;
     report.remaining_due = db::query_scalar::<i64>(
-        "select count(*) from email_outbox where status = 'pending' and next_attempt_at <= now()
+        "select count(*) from account_deletion.email_outbox where status = 'pending' and next_attempt_at <= now()
            and (claimed_until is null or claimed_until < now())",
     )
     .fetch_one(&mut *tx)
     .await? as u64;
     report.pruned = db::query(
-        "delete from email_outbox
+        "delete from account_deletion.email_outbox
          where status in ('sent', 'superseded', 'cancelled') and created_at < now() - make_interval(days => $1)",
     )
     .bind(KEEP_SENT_DAYS)
@@ -451,10 +453,10 @@ pub async fn sweep(
 async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::CRON).await?;
     let rows: Vec<(Uuid, String, String, i32)> = db::query_as(
-        "update email_outbox o
+        "update account_deletion.email_outbox o
          set claimed_until = now() + make_interval(secs => $2), attempts = o.attempts + 1
          where o.id in (
-             select id from email_outbox
+             select id from account_deletion.email_outbox
              where status = 'pending'
                and next_attempt_at <= now()
                and (claimed_until is null or claimed_until < now())
@@ -485,6 +487,7 @@ async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::Error> {
 /// One reminder per deletion, `reminder_days` before the purge.
 async fn queue_reminders(
     pool: &PgPool,
+    sql: &Statements,
     retention: RetentionDays,
     reminder_days: u16,
 ) -> Result<u64, sqlx::Error> {
@@ -493,30 +496,12 @@ async fn queue_reminders(
         return Ok(0);
     }
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let queued = db::query(
-        "with due as (
-             select u.id, u.email, u.deleted_at
-             from users u
-             where u.deleted_at <= now() - make_interval(days => $1 - $2)
-               and u.deleted_at > now() - make_interval(days => $1)
-               and not exists (
-                   select 1 from email_outbox o
-                   where o.user_id = u.id and o.kind = 'reminder' and o.for_deleted_at = u.deleted_at
-               )
-         ), superseded as (
-             update email_outbox o set status = 'superseded', claimed_until = null
-             from due
-             where o.user_id = due.id and o.status = 'pending' and o.kind = 'recovery'
-         )
-         insert into email_outbox (user_id, kind, recipient, for_deleted_at)
-         select id, 'reminder', email, deleted_at from due
-         on conflict (user_id, for_deleted_at) where kind = 'reminder' do nothing",
-    )
-    .bind(retention.days())
-    .bind(reminder_days)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let queued = db::query(&sql.queue_reminders)
+        .bind(retention.days())
+        .bind(reminder_days)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     tx.commit().await?;
     Ok(queued)
 }

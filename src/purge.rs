@@ -2,8 +2,15 @@
 //!
 //! A run claims the purge (a lease row in `purge_runs`), then deletes expired
 //! accounts in small batches, each its own short transaction, until none are
-//! left or its time budget is spent. Rows that reference `users` go with their
-//! account through `ON DELETE CASCADE`.
+//! left or its time budget is spent. Rows that reference the users table go
+//! with their account through `ON DELETE CASCADE`; this project's own rows
+//! about the account go in the same statement.
+//!
+//! An account that a foreign key without a delete action (`RESTRICT`, `NO
+//! ACTION`) still references cannot be deleted. The batch statement leaves
+//! such accounts out (every chain of keys that could block is read from the
+//! catalog, see [`crate::schema`]), so they never fail a batch; every run
+//! tries them again, and reports how many there are and which keys hold them.
 //!
 //! Why it is safe to run next to recoveries and other runs:
 //! - Candidates are locked with `FOR UPDATE SKIP LOCKED`, so a batch never
@@ -16,8 +23,8 @@
 //!   still holds the lease; the ledger is therefore exact even if the
 //!   function is killed mid-run.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,78 +32,19 @@ use sqlx::PgPool;
 use tokio::task::JoinSet;
 
 use crate::config::{PurgeSettings, RetentionDays};
-use crate::db::{self, Limits, Statement};
+use crate::db::{self, Limits};
+use crate::schema::{Catalog, ForeignKey, SchemaError};
+use crate::sql::{AppTables, Statements};
 
 mod batch_size;
 use batch_size::BatchSize;
-
-/// One batch: claim up to `$2` expired accounts at or above the floor `$3`
-/// that nobody else holds, delete them (re-checking the cutoff on the locked
-/// rows), book them on the ledger row of worker `$5` of run `$4` if the run
-/// still holds the lease, and report whether it did, how many went and the
-/// newest `deleted_at` among them. One statement, sent with the batch's
-/// limits in one round trip and run as its own transaction
-/// ([`db::Statement`]).
-///
-/// The shape is what keeps every batch as cheap as the first:
-/// - `order by deleted_at` is answered by walking the partial index (no sort
-///   node); without it, when many users are expired the planner prefers a
-///   sequential scan, and every batch re-reads all the rows earlier batches
-///   deleted (measured: 4.6× slower than one `DELETE` at 1M accounts).
-/// - The floor starts the walk where the previous batch ended, so the index
-///   entries of rows already deleted (dead until vacuum) are not walked
-///   again by every later batch.
-/// - The delete finds the locked rows by `ctid = any(array(…))`, a TID scan
-///   straight to the row version the lock is on: no second index descent per
-///   row, and no join a generic plan (after five executions of the prepared
-///   statement) could turn into a hash join against every expired row. The
-///   lock keeps the row version, so its `ctid` cannot change in between.
-/// - Nothing is claimed unless the run still holds the lease: a run that
-///   outlived it (another run took over) deletes nothing and books nothing,
-///   so the batch needs no rollback.
-/// - Each worker books on its own row, and holds the run's row only `for
-///   share`: parallel workers never wait for each other's commits, and a
-///   run cannot be marked abandoned while one of its batches is in flight.
-/// - The commit does not wait for its WAL flush (`synchronous_commit` off,
-///   for this transaction only): if the server crashed right after, the
-///   batch would simply be undone, ledger count included, and the next run
-///   would delete those accounts again.
-pub const BATCH_DELETE_SQL: &str = "
-with lease as (
-    select id from purge_runs where id = $4 and status = 'running' for share
-), candidates as (
-    select ctid
-    from users
-    where deleted_at <= $1
-      and deleted_at >= coalesce($3, '-infinity'::timestamptz)
-      and exists (select 1 from lease)
-    order by deleted_at
-    limit $2
-    for update skip locked
-), deleted as (
-    delete from users
-    where ctid = any(array(select ctid from candidates))
-      and deleted_at <= $1
-    returning deleted_at
-), tally as (
-    select count(*) as n, max(deleted_at) as newest from deleted
-), booked as (
-    insert into purge_run_workers as w (run_id, worker, deleted, batches)
-    select lease.id, $5, tally.n, 1 from lease, tally
-    on conflict (run_id, worker) do update
-        set deleted = w.deleted + excluded.deleted, batches = w.batches + 1
-    returning run_id
-)
-select exists (select 1 from booked), tally.n, tally.newest,
-       set_config('synchronous_commit', 'off', true)
-from tally";
 
 /// `set` clause of a run that ends: its totals, summed from the rows its
 /// workers booked their batches on.
 macro_rules! set_totals {
     () => {
-        "deleted = (select coalesce(sum(w.deleted), 0) from purge_run_workers w where w.run_id = purge_runs.id),
-         batches = (select coalesce(sum(w.batches), 0) from purge_run_workers w where w.run_id = purge_runs.id)"
+        "deleted = (select coalesce(sum(w.deleted), 0) from account_deletion.purge_run_workers w where w.run_id = purge_runs.id),
+         batches = (select coalesce(sum(w.batches), 0) from account_deletion.purge_run_workers w where w.run_id = purge_runs.id)"
     };
 }
 
@@ -133,8 +81,17 @@ pub struct PurgeOutcome {
     pub dry_run: bool,
     /// Accounts this run deleted.
     pub deleted: u64,
-    /// Eligible accounts left after the run (for a dry run: all of them).
+    /// Eligible accounts left after the run that the next run can delete
+    /// (for a dry run: all of them).
     pub remaining: u64,
+    /// Eligible accounts that a foreign key without a delete action keeps
+    /// from being deleted; not counted in `remaining`.
+    pub blocked: u64,
+    /// The names of those keys.
+    pub blocked_by: Vec<String>,
+    /// For a dry run: what in the app's schema keeps the purge from working
+    /// well.
+    pub findings: Option<Findings>,
     pub cutoff: DateTime<Utc>,
     pub batches: u32,
     pub duration: Duration,
@@ -157,6 +114,18 @@ impl PurgeOutcome {
 pub enum PurgeError {
     #[error("purge database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The app's tables do not match the configuration.
+    #[error(transparent)]
+    Schema(SchemaError),
+}
+
+impl From<SchemaError> for PurgeError {
+    fn from(error: SchemaError) -> Self {
+        match error {
+            SchemaError::Database(error) => Self::Database(error),
+            misconfigured => Self::Schema(misconfigured),
+        }
+    }
 }
 
 impl PurgeError {
@@ -172,11 +141,79 @@ impl PurgeError {
                 "statement_timeout"
             }
             Self::Database(error) if db::is_unavailable(error) => "database_unavailable",
-            Self::Database(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-                // An app table references `users` without ON DELETE CASCADE.
+            Self::Database(error) if is_foreign_key_violation(error) => {
+                // A key the catalog did not show when the batch was rendered,
+                // and still there after reading it again.
                 "foreign_key_violation"
             }
             Self::Database(_) => "database_error",
+            Self::Schema(_) => "schema_mismatch",
+        }
+    }
+}
+
+fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_foreign_key_violation())
+}
+
+/// What a dry run found in the app's schema: the keys that will keep
+/// accounts from being deleted, and the references every deleted account
+/// makes the database scan for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Findings {
+    /// Foreign keys without a delete action that lets the purge proceed:
+    /// `RESTRICT` or `NO ACTION` on the users table, or on a table whose rows
+    /// go with a user's through `ON DELETE CASCADE`.
+    pub blocking_foreign_keys: Vec<KeyNote>,
+    /// Referencing columns with no index that starts with them.
+    pub unindexed_foreign_keys: Vec<KeyNote>,
+    /// Whether the deleted-at column has an index the purge can walk.
+    pub deleted_at_indexed: bool,
+}
+
+/// One foreign key, by name, without data.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyNote {
+    pub constraint: String,
+    pub table: String,
+    pub columns: Vec<String>,
+    pub on_delete: &'static str,
+}
+
+impl From<&ForeignKey> for KeyNote {
+    fn from(key: &ForeignKey) -> Self {
+        Self {
+            constraint: key.constraint.to_string(),
+            table: key.table.to_string(),
+            columns: key.columns.iter().map(ToString::to_string).collect(),
+            on_delete: key.on_delete.as_str(),
+        }
+    }
+}
+
+impl Findings {
+    fn of(catalog: &Catalog) -> Self {
+        let mut keys: Vec<&ForeignKey> = catalog.references.iter().collect();
+        for path in &catalog.blocking {
+            keys.extend(&path.0);
+        }
+        keys.sort_by(|a, b| {
+            (&a.table.to_string(), a.constraint.as_str())
+                .cmp(&(&b.table.to_string(), b.constraint.as_str()))
+        });
+        keys.dedup_by(|a, b| a.table == b.table && a.constraint == b.constraint);
+        Self {
+            blocking_foreign_keys: keys
+                .iter()
+                .filter(|key| !key.on_delete.lets_delete())
+                .map(|key| KeyNote::from(*key))
+                .collect(),
+            unindexed_foreign_keys: keys
+                .iter()
+                .filter(|key| !key.indexed)
+                .map(|key| KeyNote::from(*key))
+                .collect(),
+            deleted_at_indexed: catalog.deleted_at_indexed,
         }
     }
 }
@@ -184,17 +221,19 @@ impl PurgeError {
 /// One purge run, as the cron route calls it.
 pub async fn run(
     pool: &PgPool,
+    tables: &AppTables,
     retention: RetentionDays,
     settings: PurgeSettings,
     dry_run: bool,
 ) -> Result<PurgeOutcome, PurgeError> {
     let started = Instant::now();
+    let sql = tables.statements(pool).await?;
     let outcome = if dry_run {
-        count_only(pool, retention, started).await?
+        count_only(pool, &sql, retention, started).await?
     } else {
         match claim(pool, retention, settings.time_budget).await? {
-            Some(lease) => purge_with_lease(pool, lease, settings, started).await?,
-            None => skipped(pool, retention, started).await?,
+            Some(lease) => purge_with_lease(pool, tables, sql, lease, settings, started).await?,
+            None => skipped(pool, &sql, retention, started).await?,
         }
     };
     tracing::info!(
@@ -203,11 +242,20 @@ pub async fn run(
         dry_run = outcome.dry_run,
         deleted = outcome.deleted,
         remaining = outcome.remaining,
+        blocked = outcome.blocked,
+        blocked_by = ?outcome.blocked_by,
         batches = outcome.batches,
         slowest_batch_ms = outcome.slowest_batch().as_millis() as u64,
         duration_ms = outcome.duration.as_millis() as u64,
         "purge run finished"
     );
+    if outcome.blocked > 0 {
+        tracing::warn!(
+            blocked = outcome.blocked,
+            blocked_by = ?outcome.blocked_by,
+            "expired accounts are kept by foreign keys without ON DELETE CASCADE or SET NULL"
+        );
+    }
     Ok(outcome)
 }
 
@@ -228,7 +276,7 @@ async fn claim(
     // A run whose lease has passed died without finishing (the function was
     // killed); record that, and free the purge for this run.
     db::query(concat!(
-        "update purge_runs
+        "update account_deletion.purge_runs
          set status = 'abandoned', finished_at = now(), lease_expires_at = null, ",
         set_totals!(),
         " where status = 'running' and lease_expires_at < now()"
@@ -238,7 +286,7 @@ async fn claim(
 
     let lease_seconds = (budget + LEASE_GRACE).as_secs_f64();
     let claimed: Option<(i64, DateTime<Utc>)> = db::query_as(
-        "insert into purge_runs (status, dry_run, cutoff, lease_expires_at)
+        "insert into account_deletion.purge_runs (status, dry_run, cutoff, lease_expires_at)
          values ('running', false, now() - make_interval(days => $1), now() + make_interval(secs => $2))
          on conflict (status) where status = 'running' do nothing
          returning id, cutoff",
@@ -251,71 +299,106 @@ async fn claim(
     Ok(claimed.map(|(run_id, cutoff)| Lease { run_id, cutoff }))
 }
 
-async fn skipped(
-    pool: &PgPool,
-    retention: RetentionDays,
-    started: Instant,
-) -> Result<PurgeOutcome, sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let (run_id, cutoff, remaining): (i64, DateTime<Utc>, i64) = db::query_as(
-        "with run as (
-             insert into purge_runs (status, dry_run, cutoff, finished_at)
-             values ('skipped', false, now() - make_interval(days => $1), now())
-             returning id, cutoff
-         )
-         select run.id, run.cutoff, (select count(*) from users where deleted_at <= run.cutoff)
-         from run",
-    )
-    .bind(retention.days())
-    .fetch_one(&mut *tx)
-    .await?;
-    db::query("update purge_runs set remaining = $2 where id = $1")
-        .bind(run_id)
-        .bind(remaining)
-        .execute(&mut *tx)
+/// Expired accounts at a cutoff.
+struct Expired {
+    /// Those the purge can delete.
+    deletable: i64,
+    blocked: i64,
+    /// The keys that block them, by name.
+    blocked_by: Vec<String>,
+}
+
+async fn count_expired(
+    conn: &mut sqlx::PgConnection,
+    sql: &Statements,
+    cutoff: DateTime<Utc>,
+) -> Result<Expired, sqlx::Error> {
+    let (deletable, blocked, per_path): (i64, i64, Vec<i64>) = db::query_as(&sql.count_expired)
+        .bind(cutoff)
+        .fetch_one(conn)
         .await?;
-    tx.commit().await?;
-    Ok(PurgeOutcome {
-        run_id,
-        status: PurgeStatus::Skipped,
-        dry_run: false,
-        deleted: 0,
-        remaining: remaining as u64,
-        cutoff,
-        batches: 0,
-        duration: started.elapsed(),
-        batch_latencies: Vec::new(),
+    let mut blocked_by: Vec<String> = sql
+        .catalog
+        .blocking
+        .iter()
+        .zip(per_path)
+        .filter(|(_, count)| *count > 0)
+        .map(|(path, _)| path.constraint().to_string())
+        .collect();
+    blocked_by.dedup();
+    Ok(Expired {
+        deletable,
+        blocked,
+        blocked_by,
     })
 }
 
-async fn count_only(
+/// A run that found the purge held: records itself and what is left.
+async fn skipped(
     pool: &PgPool,
+    sql: &Statements,
     retention: RetentionDays,
     started: Instant,
 ) -> Result<PurgeOutcome, sqlx::Error> {
+    ledger_only(pool, sql, retention, started, false).await
+}
+
+/// A dry run: counts, and reads the catalog for what will get in the way.
+async fn count_only(
+    pool: &PgPool,
+    sql: &Statements,
+    retention: RetentionDays,
+    started: Instant,
+) -> Result<PurgeOutcome, sqlx::Error> {
+    let mut outcome = ledger_only(pool, sql, retention, started, true).await?;
+    outcome.findings = Some(Findings::of(&sql.catalog));
+    Ok(outcome)
+}
+
+/// A run that deletes nothing (skipped, or dry): one ledger row with the
+/// counts.
+async fn ledger_only(
+    pool: &PgPool,
+    sql: &Statements,
+    retention: RetentionDays,
+    started: Instant,
+    dry_run: bool,
+) -> Result<PurgeOutcome, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let (run_id, cutoff, eligible): (i64, DateTime<Utc>, i64) = db::query_as(
-        "with cutoff as (
-             select now() - make_interval(days => $1) as at
-         ), eligible as (
-             select count(*) as n from users, cutoff where deleted_at <= cutoff.at
-         ), run as (
-             insert into purge_runs (status, dry_run, cutoff, remaining, finished_at)
-             select 'completed', true, cutoff.at, eligible.n, now() from cutoff, eligible
-             returning id, cutoff, remaining
-         )
-         select id, cutoff, remaining from run",
+    let cutoff: DateTime<Utc> = db::query_scalar("select now() - make_interval(days => $1)")
+        .bind(retention.days())
+        .fetch_one(&mut *tx)
+        .await?;
+    let expired = count_expired(&mut tx, sql, cutoff).await?;
+    let status = if dry_run {
+        PurgeStatus::Completed
+    } else {
+        PurgeStatus::Skipped
+    };
+    let run_id: i64 = db::query_scalar(
+        "insert into account_deletion.purge_runs
+             (status, dry_run, cutoff, remaining, blocked, blocked_by, finished_at)
+         values ($1, $2, $3, $4, $5, $6, now())
+         returning id",
     )
-    .bind(retention.days())
+    .bind(status.as_str())
+    .bind(dry_run)
+    .bind(cutoff)
+    .bind(expired.deletable)
+    .bind(expired.blocked)
+    .bind(&expired.blocked_by)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(PurgeOutcome {
         run_id,
-        status: PurgeStatus::Completed,
-        dry_run: true,
+        status,
+        dry_run,
         deleted: 0,
-        remaining: eligible as u64,
+        remaining: expired.deletable as u64,
+        blocked: expired.blocked as u64,
+        blocked_by: expired.blocked_by,
+        findings: None,
         cutoff,
         batches: 0,
         duration: started.elapsed(),
@@ -362,47 +445,80 @@ impl Progress {
 
 async fn purge_with_lease(
     pool: &PgPool,
+    tables: &AppTables,
+    mut sql: Arc<Statements>,
     lease: Lease,
     settings: PurgeSettings,
     started: Instant,
 ) -> Result<PurgeOutcome, PurgeError> {
     let progress = Arc::new(Progress::default());
-    let mut remaining = None;
+    let mut expired = None;
+    let mut reread_catalog = false;
     // The first pass walks the index once, from old deletions to new. Rows
     // it skipped because a transaction held them at that moment (a recovery
     // in flight) lie below where it ended; only if the count says some are
     // left does a second pass look again from the start. Walking back over
     // the index entries of everything just deleted (dead until vacuum) is
     // slow, so it is not part of every run.
-    for pass in 0..2 {
+    let mut pass = 0;
+    while pass < 2 {
         if pass > 0 {
-            if remaining == Some(0) || progress.cut_short() {
+            if expired.as_ref().is_some_and(|e: &Expired| e.deletable == 0) || progress.cut_short()
+            {
                 break;
             }
             progress.lower_floor_to_start();
         }
-        if let Err(error) = run_workers(pool, lease, settings, started, &progress).await {
-            record_failure(pool, lease, &error).await;
-            return Err(error);
+        match run_workers(pool, &sql, lease, settings, started, &progress).await {
+            Ok(()) => {}
+            // A key that was not there when the statements were rendered (an
+            // app migration since): read the catalog again, once, so the
+            // batch leaves the accounts it blocks out, and walk again.
+            Err(PurgeError::Database(error))
+                if is_foreign_key_violation(&error) && !reread_catalog =>
+            {
+                tracing::warn!(run_id = lease.run_id, error = %error, "a foreign key blocked a batch; reading the catalog again");
+                reread_catalog = true;
+                match tables.reload(pool).await {
+                    Ok(reloaded) => sql = reloaded,
+                    Err(error) => {
+                        let error = PurgeError::from(error);
+                        record_failure(pool, lease, &error).await;
+                        return Err(error);
+                    }
+                }
+                progress.lower_floor_to_start();
+                continue;
+            }
+            Err(error) => {
+                record_failure(pool, lease, &error).await;
+                return Err(error);
+            }
         }
-        remaining = Some(count_expired(pool, lease.cutoff).await?);
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        expired = Some(count_expired(&mut tx, &sql, lease.cutoff).await?);
+        tx.commit().await?;
+        pass += 1;
     }
-    let remaining = remaining.expect("the first pass always runs");
-    let status = if remaining > 0 && progress.cut_short() {
+    let expired = expired.expect("the first pass always runs");
+    let status = if expired.deletable > 0 && progress.cut_short() {
         PurgeStatus::Partial
     } else {
         PurgeStatus::Completed
     };
     let mut tx = db::begin(pool, &Limits::CRON).await?;
     db::query(concat!(
-        "update purge_runs
-         set status = $2, remaining = $3, finished_at = now(), lease_expires_at = null, ",
+        "update account_deletion.purge_runs
+         set status = $2, remaining = $3, blocked = $4, blocked_by = $5,
+             finished_at = now(), lease_expires_at = null, ",
         set_totals!(),
         " where id = $1 and status = 'running'"
     ))
     .bind(lease.run_id)
     .bind(status.as_str())
-    .bind(remaining)
+    .bind(expired.deletable)
+    .bind(expired.blocked)
+    .bind(&expired.blocked_by)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -412,7 +528,10 @@ async fn purge_with_lease(
         status,
         dry_run: false,
         deleted: progress.deleted.load(Ordering::Relaxed),
-        remaining: remaining as u64,
+        remaining: expired.deletable as u64,
+        blocked: expired.blocked as u64,
+        blocked_by: expired.blocked_by,
+        findings: None,
         cutoff: lease.cutoff,
         batches: progress.batches.load(Ordering::Relaxed),
         duration: started.elapsed(),
@@ -429,6 +548,7 @@ async fn purge_with_lease(
 /// progress floor), the budget or the first error.
 async fn run_workers(
     pool: &PgPool,
+    sql: &Arc<Statements>,
     lease: Lease,
     settings: PurgeSettings,
     started: Instant,
@@ -438,6 +558,7 @@ async fn run_workers(
     for id in 0..settings.workers.get() {
         workers.spawn(worker(
             pool.clone(),
+            Arc::clone(sql),
             lease,
             id,
             settings,
@@ -453,23 +574,16 @@ async fn run_workers(
             failure.get_or_insert(error);
         }
     }
+    // Workers stopped by another's failure are ready for another pass.
+    progress.stop.store(false, Ordering::Relaxed);
     failure.map_or(Ok(()), Err)
-}
-
-async fn count_expired(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<i64, sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let count = db::query_scalar("select count(*) from users where deleted_at <= $1")
-        .bind(cutoff)
-        .fetch_one(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(count)
 }
 
 /// Runs batches until none are left for this worker, the budget is spent or
 /// another worker stops the run.
 async fn worker(
     pool: PgPool,
+    sql: Arc<Statements>,
     lease: Lease,
     id: u32,
     settings: PurgeSettings,
@@ -498,7 +612,7 @@ async fn worker(
             deleted,
             newest,
             took,
-        }) = delete_batch(&pool, &limits, lease, id, size, floor).await?
+        }) = delete_batch(&pool, &sql, &limits, lease, id, size, floor).await?
         else {
             progress.lease_lost.store(true, Ordering::Relaxed);
             progress.stop.store(true, Ordering::Relaxed);
@@ -542,13 +656,13 @@ struct Batch {
     took: Duration,
 }
 
-static BATCH_DELETE: LazyLock<Statement> = LazyLock::new(|| Statement::new(BATCH_DELETE_SQL));
-
-/// Deletes one batch and books it on the ledger, in one transaction.
-/// `None` when the run no longer holds the lease (it outlived it and another
-/// run took over); the batch then deleted nothing.
+/// Deletes one batch and books it on the ledger, in one transaction (the
+/// statement is [`Statements::purge_batch`]). `None` when the run no longer
+/// holds the lease (it outlived it and another run took over); the batch
+/// then deleted nothing.
 async fn delete_batch(
     pool: &PgPool,
+    sql: &Statements,
     limits: &Limits,
     lease: Lease,
     worker: u32,
@@ -557,7 +671,8 @@ async fn delete_batch(
 ) -> Result<Option<Batch>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let started = Instant::now();
-    let (booked, deleted, newest, _): (bool, i64, Option<DateTime<Utc>>, String) = BATCH_DELETE
+    let (booked, deleted, newest, _): (bool, i64, Option<DateTime<Utc>>, String) = sql
+        .purge_batch
         .fetch_optional(
             &mut conn,
             limits,
@@ -586,7 +701,7 @@ async fn record_failure(pool: &PgPool, lease: Lease, error: &PurgeError) {
     let recorded = db::retry_while_unavailable("record a failed purge run", || async {
         let mut tx = db::begin(pool, &Limits::CRON).await?;
         db::query(concat!(
-            "update purge_runs
+            "update account_deletion.purge_runs
              set status = 'failed', error_code = $2, finished_at = now(), lease_expires_at = null, ",
             set_totals!(),
             " where id = $1 and status = 'running'"

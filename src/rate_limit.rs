@@ -52,7 +52,7 @@ pub async fn retry_after(pool: &PgPool, client: &[u8; 32]) -> Result<Option<u64>
 static RETRY_AFTER: LazyLock<Statement> = LazyLock::new(|| {
     Statement::new(
         "select extract(epoch from window_started_at + make_interval(secs => $2) - now())::float8
-         from recovery_failures
+         from account_deletion.recovery_failures
          where client_hash = $1
            and failures >= $3
            and window_started_at > now() - make_interval(secs => $2)",
@@ -73,7 +73,7 @@ pub async fn record_failure(pool: &PgPool, client: &[u8; 32]) -> Result<(), sqlx
 
 static RECORD_FAILURE: LazyLock<Statement> = LazyLock::new(|| {
     Statement::new(
-        "insert into recovery_failures (client_hash, window_started_at, failures)
+        "insert into account_deletion.recovery_failures (client_hash, window_started_at, failures)
          values ($1, now(), 1)
          on conflict (client_hash) do update set
              failures = case when recovery_failures.window_started_at <= now() - make_interval(secs => $2)
@@ -87,7 +87,7 @@ static RECORD_FAILURE: LazyLock<Statement> = LazyLock::new(|| {
 /// own transaction.
 pub async fn prune(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
     Ok(db::query(
-        "delete from recovery_failures where window_started_at <= now() - make_interval(secs => $1)",
+        "delete from account_deletion.recovery_failures where window_started_at <= now() - make_interval(secs => $1)",
     )
     .bind(f64::from(WINDOW_SECONDS))
     .execute(conn)

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 /// hashing so nobody makes us hash megabytes.
 const MAX_TOKEN_BYTES: usize = 512;
 
-/// The session token from `Authorization: Bearer <token>`.
+/// A session token: from `Authorization: Bearer <token>`, or a session
+/// cookie.
 pub struct SessionToken(Vec<u8>);
 
 impl SessionToken {
@@ -25,11 +26,21 @@ impl SessionToken {
         let (Some(value), None) = (values.next(), values.next()) else {
             return None;
         };
-        let token = crate::cron_secret::bearer_token(value.as_bytes())?;
+        Self::parse(crate::cron_secret::bearer_token(value.as_bytes())?)
+    }
+
+    /// A token as sent (a bearer header's credentials, a cookie's value):
+    /// `None` unless it is non-empty visible ASCII of sane length.
+    pub fn parse(token: &[u8]) -> Option<Self> {
         let plausible = !token.is_empty()
             && token.len() <= MAX_TOKEN_BYTES
             && token.iter().all(u8::is_ascii_graphic);
         plausible.then(|| Self(token.to_vec()))
+    }
+
+    /// The token itself, for a store that keeps it in plain text (Auth.js).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// What `sessions.token_hash` holds: SHA-256 of the token's bytes.

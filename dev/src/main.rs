@@ -3,7 +3,10 @@
 //! ```text
 //! cargo dev                 serve every function on 127.0.0.1:$PORT (3000), crons firing
 //! cargo dev cron <path>     fire one cron now against the running server, print its answer
-//! cargo dev migrate         apply migrations/ to DIRECT_URL (else DATABASE_URL) and say what was applied
+//! cargo dev migrate [--add-deleted-at]
+//!                           apply migrations/ to DIRECT_URL (else DATABASE_URL) and say what was
+//!                           applied; with the flag, also add the deleted-at column and its index to
+//!                           an existing users table that lacks them
 //! cargo dev seed [email]    a session for a new demo user, or for `email` (server must be running)
 //! cargo dev backdate <email> [days]   make a deleted account look deleted `days` (31) ago
 //! ```
@@ -15,11 +18,9 @@ use account_deletion_dev::{client, crons, database, functions, mailbox};
 use std::str::FromStr;
 
 use account_deletion::db;
-use account_deletion::migrate::applied_versions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-const USAGE: &str =
-    "usage: cargo dev [serve | cron <path> | migrate | seed [email] | backdate <email> [days]]";
+const USAGE: &str = "usage: cargo dev [serve | cron <path> | migrate [--add-deleted-at] | seed [email] | backdate <email> [days]]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,7 +29,8 @@ async fn main() -> ExitCode {
     let result = match args.as_slice() {
         [] | ["serve"] => serve().await,
         ["cron", path] => cron(path).await,
-        ["migrate"] => migrate().await,
+        ["migrate"] => migrate(false).await,
+        ["migrate", "--add-deleted-at"] => migrate(true).await,
         ["seed"] => seed(None).await,
         ["seed", email] => seed(Some(email)).await,
         ["backdate", email] => backdate(email, "31").await,
@@ -72,9 +74,10 @@ async fn serve() -> anyhow::Result<()> {
     let newly = if database.is_embedded() {
         // One connection: the pool's own, a session.
         let mut conn = pool.acquire().await?;
-        let before = applied_versions(&mut conn).await?.len();
-        db::MIGRATOR.run(&mut *conn).await?;
-        applied_versions(&mut conn).await?.len() - before
+        account_deletion::migrate::apply(&mut conn, &migrate_options(&settings, false)?)
+            .await?
+            .applied
+            .len()
     } else {
         // A real server may sit behind a pooler: migrate as `cargo dev
         // migrate` does, over DIRECT_URL when it is set.
@@ -82,7 +85,7 @@ async fn serve() -> anyhow::Result<()> {
             Some(url) => ("DIRECT_URL", url),
             None => ("DATABASE_URL", database.url().to_owned()),
         };
-        account_deletion::migrate::migrate(&url, variable)
+        account_deletion::migrate::migrate(&url, variable, &migrate_options(&settings, false)?)
             .await?
             .applied
             .len()
@@ -201,8 +204,9 @@ async fn cron(path: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn migrate() -> anyhow::Result<()> {
+async fn migrate(add_deleted_at: bool) -> anyhow::Result<()> {
     let settings = DevSettings::load()?;
+    let options = migrate_options(&settings, add_deleted_at)?;
     // Migrations need a real session (see `account_deletion::migrate`):
     // DIRECT_URL when the app's DATABASE_URL goes through a pooler.
     let (variable, url) = ["DIRECT_URL", "DATABASE_URL"]
@@ -211,9 +215,12 @@ async fn migrate() -> anyhow::Result<()> {
         .ok_or_else(|| {
             anyhow::anyhow!("neither DIRECT_URL nor DATABASE_URL is set: `cargo dev migrate` migrates the database they name (the embedded one is migrated by `cargo dev` itself)")
         })?;
-    let migrated = account_deletion::migrate::migrate(&url, variable).await?;
+    let migrated = account_deletion::migrate::migrate(&url, variable, &options).await?;
     for (version, description) in &migrated.applied {
         println!("applied {version} {description}");
+    }
+    for note in &migrated.notes {
+        println!("{note}");
     }
     println!(
         "{} migration(s) applied to {variable}, {} already present",
@@ -263,6 +270,18 @@ async fn backdate(email: &str, days: &str) -> anyhow::Result<()> {
     }
     println!("{email}: deleted_at is now {days} days ago");
     Ok(())
+}
+
+/// The users table the functions will use, from the same settings.
+fn migrate_options(
+    settings: &DevSettings,
+    add_deleted_at: bool,
+) -> anyhow::Result<account_deletion::migrate::Options> {
+    let users = account_deletion::config::users_table(&|name| settings.get(name))?;
+    Ok(account_deletion::migrate::Options {
+        users,
+        add_deleted_at,
+    })
 }
 
 fn encode(text: &str) -> String {

@@ -135,7 +135,7 @@ fn recovery_link(mail: &(String, Vec<String>)) -> String {
 
 #[tokio::test]
 async fn the_whole_journey_over_http_seed_delete_mail_recover_delete_purge() {
-    testkit::postgres::use_migrations(&account_deletion::db::MIGRATOR);
+    testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
     let db = TestDb::new().await;
     let server = DevServer::start(Some(&db.url()), Duration::from_secs(30)).await;
     let port = server.port;

@@ -1,8 +1,10 @@
 //! `POST /api/account/delete`: the signed-in user deletes their account.
 //!
-//! Auth: the user's session token, `Authorization: Bearer <token>`. Answers
-//! 202 with when the account was deleted and when it will be purged; the
-//! recovery email goes out right after, without holding up the answer.
+//! Auth: the configured sign-in ([`crate::auth`]): a session token as
+//! `Authorization: Bearer <token>`, or Auth.js's session cookie from a
+//! trusted origin. Answers 202 with when the account was deleted and when it
+//! will be purged; the recovery email goes out right after, without holding
+//! up the answer.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::{Method, StatusCode};
@@ -13,8 +15,7 @@ use crate::accounts;
 use crate::config::{AccountConfig, ConfigErrors};
 use crate::cors::AllowedOrigins;
 use crate::outbox;
-use crate::routes::{AccountState, Configured};
-use crate::tokens::SessionToken;
+use crate::routes::{AccountState, Configured, statements};
 use crate::web::{ApiError, Background, Request, Response, json, method_not_allowed};
 
 const ALLOWED: &[Method] = &[Method::OPTIONS, Method::POST];
@@ -68,15 +69,20 @@ impl DeleteAccount {
         if let Some(error) = method_not_allowed(request.method(), ALLOWED) {
             return Err(error);
         }
-        let session =
-            SessionToken::from_headers(request.headers()).ok_or(ApiError::Unauthorized)?;
-        let deletion = accounts::delete(&ready.pool, &session, ready.retention)
+        let sql = statements("account-delete", &ready.tables, &ready.pool).await?;
+        let user = ready
+            .sign_in
+            .user(request.headers(), &ready.pool, &sql)
+            .await?;
+        let deletion = accounts::delete(&ready.pool, &sql, &user, ready.retention)
             .await
             .map_err(ApiError::from_database)?
+            // Deleted meanwhile (a second request of the same user).
             .ok_or(ApiError::Unauthorized)?;
         tracing::info!(outbox_id = %deletion.email.id, "account soft-deleted");
         Background::of(&request).spawn(outbox::send(
             ready.pool.clone(),
+            sql,
             ready.mail.clone(),
             ready.retention,
             deletion.email,

@@ -12,9 +12,12 @@ use http::{HeaderMap, Method};
 
 use sqlx::PgPool;
 
+use crate::auth::SignIn;
 use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
 use crate::cors::AllowedOrigins;
 use crate::cron_secret::CronSecret;
+use crate::schema::SchemaError;
+use crate::sql::{AppTables, Statements};
 use crate::web::{ApiError, method_not_allowed};
 
 /// A route's ready state, or why it has none. A misconfigured route still
@@ -52,6 +55,23 @@ impl<T> Configured<T> {
     }
 }
 
+/// The statements on the app's tables, rendered on first use. Tables that do
+/// not match the configuration make the route refuse like any other bad
+/// setting (500), naming the variable in the log.
+pub(crate) async fn statements(
+    route: &'static str,
+    tables: &AppTables,
+    pool: &PgPool,
+) -> Result<Arc<Statements>, ApiError> {
+    tables.statements(pool).await.map_err(|error| match error {
+        SchemaError::Misconfigured { variable, reason } => {
+            tracing::error!(route, variable, problem = %reason, "the app's tables do not match the configuration; refusing the request");
+            ApiError::ServerMisconfigured
+        }
+        SchemaError::Database(error) => ApiError::from_database(error),
+    })
+}
+
 const CRON_METHODS: &[Method] = &[Method::GET, Method::POST];
 
 /// Cron routes take GET (what Vercel sends) and POST (manual runs), with the
@@ -73,9 +93,11 @@ pub(crate) fn authorize_cron(
 /// What the two account routes (delete, recover) hold once configured.
 pub(crate) struct AccountState {
     pub(crate) pool: PgPool,
+    pub(crate) tables: AppTables,
     pub(crate) retention: RetentionDays,
     pub(crate) mail: MailConfig,
     pub(crate) cors: AllowedOrigins,
+    pub(crate) sign_in: SignIn,
 }
 
 impl AccountState {
@@ -88,7 +110,9 @@ impl AccountState {
     ) -> Configured<Self> {
         let state = config.map(|config| Self {
             pool: pool.unwrap_or_else(|| crate::db::lazy_pool(config.database.clone(), 5)),
+            tables: AppTables::new(config.users, config.session_auth.session_table()),
             retention: config.retention,
+            sign_in: SignIn::new(config.session_auth, &config.mail.app_url, &config.cors),
             mail: config.mail,
             cors: config.cors,
         });

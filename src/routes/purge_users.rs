@@ -11,7 +11,8 @@ use sqlx::PgPool;
 use crate::config::{ConfigErrors, CronConfig, PurgeSettings, RetentionDays};
 use crate::cron_secret::CronSecret;
 use crate::purge::{self, PurgeOutcome};
-use crate::routes::{Configured, authorize_cron};
+use crate::routes::{Configured, authorize_cron, statements};
+use crate::sql::AppTables;
 use crate::web::{ApiError, Request, Response, json};
 
 /// The route, built once per process.
@@ -22,6 +23,7 @@ pub struct PurgeUsers {
 
 struct Ready {
     pool: PgPool,
+    tables: AppTables,
     secret: CronSecret,
     retention: RetentionDays,
     settings: PurgeSettings,
@@ -54,6 +56,7 @@ impl PurgeUsers {
             let pool = pool.expect("a pool accompanies every valid configuration");
             Ready {
                 pool,
+                tables: AppTables::new(config.users, None),
                 secret: config.cron_secret,
                 retention: config.retention,
                 settings: config.purge,
@@ -74,9 +77,24 @@ impl PurgeUsers {
         let ready = self.state.ready()?;
         authorize_cron(request.method(), request.headers(), &ready.secret)?;
         let dry_run = dry_run(request.uri().query())?;
-        let outcome = purge::run(&ready.pool, ready.retention, ready.settings, dry_run)
-            .await
-            .map_err(|purge::PurgeError::Database(error)| ApiError::from_database(error))?;
+        // Checked here, so that tables that do not match the configuration
+        // answer like any other bad setting.
+        statements("purge-users", &ready.tables, &ready.pool).await?;
+        let outcome = purge::run(
+            &ready.pool,
+            &ready.tables,
+            ready.retention,
+            ready.settings,
+            dry_run,
+        )
+        .await
+        .map_err(|error| match error {
+            purge::PurgeError::Database(error) => ApiError::from_database(error),
+            purge::PurgeError::Schema(error) => {
+                tracing::error!(problem = %error, "the app's tables no longer match the configuration");
+                ApiError::ServerMisconfigured
+            }
+        })?;
         Ok(json(StatusCode::OK, &PurgeBody::from(&outcome)))
     }
 }
@@ -106,6 +124,10 @@ struct PurgeBody {
     status: &'static str,
     deleted: u64,
     remaining: u64,
+    /// Expired accounts that foreign keys without a delete action keep.
+    blocked: u64,
+    /// Those keys, by name.
+    blocked_by: Vec<String>,
     dry_run: bool,
     /// For a dry run: how many accounts a real run would delete now.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,6 +137,9 @@ struct PurgeBody {
     duration_ms: u64,
     slowest_batch_ms: u64,
     run_id: i64,
+    /// Dry runs only: what in the app's schema gets in the purge's way.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    findings: Option<purge::Findings>,
 }
 
 impl From<&PurgeOutcome> for PurgeBody {
@@ -123,6 +148,8 @@ impl From<&PurgeOutcome> for PurgeBody {
             status: outcome.status.as_str(),
             deleted: outcome.deleted,
             remaining: outcome.remaining,
+            blocked: outcome.blocked,
+            blocked_by: outcome.blocked_by.clone(),
             dry_run: outcome.dry_run,
             would_delete: outcome.dry_run.then_some(outcome.remaining),
             cutoff: outcome.cutoff.to_rfc3339_opts(SecondsFormat::Micros, true),
@@ -130,6 +157,7 @@ impl From<&PurgeOutcome> for PurgeBody {
             duration_ms: outcome.duration.as_millis() as u64,
             slowest_batch_ms: outcome.slowest_batch().as_millis() as u64,
             run_id: outcome.run_id,
+            findings: outcome.findings.clone(),
         }
     }
 }

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use crate::config::{AccountConfig, ConfigErrors};
 use crate::cors::AllowedOrigins;
 use crate::html::{escape, page};
-use crate::routes::{AccountState, Configured};
+use crate::routes::{AccountState, Configured, statements};
 use crate::tokens::RecoveryToken;
 use crate::web::{ApiError, Background, Request, Response, json, method_not_allowed};
 use crate::{accounts, outbox, rate_limit};
@@ -90,9 +90,12 @@ impl RecoverAccount {
     async fn page(ready: &AccountState, request: &Request) -> Result<Response, ApiError> {
         let token = query_token(request.uri().query()).and_then(|raw| RecoveryToken::parse(&raw));
         let purge_after = match &token {
-            Some(token) => accounts::recoverable_until(&ready.pool, token, ready.retention)
-                .await
-                .map_err(ApiError::from_database)?,
+            Some(token) => {
+                let sql = statements("account-recover", &ready.tables, &ready.pool).await?;
+                accounts::recoverable_until(&ready.pool, &sql, token, ready.retention)
+                    .await
+                    .map_err(ApiError::from_database)?
+            }
             None => None,
         };
         let body = match (token, purge_after) {
@@ -114,8 +117,9 @@ impl RecoverAccount {
             });
         }
         let (format, raw_token) = read_token(&request)?;
+        let sql = statements("account-recover", &ready.tables, &ready.pool).await?;
         let pending = match raw_token.as_deref().and_then(RecoveryToken::parse) {
-            Some(token) => accounts::recover(&ready.pool, &token, ready.retention)
+            Some(token) => accounts::recover(&ready.pool, &sql, &token, ready.retention)
                 .await
                 .map_err(ApiError::from_database)?,
             None => None,
@@ -129,6 +133,7 @@ impl RecoverAccount {
         tracing::info!(outbox_id = %pending.id, "account restored");
         Background::of(&request).spawn(outbox::send(
             ready.pool.clone(),
+            sql,
             ready.mail.clone(),
             ready.retention,
             pending,

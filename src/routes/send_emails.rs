@@ -8,7 +8,8 @@ use sqlx::PgPool;
 use crate::config::{ConfigErrors, EmailCronConfig, MailConfig, RetentionDays};
 use crate::cron_secret::CronSecret;
 use crate::outbox;
-use crate::routes::{Configured, authorize_cron};
+use crate::routes::{Configured, authorize_cron, statements};
+use crate::sql::AppTables;
 use crate::web::{ApiError, Request, Response, json};
 
 #[derive(Clone)]
@@ -18,6 +19,7 @@ pub struct SendEmails {
 
 struct Ready {
     pool: PgPool,
+    tables: AppTables,
     secret: CronSecret,
     retention: RetentionDays,
     mail: MailConfig,
@@ -53,6 +55,7 @@ impl SendEmails {
             let pool = pool.expect("a pool accompanies every valid configuration");
             Ready {
                 pool,
+                tables: AppTables::new(config.users, None),
                 secret: config.cron_secret,
                 retention: config.retention,
                 mail: config.mail,
@@ -74,8 +77,10 @@ impl SendEmails {
     async fn respond(&self, request: Request) -> Result<Response, ApiError> {
         let ready = self.state.ready()?;
         authorize_cron(request.method(), request.headers(), &ready.secret)?;
+        let sql = statements("send-emails", &ready.tables, &ready.pool).await?;
         let report = outbox::sweep(
             &ready.pool,
+            &sql,
             &ready.mail,
             ready.retention,
             ready.reminder_days,

@@ -20,6 +20,10 @@ pub enum ApiError {
     /// 401: missing or wrong credentials, with a `Bearer` challenge.
     #[error("unauthorized")]
     Unauthorized,
+    /// 403: credentials came in a cookie, from a page of an origin the app
+    /// does not trust (a cross-site request a browser sent them with).
+    #[error("forbidden origin")]
+    ForbiddenOrigin,
     /// 405: the route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed { allowed: &'static [Method] },
@@ -66,6 +70,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::ForbiddenOrigin => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -79,6 +84,10 @@ impl ApiError {
         match self {
             Self::BadRequest { code, message } => (code, message),
             Self::Unauthorized => ("unauthorized", "Missing or invalid credentials."),
+            Self::ForbiddenOrigin => (
+                "forbidden_origin",
+                "A request signed in by cookie must come from the app's own origin.",
+            ),
             Self::MethodNotAllowed { .. } => (
                 "method_not_allowed",
                 "This route does not support that method.",

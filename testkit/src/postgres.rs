@@ -13,7 +13,9 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sqlx::migrate::Migrator;
+use std::future::Future;
+use std::pin::Pin;
+
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
@@ -30,7 +32,10 @@ pub struct Server {
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
-static MIGRATOR: OnceLock<&'static Migrator> = OnceLock::new();
+/// How the template database is migrated: given a session of its own.
+pub type Migrate = for<'c> fn(&'c mut PgConnection) -> Pin<Box<dyn Future<Output = ()> + 'c>>;
+
+static MIGRATOR: OnceLock<Migrate> = OnceLock::new();
 
 static SETTINGS: OnceLock<Vec<(String, String)>> = OnceLock::new();
 
@@ -46,10 +51,10 @@ pub fn use_server_settings(settings: &[(&str, &str)]) {
     );
 }
 
-/// Sets the migrations every test database gets; call before the first
-/// [`TestDb::new`] (later calls with another migrator are ignored).
-pub fn use_migrations(migrator: &'static Migrator) {
-    let _ = MIGRATOR.set(migrator);
+/// Sets how every test database is migrated; call before the first
+/// [`TestDb::new`] (later calls are ignored).
+pub fn use_migrations(migrate: Migrate) {
+    let _ = MIGRATOR.set(migrate);
 }
 /// `CREATE DATABASE ... TEMPLATE` refuses to run while another copy of the
 /// same template is being made; clones go one at a time.
@@ -151,12 +156,10 @@ impl Server {
         let mut conn = PgConnection::connect_with(&self.options(&name))
             .await
             .unwrap();
-        MIGRATOR
+        let migrate = MIGRATOR
             .get()
-            .expect("testkit::postgres::use_migrations was not called")
-            .run(&mut conn)
-            .await
-            .expect("migrations apply to an empty database");
+            .expect("testkit::postgres::use_migrations was not called");
+        migrate(&mut conn).await;
         conn.close().await.unwrap();
     }
 }
@@ -169,26 +172,31 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A copy of the migrated template.
     pub async fn new() -> Self {
+        let server = server();
+        Self::create(Some(&server.template_name())).await
+    }
+
+    /// An empty database, not migrated: for a test that builds an app's
+    /// schema the way its framework does, then migrates it itself.
+    pub async fn empty() -> Self {
+        Self::create(None).await
+    }
+
+    async fn create(template: Option<&str>) -> Self {
         let server = server();
         let name = format!(
             "{}_{}",
             server.prefix,
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        {
-            let _one_at_a_time = CLONE_LOCK.lock().await;
-            let mut admin = server.admin().await;
-            admin
-                .execute(
-                    format!(
-                        r#"create database "{name}" template "{}""#,
-                        server.template_name()
-                    )
-                    .as_str(),
-                )
-                .await
-                .expect("clone the template database");
+        match template {
+            Some(template) => {
+                let _one_at_a_time = CLONE_LOCK.lock().await;
+                server.create_database(&name, Some(template)).await;
+            }
+            None => server.create_database(&name, None).await,
         }
         let pool = PgPoolOptions::new()
             .max_connections(30)

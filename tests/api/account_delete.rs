@@ -125,7 +125,7 @@ async fn deleting_soft_deletes_revokes_every_session_and_mails_a_link_on_app_url
         assert!(!link.contains("evil"), "{link}");
     }
     let outbox_id: uuid::Uuid =
-        sqlx::query_scalar("select id from email_outbox where user_id = $1")
+        sqlx::query_scalar("select id from account_deletion.email_outbox where user_id = $1::text")
             .bind(user_id)
             .fetch_one(app.pool())
             .await
@@ -151,8 +151,9 @@ async fn deleting_soft_deletes_revokes_every_session_and_mails_a_link_on_app_url
 /// Searches every column of every table for the text.
 pub async fn assert_no_table_contains(app: &AccountApp, needle: &str) {
     let tables: Vec<String> = sqlx::query_scalar(
-        "select quote_ident(table_name) from information_schema.tables
-         where table_schema = 'public' and table_type = 'BASE TABLE'",
+        "select quote_ident(table_schema) || '.' || quote_ident(table_name)
+         from information_schema.tables
+         where table_schema in ('public', 'account_deletion') and table_type = 'BASE TABLE'",
     )
     .fetch_all(app.pool())
     .await
@@ -178,11 +179,13 @@ async fn concurrent_deletes_with_one_session_delete_once() {
     let mut statuses = [a.status, b.status];
     statuses.sort();
     assert_eq!(statuses, [StatusCode::ACCEPTED, StatusCode::UNAUTHORIZED]);
-    let emails: i64 = sqlx::query_scalar("select count(*) from email_outbox where user_id = $1")
-        .bind(user_id)
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let emails: i64 = sqlx::query_scalar(
+        "select count(*) from account_deletion.email_outbox where user_id = $1::text",
+    )
+    .bind(user_id)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
     assert_eq!(emails, 1);
 }
 
@@ -235,7 +238,11 @@ async fn deletes_from_two_sessions_queued_on_the_locked_user_delete_once() {
     statuses.sort();
     assert_eq!(statuses, [StatusCode::ACCEPTED, StatusCode::UNAUTHORIZED]);
     let user = format!("'{user_id}'");
-    for (table, expected) in [("email_outbox", 1), ("recovery_tokens", 1), ("sessions", 0)] {
+    for (table, expected) in [
+        ("account_deletion.email_outbox", 1),
+        ("account_deletion.recovery_tokens", 1),
+        ("sessions", 0),
+    ] {
         let sql = format!("select count(*) from {table} where user_id = {user}");
         assert_eq!(count(app.pool(), &sql).await, expected, "{table}");
     }

@@ -167,7 +167,7 @@ async fn reuse_wrong_tokens_expiry_and_purged_accounts_all_get_the_same_400_and_
     .execute(app.pool())
     .await
     .unwrap();
-    sqlx::query("update recovery_tokens t set for_deleted_at = u.deleted_at from users u where u.id = t.user_id and u.id = $1")
+    sqlx::query("update account_deletion.recovery_tokens t set for_deleted_at = u.deleted_at from users u where u.id::text = t.user_id and u.id = $1")
         .bind(late_user)
         .execute(app.pool())
         .await
@@ -239,7 +239,7 @@ async fn the_reminder_carries_a_fresh_link_and_the_first_one_stops_working() {
     .execute(app.pool())
     .await
     .unwrap();
-    sqlx::query("update recovery_tokens t set for_deleted_at = u.deleted_at from users u where u.id = t.user_id and u.id = $1")
+    sqlx::query("update account_deletion.recovery_tokens t set for_deleted_at = u.deleted_at from users u where u.id::text = t.user_id and u.id = $1")
         .bind(user_id)
         .execute(app.pool())
         .await
@@ -278,7 +278,7 @@ async fn forty_recoveries_racing_the_purge_never_answer_200_for_an_account_then_
     // recoverable for a few hundred milliseconds, then purgeable.
     sqlx::raw_sql(
         "update users set deleted_at = now() - interval '30 days' + interval '300 milliseconds' where deleted_at is not null;
-         update recovery_tokens t set for_deleted_at = u.deleted_at from users u where u.id = t.user_id;",
+         update account_deletion.recovery_tokens t set for_deleted_at = u.deleted_at from users u where u.id::text = t.user_id;",
     )
     .execute(app.pool())
     .await

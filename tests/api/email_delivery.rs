@@ -17,12 +17,13 @@ async fn smtp_down_at_deletion_still_answers_202_and_the_sweep_delivers_once_it_
     // The first attempt fails in the background and is booked for a retry.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (status, last_error): (String, Option<String>) =
-            sqlx::query_as("select status, last_error from email_outbox where user_id = $1")
-                .bind(user_id)
-                .fetch_one(app.pool())
-                .await
-                .unwrap();
+        let (status, last_error): (String, Option<String>) = sqlx::query_as(
+            "select status, last_error from account_deletion.email_outbox where user_id = $1::text",
+        )
+        .bind(user_id)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
         if last_error.is_some() {
             assert_eq!(status, "pending");
             break;
@@ -36,7 +37,7 @@ async fn smtp_down_at_deletion_still_answers_202_and_the_sweep_delivers_once_it_
 
     app.smtp.bring_back().await;
     // The retry is due after its backoff; make it due now rather than wait.
-    sqlx::query("update email_outbox set next_attempt_at = now()")
+    sqlx::query("update account_deletion.email_outbox set next_attempt_at = now()")
         .execute(app.pool())
         .await
         .unwrap();
@@ -71,10 +72,12 @@ async fn two_concurrent_sweeps_deliver_each_outbox_row_exactly_once() {
             StatusCode::ACCEPTED
         );
     }
-    sqlx::query("update email_outbox set claimed_until = now() - interval '1 second'")
-        .execute(app.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "update account_deletion.email_outbox set claimed_until = now() - interval '1 second'",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
     let (a, b) = tokio::join!(app.run_sweep(), app.run_sweep());
     assert_eq!(
         a["sent"].as_u64().unwrap() + b["sent"].as_u64().unwrap(),
@@ -117,10 +120,12 @@ async fn a_process_killed_between_commit_and_send_loses_no_email() {
     // While the dead process's claim lasts, a sweep leaves the row alone...
     assert_eq!(app.run_sweep().await["sent"], 0);
     // ...and once it has run out, the sweep sends it.
-    sqlx::query("update email_outbox set claimed_until = now() - interval '1 second'")
-        .execute(app.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "update account_deletion.email_outbox set claimed_until = now() - interval '1 second'",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
     assert_eq!(app.run_sweep().await["sent"], 1);
     let mail = app.smtp.wait_for(1, Duration::from_secs(5)).await;
     let token = mail[0].token();
@@ -147,7 +152,7 @@ async fn a_recovery_email_for_an_account_restored_meanwhile_is_not_sent() {
         .execute(app.pool())
         .await
         .unwrap();
-    sqlx::query("update email_outbox set claimed_until = null")
+    sqlx::query("update account_deletion.email_outbox set claimed_until = null")
         .execute(app.pool())
         .await
         .unwrap();

@@ -77,11 +77,12 @@ async fn terminating_the_purge_backend_mid_batch_rolls_it_back_and_the_ledger_st
         left.min(20),
         "the killed batch's cascade rolled back with it"
     );
-    let (status, deleted, batches): (String, i64, i32) =
-        sqlx::query_as("select status, deleted, batches from purge_runs order by id limit 1")
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
+    let (status, deleted, batches): (String, i64, i32) = sqlx::query_as(
+        "select status, deleted, batches from account_deletion.purge_runs order by id limit 1",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
     assert_eq!(status, "failed");
     assert_eq!(deleted, 30 - left, "exactly what was deleted");
     assert_eq!(i64::from(batches), (30 - left) / 10);
@@ -149,7 +150,7 @@ async fn an_smtp_server_hanging_up_mid_data_gets_the_email_retried_and_delivered
     let deadline = Instant::now() + Duration::from_secs(10);
     let (attempts, last_error): (i32, Option<String>) = loop {
         let row: (i32, Option<String>, bool) = sqlx::query_as(
-            "select attempts, last_error, claimed_until is null from email_outbox where user_id = $1",
+            "select attempts, last_error, claimed_until is null from account_deletion.email_outbox where user_id = $1::text",
         )
         .bind(user_id)
         .fetch_one(app.pool())
@@ -169,11 +170,13 @@ async fn an_smtp_server_hanging_up_mid_data_gets_the_email_retried_and_delivered
     );
 
     // The retry (due in a minute) goes out with the next sweep, once.
-    sqlx::query("update email_outbox set next_attempt_at = now() where user_id = $1")
-        .bind(user_id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "update account_deletion.email_outbox set next_attempt_at = now() where user_id = $1::text",
+    )
+    .bind(user_id)
+    .execute(app.pool())
+    .await
+    .unwrap();
     let report = app.run_sweep().await;
     assert_eq!(report["sent"], 1, "{report}");
     let report = app.run_sweep().await;

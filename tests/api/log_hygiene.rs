@@ -174,14 +174,18 @@ impl Journey {
     }
 
     async fn backdate(&self, days: i32) {
-        for table in ["users", "email_outbox", "recovery_tokens"] {
+        for table in [
+            "users",
+            "account_deletion.email_outbox",
+            "account_deletion.recovery_tokens",
+        ] {
             let (column, key) = if table == "users" {
                 ("deleted_at", "id")
             } else {
                 ("for_deleted_at", "user_id")
             };
             sqlx::query(&format!(
-                "update {table} set {column} = now() - make_interval(days => $2) where {key} = $1"
+                "update {table} set {column} = now() - make_interval(days => $2) where {key}::text = $1::text"
             ))
             .bind(self.user_id)
             .bind(days)
@@ -284,7 +288,7 @@ async fn the_whole_journey_at_trace_level_logs_no_secret_and_no_email_address() 
     journey.delete_account().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while sqlx::query_scalar::<_, Option<String>>(
-        "select last_error from email_outbox where user_id = $1",
+        "select last_error from account_deletion.email_outbox where user_id = $1::text",
     )
     .bind(journey.user_id)
     .fetch_one(&journey.db.pool)
@@ -296,7 +300,7 @@ async fn the_whole_journey_at_trace_level_logs_no_secret_and_no_email_address() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     journey.smtp.bring_back().await;
-    sqlx::query("update email_outbox set next_attempt_at = now()")
+    sqlx::query("update account_deletion.email_outbox set next_attempt_at = now()")
         .execute(&journey.db.pool)
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use account_deletion::db::{self, Limits};
-use account_deletion::migrate::{MigrateError, migrate, migrate_waiting};
+use account_deletion::migrate::{MigrateError, Options, migrate, migrate_waiting};
 use http::StatusCode;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
@@ -98,7 +98,7 @@ async fn migrating_through_the_pooler_is_refused_in_seconds_naming_the_variable(
     let started = Instant::now();
     let refused = tokio::time::timeout(
         Duration::from_secs(20),
-        migrate(&through_pooler, "DATABASE_URL"),
+        migrate(&through_pooler, "DATABASE_URL", &Options::default()),
     )
     .await
     .expect("migrating through a pooler must not hang")
@@ -118,16 +118,22 @@ async fn migrating_through_the_pooler_is_refused_in_seconds_naming_the_variable(
 
     // Nothing was applied, and no lock was left behind: the direct
     // migration runs at once and applies everything.
-    let migrated = tokio::time::timeout(Duration::from_secs(20), migrate(&direct, "DIRECT_URL"))
-        .await
-        .expect("the direct migration must not wait for a lock")
-        .unwrap();
+    let migrated = tokio::time::timeout(
+        Duration::from_secs(20),
+        migrate(&direct, "DIRECT_URL", &Options::default()),
+    )
+    .await
+    .expect("the direct migration must not wait for a lock")
+    .unwrap();
     assert_eq!(migrated.already_present, 0);
     assert_eq!(
         migrated.applied.len(),
         account_deletion::db::MIGRATOR.iter().count()
+            + account_deletion::db::APP_MIGRATOR.iter().count()
     );
-    let again = migrate(&direct, "DIRECT_URL").await.unwrap();
+    let again = migrate(&direct, "DIRECT_URL", &Options::default())
+        .await
+        .unwrap();
     assert!(again.applied.is_empty());
     server.drop_database(&empty).await;
 }
@@ -144,7 +150,12 @@ async fn migrating_waits_a_bounded_time_for_a_held_migration_lock() {
     let started = Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(30),
-        migrate_waiting(&db.url_direct(), "DIRECT_URL", Duration::from_secs(2)),
+        migrate_waiting(
+            &db.url_direct(),
+            "DIRECT_URL",
+            &Options::default(),
+            Duration::from_secs(2),
+        ),
     )
     .await
     .expect("bounded by the lock timeout");
@@ -186,7 +197,7 @@ async fn a_pooler_restart_mid_purge_and_mid_burst_gives_generic_5xx_then_full_se
     );
     assert_eq!(purge_answer.error_code(), "service_unavailable");
     let (status, booked): (String, i64) = sqlx::query_as(
-        "select status, deleted from purge_runs where dry_run = false order by id limit 1",
+        "select status, deleted from account_deletion.purge_runs where dry_run = false order by id limit 1",
     )
     .fetch_one(app.pool())
     .await
@@ -237,7 +248,7 @@ async fn purge_and_burst_through_an_outage(
         if i == 3 {
             while count(
                 app.pool(),
-                "select coalesce(sum(deleted), 0)::int8 from purge_run_workers",
+                "select coalesce(sum(deleted), 0)::int8 from account_deletion.purge_run_workers",
             )
             .await
                 == 0
@@ -302,7 +313,7 @@ async fn sweep_until_every_email_is_sent(app: &AccountApp) {
         // claimed are being sent (or their sending recorded) right now, and
         // are left to their sender, as the sweep leaves them.
         sqlx::query(
-            "update email_outbox set next_attempt_at = now()
+            "update account_deletion.email_outbox set next_attempt_at = now()
              where status = 'pending' and claimed_until is null",
         )
         .execute(app.pool())
@@ -315,7 +326,7 @@ async fn sweep_until_every_email_is_sent(app: &AccountApp) {
         // pass.
         if started.elapsed() > Duration::from_secs(14) {
             sqlx::query(
-                "update email_outbox set claimed_until = now() - interval '1 second'
+                "update account_deletion.email_outbox set claimed_until = now() - interval '1 second'
                  where status = 'pending' and claimed_until is not null",
             )
             .execute(app.pool())
@@ -325,7 +336,7 @@ async fn sweep_until_every_email_is_sent(app: &AccountApp) {
         app.run_sweep().await;
         let pending = count(
             app.pool(),
-            "select count(*) from email_outbox where status = 'pending'",
+            "select count(*) from account_deletion.email_outbox where status = 'pending'",
         )
         .await;
         if pending == 0 {

@@ -42,7 +42,11 @@ async fn a_tiny_budget_answers_partial_and_repeated_runs_finish_with_exact_total
     assert_eq!(total, 2_500, "no account deleted twice or skipped");
     assert_eq!(user_count(&db.pool).await, 300);
     assert_eq!(
-        count(&db.pool, "select sum(deleted)::bigint from purge_runs").await,
+        count(
+            &db.pool,
+            "select sum(deleted)::bigint from account_deletion.purge_runs"
+        )
+        .await,
         2_500
     );
 }

@@ -45,14 +45,14 @@ async fn six_concurrent_runs_delete_each_of_20000_expired_accounts_exactly_once(
     assert_eq!(user_count(app.pool()).await, 1_000);
     let ledger_total = count(
         app.pool(),
-        "select coalesce(sum(deleted), 0)::bigint from purge_runs",
+        "select coalesce(sum(deleted), 0)::bigint from account_deletion.purge_runs",
     )
     .await;
     assert_eq!(ledger_total, 20_000, "the ledger adds up too");
     assert_eq!(
         count(
             app.pool(),
-            "select count(*) from purge_runs where status in ('failed', 'running')"
+            "select count(*) from account_deletion.purge_runs where status in ('failed', 'running')"
         )
         .await,
         0
@@ -139,7 +139,7 @@ async fn a_run_that_died_holding_the_purge_is_marked_abandoned_once_its_lease_pa
     seed_users(app.pool(), 5, Some("31 days")).await;
     // A live lease: the next run must not touch the purge.
     sqlx::query(
-        "insert into purge_runs (status, dry_run, cutoff, lease_expires_at)
+        "insert into account_deletion.purge_runs (status, dry_run, cutoff, lease_expires_at)
          values ('running', false, now() - interval '30 days', now() + interval '5 minutes')",
     )
     .execute(app.pool())
@@ -154,24 +154,25 @@ async fn a_run_that_died_holding_the_purge_is_marked_abandoned_once_its_lease_pa
     // The holder died after its two workers had committed three batches;
     // its lease passes, and the next run takes over.
     sqlx::query(
-        "insert into purge_run_workers (run_id, worker, deleted, batches)
-         select id, w, 10 * w, w from purge_runs, (values (1), (2)) as v (w) where status = 'running'",
+        "insert into account_deletion.purge_run_workers (run_id, worker, deleted, batches)
+         select id, w, 10 * w, w from account_deletion.purge_runs, (values (1), (2)) as v (w) where status = 'running'",
     )
     .execute(app.pool())
     .await
     .unwrap();
-    sqlx::query("update purge_runs set lease_expires_at = now() - interval '1 second' where status = 'running'")
+    sqlx::query("update account_deletion.purge_runs set lease_expires_at = now() - interval '1 second' where status = 'running'")
         .execute(app.pool())
         .await
         .unwrap();
     let body = app.cron().await.json();
     assert_eq!(body["status"], "completed");
     assert_eq!(body["deleted"], 5);
-    let abandoned: Vec<(i64, i32)> =
-        sqlx::query_as("select deleted, batches from purge_runs where status = 'abandoned'")
-            .fetch_all(app.pool())
-            .await
-            .unwrap();
+    let abandoned: Vec<(i64, i32)> = sqlx::query_as(
+        "select deleted, batches from account_deletion.purge_runs where status = 'abandoned'",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
     assert_eq!(
         abandoned,
         [(30, 3)],
@@ -184,7 +185,7 @@ async fn a_dry_run_is_never_skipped_by_a_running_purge() {
     let app = PurgeApp::new().await;
     seed_users(app.pool(), 2, Some("31 days")).await;
     sqlx::query(
-        "insert into purge_runs (status, dry_run, cutoff, lease_expires_at)
+        "insert into account_deletion.purge_runs (status, dry_run, cutoff, lease_expires_at)
          values ('running', false, now() - interval '30 days', now() + interval '5 minutes')",
     )
     .execute(app.pool())
@@ -238,7 +239,7 @@ async fn a_row_released_after_the_walk_passed_it_is_deleted_by_the_same_run() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while count(
         app.pool(),
-        "select coalesce(sum(deleted), 0)::bigint from purge_run_workers",
+        "select coalesce(sum(deleted), 0)::bigint from account_deletion.purge_run_workers",
     )
     .await
         < 20
@@ -252,7 +253,7 @@ async fn a_row_released_after_the_walk_passed_it_is_deleted_by_the_same_run() {
     tx.rollback().await.unwrap();
     let deleted_at_release = count(
         app.pool(),
-        "select coalesce(sum(deleted), 0)::bigint from purge_run_workers",
+        "select coalesce(sum(deleted), 0)::bigint from account_deletion.purge_run_workers",
     )
     .await;
     let body = run.await.unwrap();
@@ -278,7 +279,7 @@ async fn a_run_whose_lease_is_taken_mid_purge_stops_and_books_exactly_what_it_de
                 .json()
         }
     });
-    let booked = "select coalesce(sum(deleted), 0)::bigint from purge_run_workers";
+    let booked = "select coalesce(sum(deleted), 0)::bigint from account_deletion.purge_run_workers";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while count(app.pool(), booked).await < 50 {
         assert!(
@@ -289,10 +290,12 @@ async fn a_run_whose_lease_is_taken_mid_purge_stops_and_books_exactly_what_it_de
     }
     // What the next run does to a run whose lease has passed; it waits for
     // the batches in flight, which hold the run's row `for share`.
-    sqlx::query("update purge_runs set status = 'abandoned' where status = 'running'")
-        .execute(app.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "update account_deletion.purge_runs set status = 'abandoned' where status = 'running'",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
     let body = run.await.unwrap();
     assert_eq!(body["status"], "partial", "{body}");
     let gone = 3_000 - user_count(app.pool()).await;

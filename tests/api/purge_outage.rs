@@ -47,7 +47,7 @@ async fn a_broken_schema_gives_a_generic_500_without_sql_in_it() {
     let db = TestDb::new().await;
     seed_users(&db.pool, 3, Some("31 days")).await;
     // Sabotage: the ledger the purge writes to is gone.
-    sqlx::query("alter table purge_runs rename to purge_runs_gone")
+    sqlx::query("alter table account_deletion.purge_runs rename to purge_runs_gone")
         .execute(&db.pool)
         .await
         .unwrap();
@@ -57,16 +57,27 @@ async fn a_broken_schema_gives_a_generic_500_without_sql_in_it() {
     assert_eq!(response.error_code(), "internal_error");
     let text = response.text();
     assert!(
-        !text.contains("purge_runs") && !text.contains("relation"),
+        !text.contains("account_deletion.purge_runs") && !text.contains("relation"),
         "{text}"
     );
     assert_eq!(user_count(&db.pool).await, 3);
 }
 
 #[tokio::test]
-async fn a_foreign_key_without_cascade_fails_the_batch_whole_and_is_recorded() {
+async fn a_restricting_key_added_while_the_function_is_warm_is_found_and_isolates_its_account() {
     let db = TestDb::new().await;
     let ids = seed_users(&db.pool, 3, Some("31 days")).await;
+    let route = PurgeUsers::new(cron_config(&db.url(), &[]));
+    // A first request reads the catalog and renders the batch statement.
+    let dry = read(
+        route
+            .handle(cron_request(Method::GET, "?dry_run=true"))
+            .await,
+    )
+    .await;
+    assert_eq!(dry.json()["blocked"], 0);
+    // Then the app migrates: a key without a delete action, referencing
+    // one of the expired accounts.
     sqlx::raw_sql(
         "create table invoices (user_id uuid not null constraint invoices_user_id_fkey references users (id) on delete restrict);
          create index invoices_user_id_idx on invoices (user_id);",
@@ -79,21 +90,26 @@ async fn a_foreign_key_without_cascade_fails_the_batch_whole_and_is_recorded() {
         .execute(&db.pool)
         .await
         .unwrap();
-    let route = PurgeUsers::new(cron_config(&db.url(), &[]));
     let response = read(route.handle(cron_request(Method::GET, "")).await).await;
-    assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    let body = response.json();
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["deleted"], 2);
+    assert_eq!(body["blocked"], 1);
     assert_eq!(
-        user_count(&db.pool).await,
-        3,
-        "the failed batch deleted nothing"
+        body["blocked_by"],
+        serde_json::json!(["invoices_user_id_fkey"])
     );
-    let (status, code): (String, Option<String>) =
-        sqlx::query_as("select status, error_code from purge_runs")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    assert_eq!(user_count(&db.pool).await, 1);
+    let (status, blocked, blocked_by): (String, i64, Vec<String>) = sqlx::query_as(
+        "select status, blocked, blocked_by from account_deletion.purge_runs
+         where not dry_run order by id desc limit 1",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(
-        (status.as_str(), code.as_deref()),
-        ("failed", Some("foreign_key_violation"))
+        (status.as_str(), blocked, blocked_by),
+        ("completed", 1, vec!["invoices_user_id_fkey".to_owned()])
     );
 }

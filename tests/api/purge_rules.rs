@@ -184,7 +184,7 @@ async fn every_run_is_written_to_the_ledger_without_personal_data() {
     app.call(cron_request(Method::GET, "?dry_run=true")).await;
     let rows: Vec<LedgerRow> = sqlx::query_as(
         "select status, dry_run, deleted, remaining, batches, finished_at is not null, error_code
-         from purge_runs order by id",
+         from account_deletion.purge_runs order by id",
     )
     .fetch_all(app.pool())
     .await
@@ -198,7 +198,7 @@ async fn every_run_is_written_to_the_ledger_without_personal_data() {
         ]
     );
     let columns: Vec<String> = sqlx::query_scalar(
-        "select column_name::text from information_schema.columns where table_name = 'purge_runs'",
+        "select column_name::text from information_schema.columns where table_name = 'account_deletion.purge_runs'",
     )
     .fetch_all(app.pool())
     .await

@@ -1,4 +1,5 @@
-use account_deletion::purge::BATCH_DELETE_SQL;
+use account_deletion::schema::UsersTable;
+use account_deletion::sql::AppTables;
 use chrono::{DateTime, Utc};
 
 use crate::helpers::{TestDb, seed_users};
@@ -41,33 +42,35 @@ async fn every_foreign_key_to_users_says_what_happens_on_delete_and_is_indexed()
     }
 }
 
-/// The plan of the batch query, for the values given and as the generic plan
-/// a long-lived prepared statement may switch to.
+/// The plan of the batch statement, as the purge sends it (parameters as
+/// literals): for a run's first batch and for a later one with a floor.
 async fn batch_plans(db: &TestDb) -> Vec<(&'static str, String)> {
+    let sql = AppTables::new(UsersTable::default_names(), None)
+        .statements(&db.pool)
+        .await
+        .unwrap();
     let mut conn = db.connect().await;
     let cutoff: DateTime<Utc> = sqlx::query_scalar("select now() - interval '30 days'")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     let mut plans = Vec::new();
-    // The first batch of a run has no floor; later ones start at one.
-    for floor in [None, Some(cutoff - chrono::Duration::days(90))] {
-        for mode in ["auto", "force_generic_plan"] {
-            sqlx::query(&format!("set plan_cache_mode = {mode}"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            let plan: Vec<String> = sqlx::query_scalar(&format!("explain {BATCH_DELETE_SQL}"))
-                .bind(cutoff)
-                .bind(500_i64)
-                .bind(floor)
-                .bind(1_i64)
-                .bind(0_i32)
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
-            plans.push((mode, plan.join("\n")));
-        }
+    for (batch, floor) in [
+        ("first batch", None),
+        ("later batch", Some(cutoff - chrono::Duration::days(90))),
+    ] {
+        let statement = sql.purge_batch.with_literals(&[
+            cutoff.into(),
+            500_i64.into(),
+            floor.into(),
+            1_i64.into(),
+            0_i32.into(),
+        ]);
+        let plan: Vec<String> = sqlx::query_scalar(&format!("explain {statement}"))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        plans.push((batch, plan.join("\n")));
     }
     plans
 }
@@ -86,7 +89,7 @@ fn assert_walks_the_index(mode: &str, plan: &str) {
         "{mode}: no sequential scan:\n{plan}"
     );
     assert!(
-        !plan.contains("Hash Join") && plan.contains("Tid Scan on users"),
+        !plan.contains("Hash Join") && plan.contains("Tid Scan on users u"),
         "{mode}: the delete goes straight to the locked rows (TID scan):\n{plan}"
     );
 }

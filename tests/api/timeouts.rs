@@ -77,7 +77,7 @@ async fn a_held_user_row_makes_recovery_answer_503_in_seconds_and_the_link_keeps
     assert_eq!(
         count(
             app.pool(),
-            "select count(*) from recovery_tokens where used_at is not null"
+            "select count(*) from account_deletion.recovery_tokens where used_at is not null"
         )
         .await,
         0,
@@ -117,7 +117,7 @@ async fn a_batch_blocked_on_an_app_lock_fails_the_run_in_seconds_and_rolls_back_
     );
     assert!(waited < Duration::from_secs(5), "the run took {waited:?}");
     let (status, error_code, deleted): (String, Option<String>, i64) = sqlx::query_as(
-        "select status, error_code, deleted from purge_runs order by id desc limit 1",
+        "select status, error_code, deleted from account_deletion.purge_runs order by id desc limit 1",
     )
     .fetch_one(app.pool())
     .await

@@ -300,9 +300,9 @@ async fn seed(pool: &PgPool, sessions: i64) -> anyhow::Result<()> {
     .await?;
     sqlx::raw_sql(&format!(
         "with u as (insert into users (email, deleted_at) values ('planted@bench.test', now()) returning id, deleted_at),
-              o as (insert into email_outbox (user_id, kind, recipient, for_deleted_at, status)
+              o as (insert into account_deletion.email_outbox (user_id, kind, recipient, for_deleted_at, status)
                     select id, 'recovery', 'planted@bench.test', deleted_at, 'sent' from u returning id, user_id, for_deleted_at)
-         insert into recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
+         insert into account_deletion.recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
          select user_id, id, sha256(convert_to('{RECOVERY_TOKEN}', 'UTF8')), for_deleted_at from o;"
     ))
     .execute(pool)

@@ -262,12 +262,21 @@ async fn measure(
                 ..batch_settings()
             };
             let pool = account_deletion::db::lazy_pool(options.clone(), workers + 1);
+            let tables = account_deletion::sql::AppTables::new(
+                account_deletion::schema::UsersTable::default_names(),
+                None,
+            );
             let mut deleted = 0;
             let mut batches = Vec::new();
             loop {
-                let outcome =
-                    account_deletion::purge::run(&pool, RetentionDays::DEFAULT, settings, false)
-                        .await?;
+                let outcome = account_deletion::purge::run(
+                    &pool,
+                    &tables,
+                    RetentionDays::DEFAULT,
+                    settings,
+                    false,
+                )
+                .await?;
                 deleted += outcome.deleted;
                 batches.extend(outcome.batch_latencies);
                 if outcome.remaining == 0 {

@@ -12,12 +12,18 @@ pub mod postgres {
 
     impl TestDb {
         pub async fn new() -> Self {
-            testkit::postgres::use_migrations(&account_deletion::db::MIGRATOR);
+            testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
             Self(testkit::postgres::TestDb::new().await)
         }
 
+        /// An empty database, for a test that builds an app's schema.
+        pub async fn empty() -> Self {
+            testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
+            Self(testkit::postgres::TestDb::empty().await)
+        }
+
         pub fn server_port() -> u16 {
-            testkit::postgres::use_migrations(&account_deletion::db::MIGRATOR);
+            testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
             testkit::postgres::TestDb::server_port()
         }
     }
@@ -269,7 +275,11 @@ impl AccountApp {
     }
 
     async fn build(port: Option<u16>, extra: &[(&str, &str)]) -> Self {
-        let db = TestDb::new().await;
+        Self::on(TestDb::new().await, port, extra).await
+    }
+
+    /// The app on a database the test prepared (an app's own schema).
+    pub async fn on(db: TestDb, port: Option<u16>, extra: &[(&str, &str)]) -> Self {
         let smtp = smtp::SmtpSink::start().await;
         let url = port.map_or_else(|| db.url(), |port| db.url_via(port));
         let mail_url = smtp.url();
@@ -428,8 +438,8 @@ impl AccountApp {
         sqlx::query_as(
             "select (select deleted_at is not null from users where id = $1),
                     (select count(*) from sessions where user_id = $1),
-                    (select count(*) from email_outbox where user_id = $1),
-                    (select count(*) from recovery_tokens where user_id = $1)",
+                    (select count(*) from account_deletion.email_outbox where user_id = $1::text),
+                    (select count(*) from account_deletion.recovery_tokens where user_id = $1::text)",
         )
         .bind(user_id)
         .fetch_one(self.pool())

@@ -1,0 +1,47 @@
+//! `SESSION_AUTH=authjs-database`: Auth.js database sessions, as its Prisma
+//! adapter stores them (`"Session"`: `"sessionToken"` in plain text,
+//! `"userId"`, `"expires"`). The token is the value of Auth.js's session
+//! cookie, or a bearer header.
+
+use http::HeaderMap;
+use sqlx::PgPool;
+
+use super::Refusal;
+use super::credentials::{AUTHJS_SESSION_COOKIES, Credential, TrustedOrigins, bearer_or_cookie};
+use crate::db::Limits;
+use crate::schema::UserId;
+use crate::sql::Statements;
+
+pub(super) async fn user(
+    headers: &HeaderMap,
+    trusted: &TrustedOrigins,
+    pool: &PgPool,
+    sql: &Statements,
+) -> Result<UserId, Refusal> {
+    let token = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES) {
+        Some(Credential::Bearer(token)) => token,
+        // Refused before the token is looked at, so a forged request learns
+        // nothing about it.
+        Some(Credential::Cookie(_)) if !trusted.allow(headers) => {
+            return Err(Refusal::ForbiddenOrigin);
+        }
+        Some(Credential::Cookie(token)) => token,
+        None => return Err(Refusal::Unauthenticated),
+    };
+    let Ok(text) = std::str::from_utf8(token.as_bytes()) else {
+        return Err(Refusal::Unauthenticated);
+    };
+    let lookup = sql
+        .session_user
+        .as_ref()
+        .expect("this mode renders its session lookup");
+    let user: Option<(String,)> = lookup
+        .fetch_optional(
+            &mut *pool.acquire().await?,
+            &Limits::ACCOUNT,
+            &[text.into()],
+        )
+        .await?;
+    user.map(|(id,)| UserId::new(id))
+        .ok_or(Refusal::Unauthenticated)
+}

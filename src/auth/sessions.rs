@@ -1,0 +1,32 @@
+//! `SESSION_AUTH=sessions`: our `sessions` table. The token comes only as
+//! `Authorization: Bearer`, and only its SHA-256 is stored and compared.
+
+use http::HeaderMap;
+use sqlx::PgPool;
+
+use super::Refusal;
+use crate::db::Limits;
+use crate::schema::UserId;
+use crate::sql::Statements;
+use crate::tokens::SessionToken;
+
+pub(super) async fn user(
+    headers: &HeaderMap,
+    pool: &PgPool,
+    sql: &Statements,
+) -> Result<UserId, Refusal> {
+    let token = SessionToken::from_headers(headers).ok_or(Refusal::Unauthenticated)?;
+    let lookup = sql
+        .session_user
+        .as_ref()
+        .expect("this mode renders its session lookup");
+    let user: Option<(String,)> = lookup
+        .fetch_optional(
+            &mut *pool.acquire().await?,
+            &Limits::ACCOUNT,
+            &[token.hash().as_slice().into()],
+        )
+        .await?;
+    user.map(|(id,)| UserId::new(id))
+        .ok_or(Refusal::Unauthenticated)
+}

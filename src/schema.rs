@@ -1,0 +1,686 @@
+//! The app's own tables, as this project sees them: the users table (its
+//! name and the columns for id, email and deleted-at, from the environment)
+//! and the sessions table of the configured sign-in, checked against the
+//! database's catalog before any statement is rendered from them.
+//!
+//! Names are validated when the configuration is read, and quoted in exactly
+//! one place, [`Ident::quoted`]. The id and time types are learned from the
+//! catalog, once per process, together with every foreign key that
+//! references the users table: those decide what the purge can delete.
+
+use std::fmt;
+
+use sqlx::PgConnection;
+
+use crate::db;
+
+/// An identifier as PostgreSQL stores it (case-sensitive), validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident(String);
+
+impl Ident {
+    /// Letters, digits, `_` and `$`, not starting with a digit or `$`, at
+    /// most 63 bytes (PostgreSQL would cut a longer one short silently).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let valid = !raw.is_empty()
+            && raw.len() <= 63
+            && raw.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!(
+                "{raw:?} is not a table or column name: use letters, digits and _ \
+                 (at most 63), starting with a letter or _"
+            ))
+        }
+    }
+
+    /// A name read from the catalog (already a real object's name), which
+    /// may hold any character.
+    pub(crate) fn from_catalog(name: String) -> Self {
+        Self(name)
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The identifier as SQL text: always quoted, so case and reserved words
+    /// are kept exactly. The only place an identifier becomes SQL.
+    #[must_use]
+    pub fn quoted(&self) -> String {
+        format!("\"{}\"", self.0.replace('"', "\"\""))
+    }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A user's id, in its text form (`id::text`) whatever the column's type;
+/// statements cast it back to the column's type.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserId(String);
+
+impl UserId {
+    #[must_use]
+    pub fn new(id: String) -> Self {
+        Self(id)
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for UserId {
+    // Ids identify a person; logs carry them only where a line needs one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UserId(..)")
+    }
+}
+
+/// The users table as configured: `USERS_TABLE`, `USERS_ID_COLUMN`,
+/// `USERS_EMAIL_COLUMN`, `USERS_DELETED_AT_COLUMN`, or a `SCHEMA_PRESET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsersTable {
+    /// `None`: found through the connection's `search_path` (normally
+    /// `public`), once, when the catalog is read.
+    pub schema: Option<Ident>,
+    pub name: Ident,
+    pub id: Ident,
+    pub email: Ident,
+    pub deleted_at: Ident,
+}
+
+impl UsersTable {
+    /// Our own migrations' `users` table.
+    #[must_use]
+    pub fn default_names() -> Self {
+        Self {
+            schema: None,
+            name: Ident("users".into()),
+            id: Ident("id".into()),
+            email: Ident("email".into()),
+            deleted_at: Ident("deleted_at".into()),
+        }
+    }
+
+    /// Prisma's default naming: `model User { id … email … deletedAt … }`.
+    #[must_use]
+    pub fn prisma() -> Self {
+        Self {
+            name: Ident("User".into()),
+            deleted_at: Ident("deletedAt".into()),
+            ..Self::default_names()
+        }
+    }
+
+    /// Whether this is the table our own migrations create (`cargo dev
+    /// migrate` creates it, with `sessions`, on an empty database).
+    #[must_use]
+    pub fn is_default(&self) -> bool {
+        *self == Self::default_names()
+            || *self
+                == Self {
+                    schema: Some(Ident("public".into())),
+                    ..Self::default_names()
+                }
+    }
+
+    /// `USERS_TABLE`'s value: `table` or `schema.table`.
+    pub fn parse_table(raw: &str) -> Result<(Option<Ident>, Ident), String> {
+        match raw.trim().split_once('.') {
+            Some((schema, table)) => Ok((Some(Ident::parse(schema)?), Ident::parse(table)?)),
+            None => Ok((None, Ident::parse(raw.trim())?)),
+        }
+    }
+
+    /// How an operator wrote it, for messages.
+    #[must_use]
+    pub fn display_name(&self) -> String {
+        match &self.schema {
+            Some(schema) => format!("{schema}.{}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+}
+
+/// The sessions table a database sign-in reads and, on deletion, empties of
+/// the user's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionTable {
+    /// Our `sessions` (`token_hash` = SHA-256 of the token, `user_id`,
+    /// `expires_at`), next to the users table.
+    Ours,
+    /// Auth.js's `"Session"` (`"sessionToken"` in plain text, `"userId"`,
+    /// `"expires"`), next to the users table, as its Prisma adapter makes it.
+    Authjs,
+}
+
+impl SessionTable {
+    fn names(self) -> [&'static str; 4] {
+        match self {
+            Self::Ours => ["sessions", "token_hash", "user_id", "expires_at"],
+            Self::Authjs => ["Session", "sessionToken", "userId", "expires"],
+        }
+    }
+
+    /// What `SESSION_AUTH` selected it, for messages.
+    fn variable_value(self) -> &'static str {
+        match self {
+            Self::Ours => "sessions",
+            Self::Authjs => "authjs-database",
+        }
+    }
+}
+
+/// The type of the users table's id column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdType {
+    Uuid,
+    Text,
+    Bigint,
+}
+
+impl IdType {
+    /// The SQL type name a user id (held as text) is cast to.
+    #[must_use]
+    pub fn sql(self) -> &'static str {
+        match self {
+            Self::Uuid => "uuid",
+            Self::Text => "text",
+            Self::Bigint => "bigint",
+        }
+    }
+}
+
+/// The type of a time column: `timestamptz`, or `timestamp` holding UTC
+/// wall-clock time (how Prisma writes `DateTime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeType {
+    WithTimeZone,
+    NaiveUtc,
+}
+
+/// A column of another table that references the users table (or a table
+/// that goes with a user's row), as the catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub constraint: Ident,
+    /// The referencing table, schema-qualified.
+    pub table: QualifiedName,
+    pub columns: Vec<Ident>,
+    /// The referenced columns, in the same order.
+    pub references: Vec<Ident>,
+    pub on_delete: OnDelete,
+    /// Whether an index starts with the referencing columns. Without one,
+    /// every deleted user costs a scan of the referencing table.
+    pub indexed: bool,
+}
+
+/// A foreign key's `ON DELETE` action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    Cascade,
+    SetNull,
+    SetDefault,
+    /// `RESTRICT` or `NO ACTION`: a referenced user cannot be deleted.
+    Restrict,
+    NoAction,
+}
+
+impl OnDelete {
+    fn from_catalog(action: &str) -> Self {
+        match action {
+            "c" => Self::Cascade,
+            "n" => Self::SetNull,
+            "d" => Self::SetDefault,
+            "r" => Self::Restrict,
+            _ => Self::NoAction,
+        }
+    }
+
+    /// Whether the purge can delete a referenced user.
+    #[must_use]
+    pub fn lets_delete(self) -> bool {
+        !matches!(self, Self::Restrict | Self::NoAction)
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cascade => "cascade",
+            Self::SetNull => "set_null",
+            Self::SetDefault => "set_default",
+            Self::Restrict => "restrict",
+            Self::NoAction => "no_action",
+        }
+    }
+}
+
+/// `schema.table`, both parts exact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualifiedName {
+    pub schema: Ident,
+    pub name: Ident,
+}
+
+impl QualifiedName {
+    /// As SQL text, both parts quoted.
+    #[must_use]
+    pub fn quoted(&self) -> String {
+        format!("{}.{}", self.schema.quoted(), self.name.quoted())
+    }
+}
+
+impl fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// A chain of foreign keys from the users table to a key that keeps a user
+/// from being deleted: the first key references the users table, each next
+/// one the table before it, every one but the last cascades, and the last
+/// has no delete action. A user with rows along the whole chain is blocked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockingPath(pub Vec<ForeignKey>);
+
+impl BlockingPath {
+    /// The key that blocks: the last of the chain.
+    #[must_use]
+    pub fn constraint(&self) -> &Ident {
+        &self.0.last().expect("a path has a key").constraint
+    }
+}
+
+/// What the catalog says about the configured tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalog {
+    pub users: QualifiedName,
+    pub id: Ident,
+    pub email: Ident,
+    pub deleted_at: Ident,
+    pub id_type: IdType,
+    pub deleted_at_type: TimeType,
+    /// Whether an index starts with the deleted-at column (the purge walks
+    /// it; without one every batch scans the table).
+    pub deleted_at_indexed: bool,
+    /// The sign-in's sessions table, if it uses one.
+    pub sessions: Option<Sessions>,
+    /// Every foreign key that references the users table directly.
+    pub references: Vec<ForeignKey>,
+    /// Every chain of keys that keeps a referenced user from being deleted.
+    pub blocking: Vec<BlockingPath>,
+}
+
+/// The sessions table, found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sessions {
+    pub kind: SessionTable,
+    pub table: QualifiedName,
+    pub expires_type: TimeType,
+}
+
+/// Why the catalog does not fit the configuration. Each names the variable
+/// an operator would change.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("{variable}: {reason}")]
+    Misconfigured {
+        variable: &'static str,
+        reason: String,
+    },
+    #[error("reading the catalog: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl SchemaError {
+    fn misconfigured(variable: &'static str, reason: impl Into<String>) -> Self {
+        Self::Misconfigured {
+            variable,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How deep the search for blocking keys follows cascades (users → orders
+/// → order items → …).
+const MAX_CHAIN: usize = 4;
+
+/// Reads the catalog for `users` (and `sessions`, if the sign-in uses a
+/// table) and checks every name and type.
+pub async fn inspect(
+    conn: &mut PgConnection,
+    users: &UsersTable,
+    sessions: Option<SessionTable>,
+) -> Result<Catalog, SchemaError> {
+    let wanted = match &users.schema {
+        Some(schema) => format!("{}.{}", schema.quoted(), users.name.quoted()),
+        None => users.name.quoted(),
+    };
+    let found: Option<(i64, String, String)> = db::query_as(
+        "select c.oid::int8, n.nspname::text, c.relname::text
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where c.oid = to_regclass($1) and c.relkind in ('r', 'p')",
+    )
+    .bind(&wanted)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((oid, schema, name)) = found else {
+        return Err(SchemaError::misconfigured(
+            "USERS_TABLE",
+            format!(
+                "no table {} in the database (names are case-sensitive; Prisma's default is \"User\", \
+                 SCHEMA_PRESET=prisma)",
+                users.display_name()
+            ),
+        ));
+    };
+    let table = QualifiedName {
+        schema: Ident::from_catalog(schema),
+        name: Ident::from_catalog(name),
+    };
+    let columns = columns(conn, oid).await?;
+    let column_type = |variable: &'static str, column: &Ident| {
+        columns
+            .iter()
+            .find(|(name, _)| name == column.as_str())
+            .map(|(_, ty)| ty.as_str())
+            .ok_or_else(|| {
+                SchemaError::misconfigured(
+                    variable,
+                    format!("table {table} has no column {column}"),
+                )
+            })
+    };
+    let id_type = match column_type("USERS_ID_COLUMN", &users.id)? {
+        "uuid" => IdType::Uuid,
+        "text" => IdType::Text,
+        "bigint" => IdType::Bigint,
+        other => {
+            return Err(SchemaError::misconfigured(
+                "USERS_ID_COLUMN",
+                format!(
+                    "column {} is {other}; uuid, text or bigint is needed",
+                    users.id
+                ),
+            ));
+        }
+    };
+    match column_type("USERS_EMAIL_COLUMN", &users.email)? {
+        "text" | "character varying" | "citext" => {}
+        other => {
+            return Err(SchemaError::misconfigured(
+                "USERS_EMAIL_COLUMN",
+                format!(
+                    "column {} is {other}; text or varchar is needed",
+                    users.email
+                ),
+            ));
+        }
+    }
+    let deleted_at_type = time_type(
+        "USERS_DELETED_AT_COLUMN",
+        &users.deleted_at,
+        column_type("USERS_DELETED_AT_COLUMN", &users.deleted_at).map_err(|_| {
+            SchemaError::misconfigured(
+                "USERS_DELETED_AT_COLUMN",
+                format!(
+                    "table {table} has no column {}: add it (nullable, with an index) with the \
+                     app's own migrations, or run `cargo dev migrate --add-deleted-at`",
+                    users.deleted_at
+                ),
+            )
+        })?,
+    )?;
+    let deleted_at_indexed = index_starts_with(conn, oid, &[&users.deleted_at]).await?;
+    let sessions = match sessions {
+        Some(kind) => Some(session_table(conn, &table.schema, kind).await?),
+        None => None,
+    };
+    let references = foreign_keys(conn, oid).await?;
+    let blocking = blocking_paths(conn, &references).await?;
+    Ok(Catalog {
+        users: table,
+        id: users.id.clone(),
+        email: users.email.clone(),
+        deleted_at: users.deleted_at.clone(),
+        id_type,
+        deleted_at_type,
+        deleted_at_indexed,
+        sessions,
+        references,
+        blocking,
+    })
+}
+
+fn time_type(variable: &'static str, column: &Ident, ty: &str) -> Result<TimeType, SchemaError> {
+    match ty {
+        "timestamp with time zone" => Ok(TimeType::WithTimeZone),
+        "timestamp without time zone" => Ok(TimeType::NaiveUtc),
+        other => Err(SchemaError::misconfigured(
+            variable,
+            format!("column {column} is {other}; timestamptz or timestamp is needed"),
+        )),
+    }
+}
+
+/// Each column's name and type (without modifiers: `timestamp(3) without
+/// time zone` reads as `timestamp without time zone`).
+async fn columns(conn: &mut PgConnection, oid: i64) -> Result<Vec<(String, String)>, sqlx::Error> {
+    db::query_as(
+        "select attname::text, atttypid::regtype::text
+         from pg_attribute
+         where attrelid = $1::oid and attnum > 0 and not attisdropped",
+    )
+    .bind(oid)
+    .fetch_all(conn)
+    .await
+}
+
+async fn session_table(
+    conn: &mut PgConnection,
+    schema: &Ident,
+    kind: SessionTable,
+) -> Result<Sessions, SchemaError> {
+    let [name, token, user, expires] = kind.names();
+    let table = QualifiedName {
+        schema: schema.clone(),
+        name: Ident::from_catalog(name.to_owned()),
+    };
+    let oid: Option<i64> = db::query_scalar(
+        "select c.oid::int8 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p')",
+    )
+    .bind(schema.as_str())
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let missing = |what: String| {
+        SchemaError::misconfigured(
+            "SESSION_AUTH",
+            format!("SESSION_AUTH={} needs {what}", kind.variable_value()),
+        )
+    };
+    let oid = oid.ok_or_else(|| missing(format!("a table {table} next to the users table")))?;
+    let columns = columns(conn, oid).await?;
+    let column = |wanted: &str| {
+        columns
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, ty)| ty.clone())
+            .ok_or_else(|| missing(format!("a column {wanted} in {table}")))
+    };
+    column(token)?;
+    column(user)?;
+    let expires_type = time_type(
+        "SESSION_AUTH",
+        &Ident::from_catalog(expires.to_owned()),
+        &column(expires)?,
+    )?;
+    Ok(Sessions {
+        kind,
+        table,
+        expires_type,
+    })
+}
+
+/// Whether some index of the table starts with exactly these columns (in
+/// any order), so a lookup by them is an index scan.
+async fn index_starts_with(
+    conn: &mut PgConnection,
+    oid: i64,
+    columns: &[&Ident],
+) -> Result<bool, sqlx::Error> {
+    let names: Vec<&str> = columns.iter().map(|c| c.as_str()).collect();
+    db::query_scalar(
+        "select exists (
+             select 1 from pg_index i
+             where i.indrelid = $1::oid
+               and (select array_agg(a.attname::text order by a.attname)
+                    from pg_attribute a
+                    where a.attrelid = i.indrelid
+                      and a.attnum = any((i.indkey::int2[])[0:cardinality($2::text[]) - 1]))
+                   = (select array_agg(c order by c) from unnest($2::text[]) c)
+         )",
+    )
+    .bind(oid)
+    .bind(&names)
+    .fetch_one(conn)
+    .await
+}
+
+/// Every foreign key that references table `oid`.
+async fn foreign_keys(conn: &mut PgConnection, oid: i64) -> Result<Vec<ForeignKey>, sqlx::Error> {
+    type Row = (
+        String,
+        i64,
+        String,
+        String,
+        Vec<String>,
+        Vec<String>,
+        String,
+    );
+    let rows: Vec<Row> = db::query_as(
+        "select con.conname::text, con.conrelid::int8, n.nspname::text, c.relname::text,
+                array(select a.attname::text from unnest(con.conkey) with ordinality k(attnum, i)
+                      join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
+                      order by k.i),
+                array(select a.attname::text from unnest(con.confkey) with ordinality k(attnum, i)
+                      join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum
+                      order by k.i),
+                con.confdeltype::text
+         from pg_constraint con
+         join pg_class c on c.oid = con.conrelid
+         join pg_namespace n on n.oid = c.relnamespace
+         where con.contype = 'f' and con.confrelid = $1::oid
+         order by n.nspname, c.relname, con.conname",
+    )
+    .bind(oid)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for (constraint, table_oid, schema, table, columns, references, action) in rows {
+        let columns: Vec<Ident> = columns.into_iter().map(Ident::from_catalog).collect();
+        let indexed =
+            index_starts_with(conn, table_oid, &columns.iter().collect::<Vec<_>>()).await?;
+        keys.push(ForeignKey {
+            constraint: Ident::from_catalog(constraint),
+            table: QualifiedName {
+                schema: Ident::from_catalog(schema),
+                name: Ident::from_catalog(table),
+            },
+            columns,
+            references: references.into_iter().map(Ident::from_catalog).collect(),
+            on_delete: OnDelete::from_catalog(&action),
+            indexed,
+        });
+    }
+    Ok(keys)
+}
+
+/// Follows cascading keys from the users table and collects every chain
+/// that ends in a key without a delete action.
+async fn blocking_paths(
+    conn: &mut PgConnection,
+    direct: &[ForeignKey],
+) -> Result<Vec<BlockingPath>, sqlx::Error> {
+    let mut paths = Vec::new();
+    let mut frontier: Vec<Vec<ForeignKey>> = direct.iter().map(|k| vec![k.clone()]).collect();
+    while let Some(chain) = frontier.pop() {
+        let last = chain.last().expect("chains are not empty");
+        if !last.on_delete.lets_delete() {
+            paths.push(BlockingPath(chain));
+            continue;
+        }
+        // Only a cascade deletes rows, whose own referencing rows may block.
+        if last.on_delete != OnDelete::Cascade || chain.len() >= MAX_CHAIN {
+            continue;
+        }
+        let oid: i64 = db::query_scalar("select to_regclass($1)::oid::int8")
+            .bind(last.table.quoted())
+            .fetch_one(&mut *conn)
+            .await?;
+        for next in foreign_keys(conn, oid).await? {
+            // A table referencing itself (a tree of rows) is not followed.
+            if chain.iter().any(|k| k.table == next.table) {
+                continue;
+            }
+            let mut longer = chain.clone();
+            longer.push(next);
+            frontier.push(longer);
+        }
+    }
+    paths.sort_by(|a, b| a.constraint().as_str().cmp(b.constraint().as_str()));
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_and_validated() {
+        assert_eq!(Ident::parse("User").unwrap().quoted(), "\"User\"");
+        assert_eq!(
+            Ident::parse("deleted_at").unwrap().quoted(),
+            "\"deleted_at\""
+        );
+        assert_eq!(Ident::from_catalog("a\"b".into()).quoted(), "\"a\"\"b\"");
+        for bad in [
+            "",
+            "1users",
+            "users;drop",
+            "a\"b",
+            "a b",
+            "$x",
+            &"x".repeat(64),
+        ] {
+            assert!(Ident::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_users_table_may_name_its_schema() {
+        let (schema, table) = UsersTable::parse_table("app.User").unwrap();
+        assert_eq!(schema.unwrap().as_str(), "app");
+        assert_eq!(table.as_str(), "User");
+        assert!(UsersTable::parse_table("a.b.c").is_err());
+        assert!(UsersTable::parse_table(".User").is_err());
+    }
+
+    #[test]
+    fn only_our_own_names_count_as_the_default_table() {
+        assert!(UsersTable::default_names().is_default());
+        assert!(!UsersTable::prisma().is_default());
+    }
+}

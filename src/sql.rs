@@ -1,0 +1,491 @@
+//! Every statement that touches the app's tables, rendered once per process
+//! from what the catalog says about them ([`schema::Catalog`]): the users
+//! table's name and columns, the id's type (a user id travels as text and is
+//! cast to it), whether deleted-at is naive UTC time, the sign-in's sessions
+//! table, and the foreign keys that keep a user from being deleted.
+//!
+//! Statements on this project's own tables (`account_deletion.*`) do not
+//! depend on the app and stay constants next to the code that runs them.
+//!
+//! Time: a `timestamp without time zone` column holds UTC wall-clock time
+//! (the way Prisma writes `DateTime`). It is read as `col at time zone 'UTC'`
+//! and compared with `(value at time zone 'UTC')`: the conversion sits on
+//! the value, never on the column, so the comparison is right whatever the
+//! session's `TimeZone` and still an index condition.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::RwLock;
+
+use crate::db::{self, Limits, Statement};
+use crate::schema::{self, BlockingPath, Catalog, SchemaError, SessionTable, TimeType, UsersTable};
+
+/// The rendered statements, and the catalog they were rendered from.
+#[derive(Debug)]
+pub struct Statements {
+    pub catalog: Catalog,
+    /// The soft delete of user `$1` (text), with `$2` retention days, `$3`
+    /// the new recovery token's hash, `$4` the email's claim in seconds.
+    pub delete_account: Statement,
+    /// The signed-in user of session token `$1` (its SHA-256 for our
+    /// `sessions`, the token itself for Auth.js), if the session is live
+    /// and the user not deleted. `None` when the sign-in uses no table.
+    pub session_user: Option<Statement>,
+    /// When the account recovery token `$1` can restore will be purged
+    /// (`$2` retention days).
+    pub recoverable_until: Statement,
+    /// The restore: token `$1`, `$2` retention days; returns the user's id
+    /// and email.
+    pub recover: String,
+    /// The account an outbox email `$1` is about, locked, if it is still in
+    /// the deletion the email is about (`$2` retention days).
+    pub email_account: String,
+    /// Queues the reminders that are due (`$1` retention days, `$2` days
+    /// before the purge).
+    pub queue_reminders: String,
+    /// One purge batch; see [`purge_batch`] for its shape.
+    pub purge_batch: Statement,
+    /// Expired accounts at cutoff `$1`: how many the purge can delete, how
+    /// many are blocked, and how many each blocking path blocks.
+    pub count_expired: String,
+}
+
+impl Statements {
+    #[must_use]
+    pub fn render(catalog: Catalog) -> Self {
+        let t = Names::new(&catalog);
+        Self {
+            delete_account: Statement::new(delete_account(&t, &catalog)),
+            session_user: catalog
+                .sessions
+                .as_ref()
+                .map(|sessions| Statement::new(session_user(&t, sessions))),
+            recoverable_until: Statement::new(recoverable_until(&t)),
+            recover: recover(&t),
+            email_account: email_account(&t),
+            queue_reminders: queue_reminders(&t),
+            purge_batch: Statement::new(purge_batch(&t, &catalog.blocking)),
+            count_expired: count_expired(&t, &catalog.blocking),
+            catalog,
+        }
+    }
+}
+
+/// The users table's names as SQL text, and its time conversions.
+struct Names {
+    users: String,
+    id: String,
+    email: String,
+    deleted_at: String,
+    id_type: &'static str,
+    naive: bool,
+}
+
+impl Names {
+    fn new(catalog: &Catalog) -> Self {
+        Self {
+            users: catalog.users.quoted(),
+            id: catalog.id.quoted(),
+            email: catalog.email.quoted(),
+            deleted_at: catalog.deleted_at.quoted(),
+            id_type: catalog.id_type.sql(),
+            naive: catalog.deleted_at_type == TimeType::NaiveUtc,
+        }
+    }
+
+    /// `u`'s deleted-at as a `timestamptz`.
+    fn deleted_at_of(&self, alias: &str) -> String {
+        as_timestamptz(&format!("{alias}.{}", self.deleted_at), self.naive)
+    }
+
+    /// A `timestamptz` value as the deleted-at column holds it.
+    fn as_column(&self, value: &str) -> String {
+        as_column_time(value, self.naive)
+    }
+}
+
+fn as_timestamptz(column: &str, naive: bool) -> String {
+    if naive {
+        format!("({column} at time zone 'UTC')")
+    } else {
+        column.to_owned()
+    }
+}
+
+fn as_column_time(value: &str, naive: bool) -> String {
+    if naive {
+        format!("(({value}) at time zone 'UTC')")
+    } else {
+        format!("({value})")
+    }
+}
+
+fn delete_account(t: &Names, catalog: &Catalog) -> String {
+    let Names {
+        users,
+        id,
+        email,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    let now = t.as_column("now()");
+    let deleted_at_tz = t.deleted_at_of("u");
+    // Sign-in sessions of the user go in the same statement.
+    let signed_out = match &catalog.sessions {
+        Some(sessions) => {
+            let user = match sessions.kind {
+                SessionTable::Ours => "user_id",
+                SessionTable::Authjs => "\"userId\"",
+            };
+            format!(
+                "signed_out as (
+             delete from {table} where {user} in (select id::{id_type} from deleted)
+         ), ",
+                table = sessions.table.quoted()
+            )
+        }
+        None => String::new(),
+    };
+    format!(
+        "with deleted as (
+             update {users} u set {deleted_at} = {now}
+             where u.{id} = $1::{id_type} and u.{deleted_at} is null
+             returning u.{id}::text as id, u.{email}::text as email, {deleted_at_tz} as deleted_at
+         ), {signed_out}revoked as (
+             update account_deletion.recovery_tokens set revoked_at = now()
+             where user_id in (select id from deleted) and used_at is null and revoked_at is null
+         ), superseded as (
+             update account_deletion.email_outbox set status = 'superseded', claimed_until = null
+             where user_id in (select id from deleted)
+               and status = 'pending' and kind in ('recovery', 'reminder')
+         ), queued as (
+             insert into account_deletion.email_outbox
+                 (user_id, kind, recipient, for_deleted_at, attempts, claimed_until)
+             select id, 'recovery', email, deleted_at, 1, now() + make_interval(secs => $4)
+             from deleted
+             returning id, user_id, for_deleted_at
+         ), token as (
+             insert into account_deletion.recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
+             select user_id, id, $3, for_deleted_at from queued
+         )
+         select q.id, d.email, d.deleted_at, d.deleted_at + make_interval(days => $2)
+         from deleted d join queued q on q.user_id = d.id"
+    )
+}
+
+fn session_user(t: &Names, sessions: &schema::Sessions) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        ..
+    } = t;
+    let (token, user, expires) = match sessions.kind {
+        SessionTable::Ours => ("token_hash", "user_id", "expires_at"),
+        SessionTable::Authjs => ("\"sessionToken\"", "\"userId\"", "\"expires\""),
+    };
+    let now = as_column_time("now()", sessions.expires_type == TimeType::NaiveUtc);
+    format!(
+        "select s.{user}::text
+         from {table} s
+         join {users} u on u.{id} = s.{user}
+         where s.{token} = $1 and s.{expires} > {now} and u.{deleted_at} is null",
+        table = sessions.table.quoted()
+    )
+}
+
+fn recoverable_until(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    let deleted_at_tz = t.deleted_at_of("u");
+    let in_retention = t.as_column("now() - make_interval(days => $2)");
+    format!(
+        "select {deleted_at_tz} + make_interval(days => $2)
+         from account_deletion.recovery_tokens t
+         join {users} u on u.{id} = t.user_id::{id_type}
+         where t.token_hash = $1
+           and t.used_at is null
+           and t.revoked_at is null
+           and {deleted_at_tz} = t.for_deleted_at
+           and u.{deleted_at} > {in_retention}"
+    )
+}
+
+fn recover(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        email,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    let deleted_at_tz = t.deleted_at_of("u");
+    let in_retention = t.as_column("now() - make_interval(days => $2)");
+    format!(
+        "update {users} u set {deleted_at} = null
+         from account_deletion.recovery_tokens t
+         where t.token_hash = $1
+           and t.used_at is null
+           and t.revoked_at is null
+           and u.{id} = t.user_id::{id_type}
+           and {deleted_at_tz} = t.for_deleted_at
+           and u.{deleted_at} > {in_retention}
+         returning u.{id}::text, u.{email}::text"
+    )
+}
+
+fn email_account(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    let deleted_at_tz = t.deleted_at_of("u");
+    let in_retention = t.as_column("now() - make_interval(days => $2)");
+    format!(
+        "select u.{id}::text, {deleted_at_tz}, {deleted_at_tz} + make_interval(days => $2)
+         from account_deletion.email_outbox o
+         join {users} u on u.{id} = o.user_id::{id_type}
+         where o.id = $1
+           and o.status = 'pending'
+           and {deleted_at_tz} = o.for_deleted_at
+           and u.{deleted_at} > {in_retention}
+         for share of u"
+    )
+}
+
+fn queue_reminders(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        email,
+        deleted_at,
+        ..
+    } = t;
+    let deleted_at_tz = t.deleted_at_of("u");
+    let reminder_due = t.as_column("now() - make_interval(days => $1 - $2)");
+    let in_retention = t.as_column("now() - make_interval(days => $1)");
+    format!(
+        "with due as (
+             select u.{id}::text as id, u.{email}::text as email, {deleted_at_tz} as deleted_at
+             from {users} u
+             where u.{deleted_at} <= {reminder_due}
+               and u.{deleted_at} > {in_retention}
+               and not exists (
+                   select 1 from account_deletion.email_outbox o
+                   where o.user_id = u.{id}::text and o.kind = 'reminder'
+                     and o.for_deleted_at = {deleted_at_tz}
+               )
+         ), superseded as (
+             update account_deletion.email_outbox o set status = 'superseded', claimed_until = null
+             from due
+             where o.user_id = due.id and o.status = 'pending' and o.kind = 'recovery'
+         )
+         insert into account_deletion.email_outbox (user_id, kind, recipient, for_deleted_at)
+         select id, 'reminder', email, deleted_at from due
+         on conflict (user_id, for_deleted_at) where kind = 'reminder' do nothing"
+    )
+}
+
+/// One batch: claim up to `$2` expired accounts at or above the floor `$3`
+/// that nobody else holds, delete them (re-checking the cutoff on the locked
+/// rows), book them on the ledger row of worker `$5` of run `$4` if the run
+/// still holds the lease, and report whether it did, how many went and the
+/// newest `deleted_at` among them. One statement, sent with the batch's
+/// limits in one round trip and run as its own transaction
+/// ([`db::Statement`]).
+///
+/// The shape is what keeps every batch as cheap as the first:
+/// - `order by deleted_at` is answered by walking the partial index (no sort
+///   node); without it, when many users are expired the planner prefers a
+///   sequential scan, and every batch re-reads all the rows earlier batches
+///   deleted (measured: 4.6× slower than one `DELETE` at 1M accounts).
+/// - The floor starts the walk where the previous batch ended, so the index
+///   entries of rows already deleted (dead until vacuum) are not walked
+///   again by every later batch.
+/// - The delete finds the locked rows by `ctid = any(array(…))`, a TID scan
+///   straight to the row version the lock is on: no second index descent per
+///   row, and no join a generic plan (after five executions of the prepared
+///   statement) could turn into a hash join against every expired row. The
+///   lock keeps the row version, so its `ctid` cannot change in between.
+/// - Accounts a blocking chain of keys references are left out (see
+///   [`referenced_along`]), so they never fail the batch; the purge counts
+///   and reports them.
+/// - Our own rows about each account (outbox, and through it recovery
+///   tokens) go in the same statement.
+/// - Nothing is claimed unless the run still holds the lease: a run that
+///   outlived it (another run took over) deletes nothing and books nothing,
+///   so the batch needs no rollback.
+/// - Each worker books on its own row, and holds the run's row only `for
+///   share`: parallel workers never wait for each other's commits, and a
+///   run cannot be marked abandoned while one of its batches is in flight.
+/// - The commit does not wait for its WAL flush (`synchronous_commit` off,
+///   for this transaction only): if the server crashed right after, the
+///   batch would simply be undone, ledger count included, and the next run
+///   would delete those accounts again.
+fn purge_batch(t: &Names, blocking: &[BlockingPath]) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        ..
+    } = t;
+    let cutoff = t.as_column("$1");
+    let floor = t.as_column("coalesce($3, '-infinity'::timestamptz)");
+    let deleted_at_tz = t.deleted_at_of("u");
+    let not_blocked: String = blocking
+        .iter()
+        .map(|path| format!("\n      and not {}", referenced_along(path, "u")))
+        .collect();
+    format!(
+        "
+with lease as (
+    select id from account_deletion.purge_runs where id = $4 and status = 'running' for share
+), candidates as (
+    select u.ctid
+    from {users} u
+    where u.{deleted_at} <= {cutoff}
+      and u.{deleted_at} >= {floor}
+      and exists (select 1 from lease){not_blocked}
+    order by u.{deleted_at}
+    limit $2
+    for update of u skip locked
+), deleted as (
+    delete from {users} u
+    where u.ctid = any(array(select ctid from candidates))
+      and u.{deleted_at} <= {cutoff}
+    returning u.{id}::text as id, {deleted_at_tz} as deleted_at
+), forgotten as (
+    delete from account_deletion.email_outbox
+    where user_id = any(array(select id from deleted))
+), tally as (
+    select count(*) as n, max(deleted_at) as newest from deleted
+), booked as (
+    insert into account_deletion.purge_run_workers as w (run_id, worker, deleted, batches)
+    select lease.id, $5, tally.n, 1 from lease, tally
+    on conflict (run_id, worker) do update
+        set deleted = w.deleted + excluded.deleted, batches = w.batches + 1
+    returning run_id
+)
+select exists (select 1 from booked), tally.n, tally.newest,
+       set_config('synchronous_commit', 'off', true)
+from tally"
+    )
+}
+
+fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
+    let Names {
+        users, deleted_at, ..
+    } = t;
+    let cutoff = t.as_column("$1");
+    if blocking.is_empty() {
+        return format!(
+            "select count(*), 0::int8, '{{}}'::int8[] from {users} u where u.{deleted_at} <= {cutoff}"
+        );
+    }
+    let flags: Vec<String> = blocking
+        .iter()
+        .enumerate()
+        .map(|(i, path)| format!("{} as b{i}", referenced_along(path, "u")))
+        .collect();
+    let any: Vec<String> = (0..blocking.len()).map(|i| format!("b{i}")).collect();
+    let each: Vec<String> = (0..blocking.len())
+        .map(|i| format!("count(*) filter (where b{i})"))
+        .collect();
+    format!(
+        "select count(*) filter (where not ({any})), count(*) filter (where {any}), array[{each}]::int8[]
+         from (select {flags} from {users} u where u.{deleted_at} <= {cutoff}) expired",
+        any = any.join(" or "),
+        each = each.join(", "),
+        flags = flags.join(", "),
+    )
+}
+
+/// `exists (…)`: the user row `alias` has rows along every key of `path`.
+fn referenced_along(path: &BlockingPath, alias: &str) -> String {
+    let mut from = String::new();
+    let mut condition = String::new();
+    for (i, key) in path.0.iter().enumerate() {
+        let me = format!("r{i}");
+        let parent = if i == 0 {
+            alias.to_owned()
+        } else {
+            format!("r{}", i - 1)
+        };
+        let on: Vec<String> = key
+            .columns
+            .iter()
+            .zip(&key.references)
+            .map(|(column, referenced)| {
+                format!(
+                    "{me}.{} = {parent}.{}",
+                    column.quoted(),
+                    referenced.quoted()
+                )
+            })
+            .collect();
+        if i == 0 {
+            from = format!("{} {me}", key.table.quoted());
+            condition = on.join(" and ");
+        } else {
+            from.push_str(&format!(
+                " join {} {me} on {}",
+                key.table.quoted(),
+                on.join(" and ")
+            ));
+        }
+    }
+    format!("exists (select 1 from {from} where {condition})")
+}
+
+/// The app's tables as a route sees them: named by the configuration,
+/// checked against the catalog and rendered on first use, then kept for the
+/// life of the process. A failed check is not kept, so a table created
+/// meanwhile is found on the next request.
+#[derive(Debug)]
+pub struct AppTables {
+    users: UsersTable,
+    sessions: Option<SessionTable>,
+    rendered: RwLock<Option<Arc<Statements>>>,
+}
+
+impl AppTables {
+    #[must_use]
+    pub fn new(users: UsersTable, sessions: Option<SessionTable>) -> Self {
+        Self {
+            users,
+            sessions,
+            rendered: RwLock::new(None),
+        }
+    }
+
+    /// The statements, reading the catalog the first time.
+    pub async fn statements(&self, pool: &PgPool) -> Result<Arc<Statements>, SchemaError> {
+        if let Some(rendered) = self.rendered.read().await.as_ref() {
+            return Ok(Arc::clone(rendered));
+        }
+        self.reload(pool).await
+    }
+
+    /// Reads the catalog again (a foreign key may have been added since)
+    /// and renders every statement anew.
+    pub async fn reload(&self, pool: &PgPool) -> Result<Arc<Statements>, SchemaError> {
+        let mut rendered = self.rendered.write().await;
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        let catalog = schema::inspect(&mut tx, &self.users, self.sessions).await;
+        tx.commit().await?;
+        let statements = Arc::new(Statements::render(catalog?));
+        *rendered = Some(Arc::clone(&statements));
+        Ok(statements)
+    }
+}
