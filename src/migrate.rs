@@ -249,9 +249,15 @@ async fn run(
 /// it apply too).
 async fn app_migrations_applied(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
     let first = APP_MIGRATOR.iter().next().map_or(0, |m| m.version);
+    let tracked: bool =
+        sqlx::query_scalar("select to_regclass('public._sqlx_migrations') is not null")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !tracked {
+        return Ok(false);
+    }
     sqlx::query_scalar(
-        "select to_regclass('public._sqlx_migrations') is not null
-           and exists (select 1 from public._sqlx_migrations where version = $1 and success)",
+        "select exists (select 1 from public._sqlx_migrations where version = $1 and success)",
     )
     .bind(first)
     .fetch_one(conn)

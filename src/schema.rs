@@ -188,6 +188,8 @@ pub enum IdType {
     Uuid,
     Text,
     Bigint,
+    /// Older tables (Django's own `auth_user`, Rails before 5.1).
+    Integer,
 }
 
 impl IdType {
@@ -198,6 +200,7 @@ impl IdType {
             Self::Uuid => "uuid",
             Self::Text => "text",
             Self::Bigint => "bigint",
+            Self::Integer => "integer",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`pgbouncer`]: a real PgBouncer in transaction mode in front of it.
 //! - [`smtp`]: a real SMTP server on loopback that keeps what it receives.
 //! - [`proxy`]: a TCP proxy a test can cut, to make a server unreachable.
+//! - [`time_zone_proxy`]: a proxy whose sessions run in another time zone.
 //! - [`http_client`]: one-request HTTP/1.1 client for real processes.
 
 pub mod http_client;
@@ -12,6 +13,7 @@ pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;
 pub mod smtp;
+pub mod time_zone_proxy;
 
 /// A free TCP port on loopback (bound, then released for the caller).
 pub fn free_port() -> u16 {

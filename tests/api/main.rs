@@ -5,6 +5,7 @@ mod helpers;
 
 mod account_delete;
 mod account_recover;
+mod adopting;
 mod cors;
 mod email_delivery;
 mod faults;

@@ -1,7 +1,7 @@
 //! What every test needs: a database, the routes wired to it, requests and
 //! seed data.
 
-pub use testkit::{http_client, proxy, smtp};
+pub use testkit::{http_client, proxy, smtp, time_zone_proxy};
 
 /// The shared harness, with this crate's migrations.
 pub mod postgres {
@@ -428,6 +428,17 @@ impl AccountApp {
 
     pub async fn run_purge(&self) -> Value {
         let response = read(self.purge.handle(cron_request(Method::GET, "")).await).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        response.json()
+    }
+
+    pub async fn purge_dry_run(&self) -> Value {
+        let response = read(
+            self.purge
+                .handle(cron_request(Method::GET, "?dry_run=true"))
+                .await,
+        )
+        .await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         response.json()
     }
