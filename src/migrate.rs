@@ -192,7 +192,8 @@ pub async fn apply(conn: &mut PgConnection, options: &Options) -> Result<Migrate
         return Err(MigrateError::Schema {
             variable: "USERS_TABLE",
             reason: format!(
-                "no table {} in the database: create it with the app's own migrations first                  (names are case-sensitive; Prisma's is \"User\", SCHEMA_PRESET=prisma)",
+                "no table {} in the database: create it with the app's own migrations first \
+                 (names are case-sensitive; Prisma's is \"User\", SCHEMA_PRESET=prisma)",
                 users.display_name()
             ),
         });

@@ -123,7 +123,7 @@ impl From<SchemaError> for PurgeError {
     fn from(error: SchemaError) -> Self {
         match error {
             SchemaError::Database(error) => Self::Database(error),
-            misconfigured => Self::Schema(misconfigured),
+            misconfigured @ SchemaError::Misconfigured { .. } => Self::Schema(misconfigured),
         }
     }
 }

@@ -343,10 +343,11 @@ fn purge_batch(t: &Names, blocking: &[BlockingPath]) -> String {
     let cutoff = t.as_column("$1");
     let floor = t.as_column("coalesce($3, '-infinity'::timestamptz)");
     let deleted_at_tz = t.deleted_at_of("u");
-    let not_blocked: String = blocking
-        .iter()
-        .map(|path| format!("\n      and not {}", referenced_along(path, "u")))
-        .collect();
+    let not_blocked: String = blocking.iter().fold(String::new(), |mut sql, path| {
+        sql.push_str("\n      and not ");
+        sql.push_str(&referenced_along(path, "u"));
+        sql
+    });
     format!(
         "
 with lease as (
@@ -438,11 +439,11 @@ fn referenced_along(path: &BlockingPath, alias: &str) -> String {
             from = format!("{} {me}", key.table.quoted());
             condition = on.join(" and ");
         } else {
-            from.push_str(&format!(
-                " join {} {me} on {}",
+            from = format!(
+                "{from} join {} {me} on {}",
                 key.table.quoted(),
                 on.join(" and ")
-            ));
+            );
         }
     }
     format!("exists (select 1 from {from} where {condition})")

@@ -33,7 +33,7 @@ const DJANGO_SQL: &str = include_str!("../fixtures/django/migration.sql");
 const FAR_TIME_ZONE: &str = "Pacific/Kiritimati";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framework {
+pub(crate) enum Framework {
     Prisma,
     Django,
     Default,
@@ -147,7 +147,11 @@ impl Framework {
     }
 
     /// `None`: no such user; `Some(None)`: active.
-    async fn deleted_at_of(self, pool: &PgPool, user: &str) -> Option<Option<DateTime<Utc>>> {
+    pub(crate) async fn deleted_at_of(
+        self,
+        pool: &PgPool,
+        user: &str,
+    ) -> Option<Option<DateTime<Utc>>> {
         sqlx::query_scalar(&format!(
             "select {} from {} where id::text = $1",
             self.deleted_at_utc(),
@@ -231,7 +235,7 @@ async fn app_database(framework: Framework) -> TestDb {
 
 /// The functions on a framework's schema, their database sessions in a far
 /// time zone.
-struct Adopted {
+pub(crate) struct Adopted {
     app: AccountApp,
     _zone: TimeZoneProxy,
 }
@@ -244,7 +248,7 @@ impl std::ops::Deref for Adopted {
     }
 }
 
-async fn app_for(framework: Framework, extra: &[(&str, &str)]) -> Adopted {
+pub(crate) async fn app_for(framework: Framework, extra: &[(&str, &str)]) -> Adopted {
     let db = app_database(framework).await;
     let zone = TimeZoneProxy::start(TestDb::server_port(), FAR_TIME_ZONE).await;
     let mut env = framework.env();
@@ -264,7 +268,7 @@ async fn app_for(framework: Framework, extra: &[(&str, &str)]) -> Adopted {
     Adopted { app, _zone: zone }
 }
 
-async fn delete_with(app: &AccountApp, headers: &[(&str, &str)]) -> TestResponse {
+pub(crate) async fn delete_with(app: &AccountApp, headers: &[(&str, &str)]) -> TestResponse {
     read(
         app.delete
             .handle(request(Method::POST, "/api/account/delete", headers, b""))
@@ -626,11 +630,9 @@ async fn a_django_protect_key_blocks_at_commit_and_is_isolated_the_same_way() {
     );
 }
 
-/// The plan of each statement on the users table, for a database with many
-/// users: no sequential scan of the users table.
-async fn plans_use_the_apps_indexes(framework: Framework) {
-    let db = app_database(framework).await;
-    let pool = &db.pool;
+/// 30,000 users, one in ten soft-deleted, with our tables' rows of their
+/// deletions, analyzed; returns twenty of them, active.
+async fn many_users(framework: Framework, pool: &PgPool) -> Vec<String> {
     let mut users = Vec::new();
     for _ in 0..20 {
         users.push(framework.create_user(pool).await.0);
@@ -671,6 +673,15 @@ async fn plans_use_the_apps_indexes(framework: Framework) {
     .execute(pool)
     .await
     .unwrap();
+    users
+}
+
+/// The plan of each statement on the users table, for a database with many
+/// users: no sequential scan of the users table.
+async fn plans_use_the_apps_indexes(framework: Framework) {
+    let db = app_database(framework).await;
+    let pool = &db.pool;
+    let users = many_users(framework, pool).await;
 
     let auth = match framework {
         Framework::Prisma => Some(account_deletion::schema::SessionTable::Authjs),
@@ -721,7 +732,7 @@ async fn plans_use_the_apps_indexes(framework: Framework) {
         ),
     ];
     let mut conn = db.connect().await;
-    let seq_scan = format!("Seq Scan on {}", table.trim_matches('"'));
+    let seq_scan = format!("Seq Scan on {}", framework.table().trim_matches('"'));
     for (what, statement) in statements {
         let plan: Vec<String> = sqlx::query_scalar(&format!("explain {statement}"))
             .fetch_all(&mut conn)
@@ -962,7 +973,11 @@ async fn names_that_cannot_be_identifiers_are_startup_errors_naming_the_variable
             (name, value),
         ]);
         let errors = account_deletion::config::AccountConfig::from_lookup(&lookup).unwrap_err();
-        let named: Vec<&str> = errors.0.iter().map(|e| e.variable()).collect();
+        let named: Vec<&str> = errors
+            .0
+            .iter()
+            .map(account_deletion::config::ConfigError::variable)
+            .collect();
         assert_eq!(named, [name], "{value:?}");
     }
 }
