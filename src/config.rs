@@ -13,6 +13,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use lettre::message::Mailbox;
 
+use crate::auth::{AuthSecrets, HmacSecret, JwksUrl, JwtSettings, KeySource};
 use crate::cors::AllowedOrigins;
 use crate::cron_secret::CronSecret;
 use crate::mail::{MailUrl, Mailer};
@@ -117,36 +118,30 @@ impl AppUrl {
     }
 }
 
-/// `SESSION_AUTH`: how the delete route finds the signed-in user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// `SESSION_AUTH`: how the delete route finds the signed-in user, with what
+/// the mode needs.
+#[derive(Debug, Clone, Default)]
 pub enum SessionAuth {
     /// Our `sessions` table (the default).
     #[default]
     Sessions,
     /// Auth.js database sessions.
     AuthjsDatabase,
+    /// Auth.js JWT session cookies, decrypted with `AUTH_SECRET`.
+    AuthjsJwt(AuthSecrets),
+    /// A provider's JWT, verified with `JWT_*`.
+    Jwt(JwtSettings),
 }
 
 impl SessionAuth {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw.trim() {
-            "sessions" => Ok(Self::Sessions),
-            "authjs-database" => Ok(Self::AuthjsDatabase),
-            "authjs-jwt" | "jwt" => Err(format!(
-                "{raw:?} (token sign-in) is not available in this version; use sessions or \
-                 authjs-database"
-            )),
-            _ => Err(format!("expected sessions or authjs-database, got {raw:?}")),
-        }
-    }
-
     /// The sessions table the mode reads (and empties of the user's rows on
-    /// deletion).
+    /// deletion); token modes have none.
     #[must_use]
-    pub fn session_table(self) -> Option<SessionTable> {
+    pub fn session_table(&self) -> Option<SessionTable> {
         match self {
             Self::Sessions => Some(SessionTable::Ours),
             Self::AuthjsDatabase => Some(SessionTable::Authjs),
+            Self::AuthjsJwt(_) | Self::Jwt(_) => None,
         }
     }
 }
@@ -262,7 +257,7 @@ impl AccountConfig {
             AllowedOrigins::default(),
             AllowedOrigins::parse,
         );
-        let session_auth = env.optional("SESSION_AUTH", SessionAuth::default(), SessionAuth::parse);
+        let session_auth = env.session_auth();
         env.finish()?;
         Ok(Self {
             database: database.expect("checked by finish"),
@@ -442,6 +437,84 @@ impl<'a> Env<'a> {
         })
     }
 
+    /// `SESSION_AUTH`, and the variables its mode needs: `AUTH_SECRET` for
+    /// `authjs-jwt`; for `jwt`, exactly one of `JWT_JWKS_URL` and `JWT_SECRET`,
+    /// `JWT_ISSUER`, and optionally `JWT_AUDIENCE` and `JWT_AUTHORIZED_PARTIES`.
+    pub(crate) fn session_auth(&mut self) -> Option<SessionAuth> {
+        #[derive(Clone, Copy)]
+        enum Name {
+            Sessions,
+            AuthjsDatabase,
+            AuthjsJwt,
+            Jwt,
+        }
+        let name = self.optional("SESSION_AUTH", Name::Sessions, |raw| match raw.trim() {
+            "sessions" => Ok(Name::Sessions),
+            "authjs-database" => Ok(Name::AuthjsDatabase),
+            "authjs-jwt" => Ok(Name::AuthjsJwt),
+            "jwt" => Ok(Name::Jwt),
+            _ => Err(format!(
+                "expected sessions, authjs-database, authjs-jwt or jwt, got {raw:?}"
+            )),
+        })?;
+        match name {
+            Name::Sessions => Some(SessionAuth::Sessions),
+            Name::AuthjsDatabase => Some(SessionAuth::AuthjsDatabase),
+            Name::AuthjsJwt => self
+                .required("AUTH_SECRET", AuthSecrets::parse)
+                .map(SessionAuth::AuthjsJwt),
+            Name::Jwt => self.jwt_settings().map(SessionAuth::Jwt),
+        }
+    }
+
+    fn jwt_settings(&mut self) -> Option<JwtSettings> {
+        let jwks = self.optional("JWT_JWKS_URL", None, |raw| JwksUrl::parse(raw).map(Some));
+        let secret = self.optional("JWT_SECRET", None, |raw| HmacSecret::parse(raw).map(Some));
+        let issuer = self.required("JWT_ISSUER", |raw| non_empty(raw, "the tokens' iss"));
+        let audience = self.optional("JWT_AUDIENCE", None, |raw| {
+            non_empty(raw, "the tokens' aud").map(Some)
+        });
+        let authorized_parties = self.optional("JWT_AUTHORIZED_PARTIES", Vec::new(), |raw| {
+            let parties: Vec<String> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|party| !party.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if parties.is_empty() {
+                Err("expected comma-separated origins, like https://app.example.com".to_owned())
+            } else {
+                Ok(parties)
+            }
+        });
+        let keys = match (jwks?, secret?) {
+            (Some(url), None) => KeySource::Jwks(url),
+            (None, Some(secret)) => KeySource::Secret(secret),
+            (None, None) => {
+                self.errors.push(ConfigError::Invalid {
+                    name: "JWT_JWKS_URL",
+                    reason: "SESSION_AUTH=jwt needs the provider's keys: set JWT_JWKS_URL, or \
+                             JWT_SECRET for an HS256 shared secret"
+                        .to_owned(),
+                });
+                return None;
+            }
+            (Some(_), Some(_)) => {
+                self.errors.push(ConfigError::Invalid {
+                    name: "JWT_SECRET",
+                    reason: "set either JWT_JWKS_URL or JWT_SECRET, not both".to_owned(),
+                });
+                return None;
+            }
+        };
+        Some(JwtSettings {
+            keys,
+            issuer: issuer?,
+            audience: audience?,
+            authorized_parties: authorized_parties?,
+        })
+    }
+
     pub(crate) fn mail(&mut self) -> Option<MailConfig> {
         let url = self.required("MAIL_URL", MailUrl::parse);
         let from = self.required("MAIL_FROM", |raw| {
@@ -495,6 +568,15 @@ impl<'a> Env<'a> {
             time_budget: time_budget?,
             workers: workers?,
         })
+    }
+}
+
+fn non_empty(raw: &str, what: &str) -> Result<String, String> {
+    let value = raw.trim();
+    if value.is_empty() {
+        Err(format!("expected {what}, got an empty value"))
+    } else {
+        Ok(value.to_owned())
     }
 }
 
@@ -618,6 +700,72 @@ mod tests {
             PurgeSettings::default().batch_target,
             Some(Duration::from_millis(20))
         );
+    }
+
+    fn account_with(extra: &[(&str, &str)]) -> Result<AccountConfig, ConfigErrors> {
+        let mut vars = GOOD.to_vec();
+        vars.extend([
+            ("MAIL_FROM", "no-reply@app.test"),
+            ("MAIL_URL", "file:///tmp/mail"),
+            ("APP_URL", "https://app.test"),
+        ]);
+        vars.extend_from_slice(extra);
+        AccountConfig::from_lookup(&lookup(&vars))
+    }
+
+    fn variables(result: Result<AccountConfig, ConfigErrors>) -> Vec<&'static str> {
+        result
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ConfigError::variable)
+            .collect()
+    }
+
+    #[test]
+    fn each_token_mode_names_the_variable_it_lacks() {
+        assert_eq!(
+            variables(account_with(&[("SESSION_AUTH", "authjs-jwt")])),
+            ["AUTH_SECRET"]
+        );
+        assert_eq!(
+            variables(account_with(&[("SESSION_AUTH", "jwt")])),
+            ["JWT_ISSUER", "JWT_JWKS_URL"]
+        );
+        assert_eq!(
+            variables(account_with(&[
+                ("SESSION_AUTH", "jwt"),
+                ("JWT_ISSUER", "https://issuer.test/"),
+                ("JWT_JWKS_URL", "https://issuer.test/jwks"),
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ])),
+            ["JWT_SECRET"]
+        );
+        assert_eq!(
+            variables(account_with(&[
+                ("SESSION_AUTH", "jwt"),
+                ("JWT_ISSUER", "https://issuer.test/"),
+                ("JWT_JWKS_URL", "http://issuer.test/jwks"),
+            ])),
+            ["JWT_JWKS_URL"]
+        );
+        assert_eq!(
+            variables(account_with(&[("SESSION_AUTH", "cookies")])),
+            ["SESSION_AUTH"]
+        );
+        let config = account_with(&[
+            ("SESSION_AUTH", "jwt"),
+            ("JWT_ISSUER", "https://issuer.test/"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("JWT_AUDIENCE", "authenticated"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            config.session_auth,
+            SessionAuth::Jwt(JwtSettings { keys: KeySource::Secret(_), ref audience, .. })
+                if audience.as_deref() == Some("authenticated")
+        ));
+        assert!(config.session_auth.session_table().is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod cors;
 pub mod cron_secret;
 pub mod db;
 pub mod html;
+pub mod http_client;
 pub mod mail;
 pub mod migrate;
 pub mod outbox;

@@ -203,6 +203,18 @@ impl IdType {
             Self::Integer => "integer",
         }
     }
+
+    /// Whether a user id from outside (a token's `sub`) is a value of this
+    /// type, so that casting it in SQL cannot fail.
+    #[must_use]
+    pub fn accepts(self, id: &str) -> bool {
+        match self {
+            Self::Uuid => uuid::Uuid::try_parse(id).is_ok(),
+            Self::Text => !id.contains('\0'),
+            Self::Bigint => id.parse::<i64>().is_ok(),
+            Self::Integer => id.parse::<i32>().is_ok(),
+        }
+    }
 }
 
 /// The type of a time column: `timestamptz`, or `timestamp` holding UTC

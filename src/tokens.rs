@@ -10,9 +10,10 @@ use http::HeaderMap;
 use http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 
-/// Longer than any token this service or a sane app issues; refused before
-/// hashing so nobody makes us hash megabytes.
-const MAX_TOKEN_BYTES: usize = 512;
+/// Longer than any token a sane app issues (an Auth.js JWT cookie split in
+/// chunks across several cookies is a few kilobytes); refused before hashing
+/// or decrypting so nobody makes us work on megabytes.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// A session token: from `Authorization: Bearer <token>`, or a session
 /// cookie.

@@ -19,13 +19,12 @@ pub(super) async fn user(
     sql: &Statements,
 ) -> Result<UserId, Refusal> {
     let token = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES) {
-        Some(Credential::Bearer(token)) => token,
         // Refused before the token is looked at, so a forged request learns
         // nothing about it.
-        Some(Credential::Cookie(_)) if !trusted.allow(headers) => {
+        Some(Credential::Cookie { .. }) if !trusted.allow(headers) => {
             return Err(Refusal::ForbiddenOrigin);
         }
-        Some(Credential::Cookie(token)) => token,
+        Some(Credential::Bearer(token) | Credential::Cookie { token, .. }) => token,
         None => return Err(Refusal::Unauthenticated),
     };
     let Ok(text) = std::str::from_utf8(token.as_bytes()) else {

@@ -9,7 +9,7 @@ use crate::cors::AllowedOrigins;
 use crate::tokens::SessionToken;
 
 /// Auth.js's session cookie, in the order it is looked for: v5 over HTTPS,
-/// v5 over HTTP, then NextAuth v4's two.
+/// v5 over HTTP, then `NextAuth` v4's two.
 pub(super) const AUTHJS_SESSION_COOKIES: [&str; 4] = [
     "__Secure-authjs.session-token",
     "authjs.session-token",
@@ -20,37 +20,66 @@ pub(super) const AUTHJS_SESSION_COOKIES: [&str; 4] = [
 /// A session token and where it came from.
 pub(super) enum Credential {
     Bearer(SessionToken),
-    Cookie(SessionToken),
+    /// From the cookie `name` (Auth.js's JWT key is derived from the name).
+    Cookie {
+        name: &'static str,
+        token: SessionToken,
+    },
 }
 
 /// The bearer token if there is one, else the first of `cookies` present.
-pub(super) fn bearer_or_cookie(headers: &HeaderMap, cookies: &[&str]) -> Option<Credential> {
+pub(super) fn bearer_or_cookie(
+    headers: &HeaderMap,
+    cookies: &[&'static str],
+) -> Option<Credential> {
     if let Some(token) = SessionToken::from_headers(headers) {
         return Some(Credential::Bearer(token));
     }
     cookies
         .iter()
-        .find_map(|name| cookie(headers, name))
-        .map(Credential::Cookie)
+        .find_map(|&name| cookie(headers, name).map(|token| Credential::Cookie { name, token }))
 }
 
-/// The value of cookie `name`, from any `Cookie` header.
+/// The value of cookie `name`, from any `Cookie` header. A value too long
+/// for one cookie comes, as Auth.js writes it, in chunks `name.0`,
+/// `name.1`, … that are joined in order.
 fn cookie(headers: &HeaderMap, name: &str) -> Option<SessionToken> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .and_then(|(_, value)| {
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value);
-            SessionToken::parse(value.as_bytes())
+    let pairs = || {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .map(|(key, value)| (key, unquoted(value)))
+    };
+    if let Some((_, value)) = pairs().find(|(key, _)| *key == name) {
+        return SessionToken::parse(value.as_bytes());
+    }
+    let mut chunks: Vec<(usize, &str)> = pairs()
+        .filter_map(|(key, value)| {
+            let index = key.strip_prefix(name)?.strip_prefix('.')?;
+            // Digits only: `usize::from_str` would take a leading `+`.
+            (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| index.parse().ok().map(|i| (i, value)))
+                .flatten()
         })
+        .collect();
+    chunks.sort_unstable_by_key(|&(index, _)| index);
+    // Chunks 0..n with none missing or repeated, or it is not a cookie.
+    if chunks.is_empty() || chunks.iter().enumerate().any(|(i, &(index, _))| i != index) {
+        return None;
+    }
+    let joined: String = chunks.into_iter().map(|(_, value)| value).collect();
+    SessionToken::parse(joined.as_bytes())
+}
+
+fn unquoted(value: &str) -> &str {
+    let value = value.trim();
+    value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value)
 }
 
 /// The origins whose pages may send a request signed in by cookie: the
@@ -101,7 +130,7 @@ mod tests {
     fn token(credential: Option<Credential>) -> (&'static str, Vec<u8>) {
         match credential {
             Some(Credential::Bearer(t)) => ("bearer", t.as_bytes().to_vec()),
-            Some(Credential::Cookie(t)) => ("cookie", t.as_bytes().to_vec()),
+            Some(Credential::Cookie { token, .. }) => ("cookie", token.as_bytes().to_vec()),
             None => ("none", Vec::new()),
         }
     }
@@ -129,6 +158,32 @@ mod tests {
             token(bearer_or_cookie(&lookalike, &AUTHJS_SESSION_COOKIES)).0,
             "none"
         );
+    }
+
+    #[test]
+    fn a_cookie_in_chunks_is_joined_in_order_and_only_when_complete() {
+        let names = ["authjs.session-token"];
+        let read = |cookie: &str| token(bearer_or_cookie(&headers(&[("cookie", cookie)]), &names));
+        assert_eq!(
+            read(
+                "authjs.session-token.1=def; a=b; authjs.session-token.0=abc; authjs.session-token.2=g"
+            ),
+            ("cookie", b"abcdefg".to_vec())
+        );
+        // The whole cookie wins over stray chunks.
+        assert_eq!(
+            read("authjs.session-token.0=x; authjs.session-token=whole"),
+            ("cookie", b"whole".to_vec())
+        );
+        for incomplete in [
+            "authjs.session-token.1=def",
+            "authjs.session-token.0=abc; authjs.session-token.2=g",
+            "authjs.session-token.0=abc; authjs.session-token.0=abc",
+            "authjs.session-token.+0=abc",
+            "authjs.session-token.=abc",
+        ] {
+            assert_eq!(read(incomplete).0, "none", "{incomplete}");
+        }
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum ApiError {
     /// every refused request.
     #[error("server misconfigured")]
     ServerMisconfigured,
+    /// 503: the sign-in provider's keys (`JWT_JWKS_URL`) could not be
+    /// fetched, so no token can be checked; retrying later may work.
+    #[error("sign-in keys unavailable")]
+    KeysUnavailable,
     /// 503: the database could not be reached; retrying later may work.
     #[error("database unavailable: {0:#}")]
     DatabaseUnavailable(anyhow::Error),
@@ -76,7 +80,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ServerMisconfigured | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::DatabaseUnavailable(_) | Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -108,7 +112,7 @@ impl ApiError {
                 "server_misconfigured",
                 "The server is not configured correctly. Its operators have been told why.",
             ),
-            Self::DatabaseUnavailable(_) => (
+            Self::DatabaseUnavailable(_) | Self::KeysUnavailable => (
                 "service_unavailable",
                 "The service is temporarily unavailable. Try again shortly.",
             ),

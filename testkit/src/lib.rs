@@ -7,8 +7,11 @@
 //! - [`proxy`]: a TCP proxy a test can cut, to make a server unreachable.
 //! - [`time_zone_proxy`]: a proxy whose sessions run in another time zone.
 //! - [`http_client`]: one-request HTTP/1.1 client for real processes.
+//! - [`jwks_server`]: a provider's JWKS endpoint that counts fetches and can
+//!   go down.
 
 pub mod http_client;
+pub mod jwks_server;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;

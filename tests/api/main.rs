@@ -22,3 +22,4 @@ mod purge_rules;
 mod random_input;
 mod schema;
 mod timeouts;
+mod token_sign_in;
