@@ -70,3 +70,65 @@ pub fn release_binary(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// A function binary running as `vercel_runtime` serves it locally.
+pub struct Running {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts release binary `name` on a free port with only `env` set; the
+/// instant it was started.
+pub fn start(name: &str, env: &[(&str, String)]) -> (Running, std::time::Instant) {
+    let port = testkit::free_port();
+    let started = std::time::Instant::now();
+    let child = std::process::Command::new(release_binary(name))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("VERCEL_DEV_PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the function");
+    (Running { child, port }, started)
+}
+
+/// `wrk -t2 -c16` against `path` for `seconds`: (requests/s, p50 ms, p99 ms).
+/// Any answer other than 2xx fails the run.
+pub fn wrk(port: u16, path: &str, seconds: u64, extra: &[&str]) -> anyhow::Result<(f64, f64, f64)> {
+    let output = std::process::Command::new("wrk")
+        .args(["-t2", "-c16", "--latency", "-d"])
+        .arg(format!("{seconds}s"))
+        .args(extra)
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run wrk ({e}); apt-get install wrk"))?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let value = |prefix: &str| -> Option<f64> {
+        let line = text.lines().find(|l| l.trim_start().starts_with(prefix))?;
+        let raw = line.trim_start().trim_start_matches(prefix).trim();
+        parse_duration_ms(raw).or_else(|| raw.parse().ok())
+    };
+    anyhow::ensure!(!text.contains("Non-2xx"), "wrk saw error answers:\n{text}");
+    Ok((
+        value("Requests/sec:").unwrap_or(0.0),
+        value("50%").unwrap_or(f64::NAN),
+        value("99%").unwrap_or(f64::NAN),
+    ))
+}
+
+fn parse_duration_ms(raw: &str) -> Option<f64> {
+    for (suffix, factor) in [("us", 0.001), ("ms", 1.0), ("s", 1000.0)] {
+        if let Some(number) = raw.strip_suffix(suffix) {
+            return number.parse::<f64>().ok().map(|n| n * factor);
+        }
+    }
+    None
+}

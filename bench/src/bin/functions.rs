@@ -18,10 +18,9 @@
 //! mode (pool of 5, the account functions' own pool size), each on a freshly
 //! seeded copy of the database; the ratios follow.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use account_deletion_bench::{arg, median_f64, release_binary};
+use account_deletion_bench::{Running, arg, median_f64, release_binary, start, wrk};
 use sqlx::PgPool;
 use testkit::http_client::send;
 
@@ -35,32 +34,6 @@ struct Function {
     name: &'static str,
     /// The request whose answer needs the database.
     db_request: (&'static str, String, Vec<(&'static str, String)>),
-}
-
-struct Running {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(name: &str, env: &[(&str, String)]) -> (Running, Instant) {
-    let port = testkit::free_port();
-    let started = Instant::now();
-    let child = Command::new(release_binary(name))
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("VERCEL_DEV_PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the function");
-    (Running { child, port }, started)
 }
 
 #[tokio::main]
@@ -341,37 +314,6 @@ async fn rss_after_requests(
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0);
     Ok(kb * 1000)
-}
-
-fn wrk(port: u16, path: &str, seconds: u64, extra: &[&str]) -> anyhow::Result<(f64, f64, f64)> {
-    let output = Command::new("wrk")
-        .args(["-t2", "-c16", "--latency", "-d"])
-        .arg(format!("{seconds}s"))
-        .args(extra)
-        .arg(format!("http://127.0.0.1:{port}{path}"))
-        .output()
-        .map_err(|e| anyhow::anyhow!("cannot run wrk ({e}); apt-get install wrk"))?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let value = |prefix: &str| -> Option<f64> {
-        let line = text.lines().find(|l| l.trim_start().starts_with(prefix))?;
-        let raw = line.trim_start().trim_start_matches(prefix).trim();
-        parse_duration_ms(raw).or_else(|| raw.parse().ok())
-    };
-    anyhow::ensure!(!text.contains("Non-2xx"), "wrk saw error answers:\n{text}");
-    Ok((
-        value("Requests/sec:").unwrap_or(0.0),
-        value("50%").unwrap_or(f64::NAN),
-        value("99%").unwrap_or(f64::NAN),
-    ))
-}
-
-fn parse_duration_ms(raw: &str) -> Option<f64> {
-    for (suffix, factor) in [("us", 0.001), ("ms", 1.0), ("s", 1000.0)] {
-        if let Some(number) = raw.strip_suffix(suffix) {
-            return number.parse::<f64>().ok().map(|n| n * factor);
-        }
-    }
-    None
 }
 
 async fn ready(name: &str, env: &[(&str, String)]) -> Running {
