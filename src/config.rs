@@ -502,7 +502,9 @@ impl<'a> Env<'a> {
             (Some(_), Some(_)) => {
                 self.errors.push(ConfigError::Invalid {
                     name: "JWT_SECRET",
-                    reason: "set either JWT_JWKS_URL or JWT_SECRET, not both".to_owned(),
+                    reason:
+                        "JWT_JWKS_URL and JWT_SECRET are both set; keep the one the provider uses"
+                            .to_owned(),
                 });
                 return None;
             }
