@@ -12,12 +12,9 @@ use crate::db::Limits;
 use crate::schema::UserId;
 use crate::sql::Statements;
 
-pub(super) async fn user(
-    headers: &HeaderMap,
-    trusted: &TrustedOrigins,
-    pool: &PgPool,
-    sql: &Statements,
-) -> Result<UserId, Refusal> {
+/// The session token, from the bearer header or (from a trusted origin) the
+/// session cookie.
+pub(super) fn token(headers: &HeaderMap, trusted: &TrustedOrigins) -> Result<String, Refusal> {
     let token = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES) {
         // Refused before the token is looked at, so a forged request learns
         // nothing about it.
@@ -27,9 +24,10 @@ pub(super) async fn user(
         Some(Credential::Bearer(token) | Credential::Cookie { token, .. }) => token,
         None => return Err(Refusal::Unauthenticated),
     };
-    let Ok(text) = std::str::from_utf8(token.as_bytes()) else {
-        return Err(Refusal::Unauthenticated);
-    };
+    String::from_utf8(token.as_bytes().to_vec()).map_err(|_| Refusal::Unauthenticated)
+}
+
+pub(super) async fn user(token: &str, pool: &PgPool, sql: &Statements) -> Result<UserId, Refusal> {
     let lookup = sql
         .session_user
         .as_ref()
@@ -38,7 +36,7 @@ pub(super) async fn user(
         .fetch_optional(
             &mut *pool.acquire().await?,
             &Limits::ACCOUNT,
-            &[text.into()],
+            &[token.into()],
         )
         .await?;
     user.map(|(id,)| UserId::new(id))

@@ -25,7 +25,6 @@ use subtle::ConstantTimeEq;
 use super::Refusal;
 use super::claims::{self, Claims};
 use super::credentials::{AUTHJS_SESSION_COOKIES, Credential, TrustedOrigins, bearer_or_cookie};
-use crate::schema::{IdType, UserId};
 
 /// `AUTH_SECRET`: one secret, or several comma-separated during a rotation
 /// (the first is the one Auth.js encrypts with; all decrypt).
@@ -54,12 +53,12 @@ impl fmt::Debug for AuthSecrets {
     }
 }
 
-pub(super) fn user(
+/// The `sub` of a live Auth.js session token.
+pub(super) fn subject(
     headers: &HeaderMap,
     trusted: &TrustedOrigins,
     secrets: &AuthSecrets,
-    id_type: IdType,
-) -> Result<UserId, Refusal> {
+) -> Result<String, Refusal> {
     let (token, cookie) = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES) {
         Some(Credential::Bearer(token)) => (token, None),
         Some(Credential::Cookie { .. }) if !trusted.allow(headers) => {
@@ -70,12 +69,9 @@ pub(super) fn user(
     };
     let token = std::str::from_utf8(token.as_bytes()).map_err(|_| Refusal::Unauthenticated)?;
     let claims = decrypt(token, secrets, cookie).ok_or(Refusal::Unauthenticated)?;
-    let sub = claims
+    claims
         .live_subject(claims::now())
-        .ok_or(Refusal::Unauthenticated)?;
-    id_type
-        .accepts(sub)
-        .then(|| UserId::new(sub.to_owned()))
+        .map(str::to_owned)
         .ok_or(Refusal::Unauthenticated)
 }
 

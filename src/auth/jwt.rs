@@ -21,7 +21,6 @@ use serde::Deserialize;
 use super::Refusal;
 use super::claims::{self, Claims};
 use super::jwks::{KeySet, Lookup};
-use crate::schema::{IdType, UserId};
 use crate::tokens::SessionToken;
 
 /// The signature algorithms this service verifies.
@@ -205,19 +204,11 @@ impl Verifier {
     }
 }
 
-/// The signed-in user of a request with a provider's token as its bearer.
-pub(super) async fn user(
-    headers: &HeaderMap,
-    verifier: &Verifier,
-    id_type: IdType,
-) -> Result<UserId, Refusal> {
+/// The `sub` of a valid provider token in the bearer header.
+pub(super) async fn subject(headers: &HeaderMap, verifier: &Verifier) -> Result<String, Refusal> {
     let token = SessionToken::from_headers(headers).ok_or(Refusal::Unauthenticated)?;
     let token = std::str::from_utf8(token.as_bytes()).map_err(|_| Refusal::Unauthenticated)?;
-    let sub = verifier.subject(token).await?;
-    id_type
-        .accepts(&sub)
-        .then(|| UserId::new(sub))
-        .ok_or(Refusal::Unauthenticated)
+    verifier.subject(token).await
 }
 
 #[cfg(test)]

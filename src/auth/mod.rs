@@ -107,19 +107,60 @@ impl SignIn {
         }
     }
 
-    /// The signed-in user of a request, or why there is none.
+    /// What the request presents, checked as far as it can be without the
+    /// database: a request with no credentials, a cookie from an untrusted
+    /// origin or a token that does not verify is refused here, before the
+    /// function touches the database at all.
+    pub async fn present(&self, headers: &HeaderMap) -> Result<Presented, Refusal> {
+        match &self.mode {
+            Mode::Sessions => sessions::token(headers).map(Presented::SessionHash),
+            Mode::AuthjsDatabase => {
+                authjs_database::token(headers, &self.trusted).map(Presented::SessionToken)
+            }
+            Mode::AuthjsJwt(secrets) => {
+                authjs_jwt::subject(headers, &self.trusted, secrets).map(Presented::Subject)
+            }
+            Mode::Jwt(verifier) => jwt::subject(headers, verifier)
+                .await
+                .map(Presented::Subject),
+        }
+    }
+
+    /// The signed-in user that `presented` names, or why there is none.
     pub async fn user(
         &self,
-        headers: &HeaderMap,
+        presented: Presented,
         pool: &PgPool,
         sql: &Statements,
     ) -> Result<UserId, Refusal> {
-        let id_type = sql.catalog.id_type;
-        match &self.mode {
-            Mode::Sessions => sessions::user(headers, pool, sql).await,
-            Mode::AuthjsDatabase => authjs_database::user(headers, &self.trusted, pool, sql).await,
-            Mode::AuthjsJwt(secrets) => authjs_jwt::user(headers, &self.trusted, secrets, id_type),
-            Mode::Jwt(verifier) => jwt::user(headers, verifier, id_type).await,
+        match presented {
+            Presented::SessionHash(hash) => sessions::user(&hash, pool, sql).await,
+            Presented::SessionToken(token) => authjs_database::user(&token, pool, sql).await,
+            // A token's subject is the user; the delete acts only on a user
+            // that exists and is not deleted.
+            Presented::Subject(sub) => sql
+                .catalog
+                .id_type
+                .accepts(&sub)
+                .then(|| UserId::new(sub))
+                .ok_or(Refusal::Unauthenticated),
         }
+    }
+}
+
+/// The credentials of a request, as far as they were checked without the
+/// database.
+pub enum Presented {
+    /// The SHA-256 of a token for our `sessions` table.
+    SessionHash([u8; 32]),
+    /// An Auth.js database session token.
+    SessionToken(String),
+    /// The `sub` of a token that verified.
+    Subject(String),
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Presented(<redacted>)")
     }
 }

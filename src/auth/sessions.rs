@@ -10,12 +10,18 @@ use crate::schema::UserId;
 use crate::sql::Statements;
 use crate::tokens::SessionToken;
 
+/// The hash of the bearer token.
+pub(super) fn token(headers: &HeaderMap) -> Result<[u8; 32], Refusal> {
+    SessionToken::from_headers(headers)
+        .map(|token| token.hash())
+        .ok_or(Refusal::Unauthenticated)
+}
+
 pub(super) async fn user(
-    headers: &HeaderMap,
+    hash: &[u8; 32],
     pool: &PgPool,
     sql: &Statements,
 ) -> Result<UserId, Refusal> {
-    let token = SessionToken::from_headers(headers).ok_or(Refusal::Unauthenticated)?;
     let lookup = sql
         .session_user
         .as_ref()
@@ -24,7 +30,7 @@ pub(super) async fn user(
         .fetch_optional(
             &mut *pool.acquire().await?,
             &Limits::ACCOUNT,
-            &[token.hash().as_slice().into()],
+            &[hash.as_slice().into()],
         )
         .await?;
     user.map(|(id,)| UserId::new(id))

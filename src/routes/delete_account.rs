@@ -69,11 +69,10 @@ impl DeleteAccount {
         if let Some(error) = method_not_allowed(request.method(), ALLOWED) {
             return Err(error);
         }
+        // Credentials first: a request without valid ones costs no query.
+        let presented = ready.sign_in.present(request.headers()).await?;
         let sql = statements("account-delete", &ready.tables, &ready.pool).await?;
-        let user = ready
-            .sign_in
-            .user(request.headers(), &ready.pool, &sql)
-            .await?;
+        let user = ready.sign_in.user(presented, &ready.pool, &sql).await?;
         let deletion = accounts::delete(&ready.pool, &sql, &user, ready.retention)
             .await
             .map_err(ApiError::from_database)?

@@ -479,3 +479,68 @@ fn base64_url(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
+
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
+/// Credentials are checked before the database is: a request without valid
+/// ones is refused even when the database cannot be reached, in every mode.
+#[tokio::test]
+async fn requests_without_valid_credentials_are_refused_before_the_database() {
+    let vectors = authjs();
+    let expired = vectors.named("v5 cookie, expired an hour ago");
+    let jwt_vectors = jwt();
+    let cookie = format!("{}={}", expired.cookie, expired.token);
+    let wrong_secret = format!(
+        "Bearer {}",
+        jwt_vectors.named("HS256 with another secret").token
+    );
+    let cases: Vec<(Pairs, Pairs, StatusCode)> = vec![
+        (vec![], vec![], StatusCode::UNAUTHORIZED),
+        (
+            vec![("SESSION_AUTH", "authjs-database")],
+            vec![("cookie", "authjs.session-token=abc")],
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            vec![
+                ("SESSION_AUTH", "authjs-jwt"),
+                ("AUTH_SECRET", &vectors.secrets.current),
+            ],
+            vec![("cookie", &cookie), ("origin", APP_URL)],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            vec![
+                ("SESSION_AUTH", "jwt"),
+                ("JWT_SECRET", &jwt_vectors.hs256_secret),
+                ("JWT_ISSUER", &jwt_vectors.issuer),
+            ],
+            vec![("authorization", &wrong_secret)],
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (mode, headers, status) in cases {
+        let mut vars = vec![
+            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+            ("APP_URL", APP_URL),
+            ("MAIL_URL", "file:///tmp/unused-mail"),
+            ("MAIL_FROM", "no-reply@app.example.test"),
+        ];
+        vars.extend(mode.iter().copied());
+        let route = account_deletion::routes::delete_account::DeleteAccount::new(
+            account_deletion::config::AccountConfig::from_lookup(&crate::helpers::env(&vars)),
+        );
+        let response = crate::helpers::read(
+            route
+                .handle(crate::helpers::request(
+                    http::Method::POST,
+                    "/api/account/delete",
+                    &headers,
+                    b"",
+                ))
+                .await,
+        )
+        .await;
+        assert_eq!(response.status, status, "{mode:?}: {}", response.text());
+    }
+}
