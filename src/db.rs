@@ -167,9 +167,9 @@ pub enum Literal {
     Timestamp(DateTime<Utc>),
     Uuid(Uuid),
     Bytes(Vec<u8>),
-    /// Text, written as its UTF-8 bytes in hex and decoded by the server, so
-    /// that whatever it holds (a session token from a cookie, a user id)
-    /// never becomes statement text.
+    /// Text (a session token from a cookie, a user id from a token), written
+    /// as an escape string constant `E'…'` with every backslash and quote
+    /// escaped, so that whatever it holds stays inside the literal.
     Text(String),
     Null,
 }
@@ -196,12 +196,23 @@ impl Literal {
                 write_hex(out, bytes);
                 Ok(())
             }
-            // `convert_from` is stable, so a comparison with it is still an
-            // index condition.
+            // A constant takes the column's type and collation, so a
+            // comparison with it is an index condition. (An expression such
+            // as `convert_from(decode(…))` was not: its collation is not the
+            // column's, and the planner scanned the table.) `E'…'` reads the
+            // same whatever `standard_conforming_strings` says. No PostgreSQL
+            // text holds a NUL, so a value with one equals nothing: null.
+            Self::Text(text) if text.contains('\0') => write!(out, "null"),
             Self::Text(text) => {
-                out.push_str("convert_from(");
-                write_hex(out, text.as_bytes());
-                out.push_str(", 'UTF8')");
+                out.push_str("E'");
+                for c in text.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\'' => out.push_str("\\'"),
+                        c => out.push(c),
+                    }
+                }
+                out.push('\'');
                 Ok(())
             }
             Self::Null => write!(out, "null"),

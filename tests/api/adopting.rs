@@ -732,7 +732,8 @@ async fn plans_use_the_apps_indexes(framework: Framework) {
         ),
     ];
     let mut conn = db.connect().await;
-    let seq_scan = format!("Seq Scan on {}", framework.table().trim_matches('"'));
+    // EXPLAIN names the table as SQL does: `"User"` quoted, `users` not.
+    let seq_scan = format!("Seq Scan on {}", framework.table());
     for (what, statement) in statements {
         let plan: Vec<String> = sqlx::query_scalar(&format!("explain {statement}"))
             .fetch_all(&mut conn)

@@ -130,3 +130,39 @@ async fn the_batch_query_keeps_to_the_index_when_half_the_users_are_expired() {
         assert_walks_the_index(mode, &plan);
     }
 }
+
+/// Text written into a statement as a literal reads back exactly, whatever
+/// it holds, and a value no PostgreSQL text can hold equals nothing.
+#[tokio::test]
+async fn text_literals_read_back_exactly_and_cannot_break_out() {
+    use account_deletion::db::{Literal, Statement};
+    let db = TestDb::new().await;
+    let statement = Statement::new("select $1::text");
+    for text in [
+        "plain",
+        "it's",
+        r"back\slash",
+        r"\'; drop table users; --",
+        "''",
+        r"\\",
+        "ünïcødé €",
+        "",
+    ] {
+        let sql = statement.with_literals(&[Literal::Text(text.to_owned())]);
+        let back: Option<String> = sqlx::query_scalar(&sql).fetch_one(&db.pool).await.unwrap();
+        assert_eq!(back.as_deref(), Some(text), "{sql}");
+    }
+    for setting in ["on", "off"] {
+        let mut conn = db.connect().await;
+        sqlx::query(&format!("set standard_conforming_strings = {setting}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let sql = statement.with_literals(&[Literal::Text(r"a\'b".to_owned())]);
+        let back: String = sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap();
+        assert_eq!(back, r"a\'b", "standard_conforming_strings = {setting}");
+    }
+    let sql = statement.with_literals(&[Literal::Text("a\0b".to_owned())]);
+    let back: Option<String> = sqlx::query_scalar(&sql).fetch_one(&db.pool).await.unwrap();
+    assert_eq!(back, None);
+}
