@@ -49,15 +49,18 @@ const THREADS: usize = 2;
 enum Mode {
     Sessions,
     AuthjsDatabase,
+    /// The same, with the index on `"Session"."userId"` the README asks for.
+    AuthjsDatabaseIndexed,
     AuthjsJwt,
     JwtJwks,
     JwtSecret,
 }
 
 impl Mode {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Sessions,
         Self::AuthjsDatabase,
+        Self::AuthjsDatabaseIndexed,
         Self::AuthjsJwt,
         Self::JwtJwks,
         Self::JwtSecret,
@@ -66,7 +69,12 @@ impl Mode {
     fn label(self) -> &'static str {
         match self {
             Self::Sessions => "`sessions` (bearer, our table)",
-            Self::AuthjsDatabase => "`authjs-database` (cookie, `\"Session\"`)",
+            Self::AuthjsDatabase => {
+                "`authjs-database` (cookie, `\"Session\"` as Auth.js documents it)"
+            }
+            Self::AuthjsDatabaseIndexed => {
+                "`authjs-database`, with `@@index([userId])` on `Session`"
+            }
             Self::AuthjsJwt => "`authjs-jwt` (cookie, A256CBC-HS512)",
             Self::JwtJwks => "`jwt` with `JWT_JWKS_URL` (bearer, ES256)",
             Self::JwtSecret => "`jwt` with `JWT_SECRET` (bearer, HS256)",
@@ -74,7 +82,10 @@ impl Mode {
     }
 
     fn prisma(self) -> bool {
-        matches!(self, Self::AuthjsDatabase | Self::AuthjsJwt)
+        matches!(
+            self,
+            Self::AuthjsDatabase | Self::AuthjsDatabaseIndexed | Self::AuthjsJwt
+        )
     }
 
     fn cookie(self) -> bool {
@@ -135,7 +146,9 @@ impl Minter {
     /// The credential of user `sub` (or the session token `session`).
     fn token(&self, mode: Mode, sub: &str, session: &str) -> String {
         match mode {
-            Mode::Sessions | Mode::AuthjsDatabase => session.to_owned(),
+            Mode::Sessions | Mode::AuthjsDatabase | Mode::AuthjsDatabaseIndexed => {
+                session.to_owned()
+            }
             Mode::JwtJwks => {
                 let input = format!(
                     "{}.{}",
@@ -307,7 +320,12 @@ async fn seed(pool: &PgPool, mode: Mode, count: usize) -> anyhow::Result<Vec<(St
             .execute(pool)
             .await?;
         }
-        Mode::AuthjsDatabase => {
+        Mode::AuthjsDatabase | Mode::AuthjsDatabaseIndexed => {
+            if mode == Mode::AuthjsDatabaseIndexed {
+                sqlx::query(r#"create index "Session_userId_idx" on "Session" ("userId")"#)
+                    .execute(pool)
+                    .await?;
+            }
             sqlx::query(
                 r#"insert into "Session" ("sessionToken", "userId", expires, "updatedAt")
                    select 'session-' || id, id, (now() at time zone 'UTC') + interval '1 day',
@@ -336,7 +354,7 @@ fn environment(
     ];
     let settings: &[(&str, &str)] = match mode {
         Mode::Sessions => &[],
-        Mode::AuthjsDatabase => &[
+        Mode::AuthjsDatabase | Mode::AuthjsDatabaseIndexed => &[
             ("SCHEMA_PRESET", "prisma"),
             ("SESSION_AUTH", "authjs-database"),
         ],
