@@ -525,7 +525,7 @@ mod tests {
         let statement = Statement::new(r#"select "a$1", 'b$2', $1 from "t""""#);
         assert_eq!(
             statement.with_literals(&[Literal::from("x")]),
-            r#"select "a$1", 'b$2', convert_from(decode('78', 'hex'), 'UTF8') from "t""""#
+            r#"select "a$1", 'b$2', E'x' from "t""""#
         );
     }
 
