@@ -176,6 +176,9 @@ pub struct PurgeSettings {
     pub time_budget: Duration,
     /// Batches in flight at once, each on its own connection.
     pub workers: NonZeroU32,
+    /// `OVERDUE_AFTER_HOURS`: an account still present this long after its
+    /// retention ended is overdue.
+    pub overdue_after: OverdueAfter,
 }
 
 impl Default for PurgeSettings {
@@ -191,6 +194,7 @@ impl Default for PurgeSettings {
             // purge faster than one `DELETE` statement, with batch latency
             // and concurrent traffic within target; four gain nothing more.
             workers: NonZeroU32::new(2).expect("non-zero"),
+            overdue_after: OverdueAfter::DEFAULT,
         }
     }
 }
@@ -226,6 +230,24 @@ impl CronConfig {
             retention: retention.expect("checked by finish"),
             purge: purge.expect("checked by finish"),
         })
+    }
+}
+
+/// One purge interval: an account still present this long after its
+/// retention ended is overdue, and a purge that has not completed for twice
+/// this long has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverdueAfter {
+    hours: u32,
+}
+
+impl OverdueAfter {
+    /// The daily cron's interval.
+    pub const DEFAULT: Self = Self { hours: 24 };
+
+    #[must_use]
+    pub fn hours(self) -> u32 {
+        self.hours
     }
 }
 
@@ -564,11 +586,15 @@ impl<'a> Env<'a> {
         let workers = self.optional("PURGE_WORKERS", defaults.workers, |raw| {
             bounded_u32(raw, 1, 16).map(|n| NonZeroU32::new(n).expect("at least 1"))
         });
+        let overdue_after = self.optional("OVERDUE_AFTER_HOURS", defaults.overdue_after, |raw| {
+            bounded_u32(raw, 1, 8760).map(|hours| OverdueAfter { hours })
+        });
         Some(PurgeSettings {
             batch_size: batch_size?,
             batch_target: batch_target?,
             time_budget: time_budget?,
             workers: workers?,
+            overdue_after: overdue_after?,
         })
     }
 }

@@ -20,6 +20,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod schema;
 pub mod sql;
+pub mod status;
 pub mod telemetry;
 pub mod tokens;
 pub mod vercel;

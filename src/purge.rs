@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 
-use crate::config::{PurgeSettings, RetentionDays};
+use crate::config::{OverdueAfter, PurgeSettings, RetentionDays};
 use crate::db::{self, Limits};
 use crate::schema::{Catalog, ForeignKey, SchemaError};
 use crate::sql::{AppTables, Statements};
@@ -89,6 +89,9 @@ pub struct PurgeOutcome {
     pub blocked: u64,
     /// The names of those keys.
     pub blocked_by: Vec<String>,
+    /// Accounts still present a purge interval after their retention ended
+    /// (blocked ones included), when the run finished.
+    pub overdue: Overdue,
     /// For a dry run: what in the app's schema keeps the purge from working
     /// well.
     pub findings: Option<Findings>,
@@ -229,13 +232,25 @@ pub async fn run(
     let started = Instant::now();
     let sql = tables.statements(pool).await?;
     let outcome = if dry_run {
-        count_only(pool, &sql, retention, started).await?
+        count_only(pool, &sql, retention, settings.overdue_after, started).await?
     } else {
         match claim(pool, retention, settings.time_budget).await? {
             Some(lease) => purge_with_lease(pool, tables, sql, lease, settings, started).await?,
-            None => skipped(pool, &sql, retention, started).await?,
+            None => skipped(pool, &sql, retention, settings.overdue_after, started).await?,
         }
     };
+    if outcome.overdue.count > 0 {
+        // Somebody must act: a blocked account, a backlog bigger than the
+        // budget, or runs that fail. The figures say which.
+        tracing::error!(
+            run_id = outcome.run_id,
+            overdue = outcome.overdue.count,
+            oldest_overdue_seconds = outcome.overdue.oldest_seconds,
+            blocked = outcome.blocked,
+            remaining = outcome.remaining,
+            "erasure is overdue: accounts are still present a purge interval after their retention ended"
+        );
+    }
     tracing::info!(
         run_id = outcome.run_id,
         status = outcome.status.as_str(),
@@ -300,21 +315,39 @@ async fn claim(
 }
 
 /// Expired accounts at a cutoff.
-struct Expired {
+pub(crate) struct Expired {
     /// Those the purge can delete.
-    deletable: i64,
-    blocked: i64,
+    pub deletable: i64,
+    pub blocked: i64,
     /// The keys that block them, by name.
-    blocked_by: Vec<String>,
+    pub blocked_by: Vec<String>,
+    pub overdue: Overdue,
 }
 
-async fn count_expired(
+/// Accounts still present more than one purge interval after their
+/// retention ended: erasure has fallen behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overdue {
+    pub count: u64,
+    /// How long past its retention the oldest of them is.
+    pub oldest_seconds: Option<i64>,
+}
+
+pub(crate) async fn count_expired(
     conn: &mut sqlx::PgConnection,
     sql: &Statements,
     cutoff: DateTime<Utc>,
+    overdue_after: OverdueAfter,
 ) -> Result<Expired, sqlx::Error> {
-    let (deletable, blocked, per_path): (i64, i64, Vec<i64>) = db::query_as(&sql.count_expired)
+    let (deletable, blocked, per_path, overdue, oldest_seconds): (
+        i64,
+        i64,
+        Vec<i64>,
+        i64,
+        Option<i64>,
+    ) = db::query_as(&sql.count_expired)
         .bind(cutoff)
+        .bind(overdue_after.hours() as i32)
         .fetch_one(conn)
         .await?;
     let mut blocked_by: Vec<String> = sql
@@ -330,6 +363,10 @@ async fn count_expired(
         deletable,
         blocked,
         blocked_by,
+        overdue: Overdue {
+            count: overdue as u64,
+            oldest_seconds,
+        },
     })
 }
 
@@ -338,9 +375,10 @@ async fn skipped(
     pool: &PgPool,
     sql: &Statements,
     retention: RetentionDays,
+    overdue_after: OverdueAfter,
     started: Instant,
 ) -> Result<PurgeOutcome, sqlx::Error> {
-    ledger_only(pool, sql, retention, started, false).await
+    ledger_only(pool, sql, retention, overdue_after, started, false).await
 }
 
 /// A dry run: counts, and reads the catalog for what will get in the way.
@@ -348,9 +386,10 @@ async fn count_only(
     pool: &PgPool,
     sql: &Statements,
     retention: RetentionDays,
+    overdue_after: OverdueAfter,
     started: Instant,
 ) -> Result<PurgeOutcome, sqlx::Error> {
-    let mut outcome = ledger_only(pool, sql, retention, started, true).await?;
+    let mut outcome = ledger_only(pool, sql, retention, overdue_after, started, true).await?;
     outcome.findings = Some(Findings::of(&sql.catalog));
     Ok(outcome)
 }
@@ -361,6 +400,7 @@ async fn ledger_only(
     pool: &PgPool,
     sql: &Statements,
     retention: RetentionDays,
+    overdue_after: OverdueAfter,
     started: Instant,
     dry_run: bool,
 ) -> Result<PurgeOutcome, sqlx::Error> {
@@ -369,7 +409,7 @@ async fn ledger_only(
         .bind(retention.days())
         .fetch_one(&mut *tx)
         .await?;
-    let expired = count_expired(&mut tx, sql, cutoff).await?;
+    let expired = count_expired(&mut tx, sql, cutoff, overdue_after).await?;
     let status = if dry_run {
         PurgeStatus::Completed
     } else {
@@ -377,8 +417,9 @@ async fn ledger_only(
     };
     let run_id: i64 = db::query_scalar(
         "insert into account_deletion.purge_runs
-             (status, dry_run, cutoff, remaining, blocked, blocked_by, finished_at)
-         values ($1, $2, $3, $4, $5, $6, now())
+             (status, dry_run, cutoff, remaining, blocked, blocked_by, overdue,
+              oldest_overdue_seconds, finished_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, now())
          returning id",
     )
     .bind(status.as_str())
@@ -387,6 +428,8 @@ async fn ledger_only(
     .bind(expired.deletable)
     .bind(expired.blocked)
     .bind(&expired.blocked_by)
+    .bind(expired.overdue.count as i64)
+    .bind(expired.overdue.oldest_seconds)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -398,6 +441,7 @@ async fn ledger_only(
         remaining: expired.deletable as u64,
         blocked: expired.blocked as u64,
         blocked_by: expired.blocked_by,
+        overdue: expired.overdue,
         findings: None,
         cutoff,
         batches: 0,
@@ -496,7 +540,7 @@ async fn purge_with_lease(
             }
         }
         let mut tx = db::begin(pool, &Limits::CRON).await?;
-        expired = Some(count_expired(&mut tx, &sql, lease.cutoff).await?);
+        expired = Some(count_expired(&mut tx, &sql, lease.cutoff, settings.overdue_after).await?);
         tx.commit().await?;
         pass += 1;
     }
@@ -510,6 +554,7 @@ async fn purge_with_lease(
     db::query(concat!(
         "update account_deletion.purge_runs
          set status = $2, remaining = $3, blocked = $4, blocked_by = $5,
+             overdue = $6, oldest_overdue_seconds = $7,
              finished_at = now(), lease_expires_at = null, ",
         set_totals!(),
         " where id = $1 and status = 'running'"
@@ -519,6 +564,8 @@ async fn purge_with_lease(
     .bind(expired.deletable)
     .bind(expired.blocked)
     .bind(&expired.blocked_by)
+    .bind(expired.overdue.count as i64)
+    .bind(expired.overdue.oldest_seconds)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -531,6 +578,7 @@ async fn purge_with_lease(
         remaining: expired.deletable as u64,
         blocked: expired.blocked as u64,
         blocked_by: expired.blocked_by,
+        overdue: expired.overdue,
         findings: None,
         cutoff: lease.cutoff,
         batches: progress.batches.load(Ordering::Relaxed),
@@ -749,6 +797,7 @@ mod tests {
             batch_target: target_ms.map(Duration::from_millis),
             time_budget: Duration::from_secs(budget_s),
             workers: NonZeroU32::new(2).unwrap(),
+            ..PurgeSettings::default()
         };
         let statement_timeout = |limits: Limits| {
             limits

@@ -47,8 +47,12 @@ pub struct Statements {
     /// One purge batch; see [`purge_batch`] for its shape.
     pub purge_batch: Statement,
     /// Expired accounts at cutoff `$1`: how many the purge can delete, how
-    /// many are blocked, and how many each blocking path blocks.
+    /// many are blocked, how many each blocking path blocks, how many are
+    /// overdue (`$2` hours past the cutoff) and the oldest one's seconds past
+    /// its retention.
     pub count_expired: String,
+    /// Soft-deleted accounts still in their grace period at cutoff `$1`.
+    pub count_pending: String,
 }
 
 impl Statements {
@@ -67,6 +71,7 @@ impl Statements {
             queue_reminders: queue_reminders(&t),
             purge_batch: Statement::new(purge_batch(&t, &catalog.blocking)),
             count_expired: count_expired(&t, &catalog.blocking),
+            count_pending: count_pending(&t),
             catalog,
         }
     }
@@ -389,9 +394,19 @@ fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
         users, deleted_at, ..
     } = t;
     let cutoff = t.as_column("$1");
+    let overdue_before = t.as_column("$1 - make_interval(hours => $2)");
+    let deleted_at_tz = t.deleted_at_of("u");
+    // Overdue: still here `$2` hours after the retention ended; the oldest
+    // one's age past its retention, in seconds.
+    let overdue = "count(*) filter (where overdue),
+         case when bool_or(overdue) then extract(epoch from $1 - min(deleted_at))::int8 end";
+    let expired = format!(
+        "select u.{deleted_at} <= {overdue_before} as overdue, {deleted_at_tz} as deleted_at"
+    );
     if blocking.is_empty() {
         return format!(
-            "select count(*), 0::int8, '{{}}'::int8[] from {users} u where u.{deleted_at} <= {cutoff}"
+            "select count(*), 0::int8, '{{}}'::int8[], {overdue}
+             from ({expired} from {users} u where u.{deleted_at} <= {cutoff}) expired"
         );
     }
     let flags: Vec<String> = blocking
@@ -404,12 +419,21 @@ fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
         .map(|i| format!("count(*) filter (where b{i})"))
         .collect();
     format!(
-        "select count(*) filter (where not ({any})), count(*) filter (where {any}), array[{each}]::int8[]
-         from (select {flags} from {users} u where u.{deleted_at} <= {cutoff}) expired",
+        "select count(*) filter (where not ({any})), count(*) filter (where {any}), array[{each}]::int8[],
+                {overdue}
+         from ({expired}, {flags} from {users} u where u.{deleted_at} <= {cutoff}) expired",
         any = any.join(" or "),
         each = each.join(", "),
         flags = flags.join(", "),
     )
+}
+
+fn count_pending(t: &Names) -> String {
+    let Names {
+        users, deleted_at, ..
+    } = t;
+    let cutoff = t.as_column("$1");
+    format!("select count(*) from {users} u where u.{deleted_at} > {cutoff}")
 }
 
 /// `exists (…)`: the user row `alias` has rows along every key of `path`.

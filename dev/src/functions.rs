@@ -10,6 +10,7 @@ use account_deletion::routes::delete_account::DeleteAccount;
 use account_deletion::routes::purge_users::PurgeUsers;
 use account_deletion::routes::recover_account::RecoverAccount;
 use account_deletion::routes::send_emails::SendEmails;
+use account_deletion::routes::status::Status;
 use account_deletion::web;
 use bytes::Bytes;
 use http::StatusCode;
@@ -27,6 +28,7 @@ pub const PATHS: &[(&str, &str)] = &[
         "api/cron/permanent-delete-users.rs",
     ),
     ("/api/cron/send-emails", "api/cron/send-emails.rs"),
+    ("/api/status", "api/status.rs"),
 ];
 
 #[derive(Clone)]
@@ -35,6 +37,7 @@ pub struct Functions {
     recover: RecoverAccount,
     purge: PurgeUsers,
     send_emails: SendEmails,
+    status: Status,
     pool: PgPool,
 }
 
@@ -48,6 +51,7 @@ impl Functions {
             recover: RecoverAccount::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
             purge: PurgeUsers::with_pool(CronConfig::from_lookup(&lookup), pool.clone()),
             send_emails: SendEmails::with_pool(EmailCronConfig::from_lookup(&lookup), pool.clone()),
+            status: Status::with_pool(CronConfig::from_lookup(&lookup), pool.clone()),
             pool,
         }
     }
@@ -60,6 +64,7 @@ impl Functions {
             "/api/account/recover" => self.recover.handle(request).await,
             "/api/cron/permanent-delete-users" => self.purge.handle(request).await,
             "/api/cron/send-emails" => self.send_emails.handle(request).await,
+            "/api/status" => self.status.handle(request).await,
             "/_vercel/ping" => text(StatusCode::OK, "OK"),
             "/_dev/seed" if method == http::Method::POST => {
                 self.seed(query_param(&request, "email")).await

@@ -175,7 +175,7 @@ fn banner(
         );
     }
     println!(
-        "  functions  /api/account/delete  /api/account/recover  /api/cron/permanent-delete-users  /api/cron/send-emails"
+        "  functions  /api/account/delete  /api/account/recover  /api/cron/permanent-delete-users  /api/cron/send-emails  /api/status"
     );
     println!();
     println!("try:");

@@ -5,6 +5,7 @@ pub mod delete_account;
 pub mod purge_users;
 pub mod recover_account;
 pub mod send_emails;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -63,13 +64,21 @@ pub(crate) async fn statements(
     tables: &AppTables,
     pool: &PgPool,
 ) -> Result<Arc<Statements>, ApiError> {
-    tables.statements(pool).await.map_err(|error| match error {
+    tables
+        .statements(pool)
+        .await
+        .map_err(|error| schema_refusal(route, error))
+}
+
+/// The answer to a request whose route found the app's tables unusable.
+pub(crate) fn schema_refusal(route: &'static str, error: SchemaError) -> ApiError {
+    match error {
         SchemaError::Misconfigured { variable, reason } => {
             tracing::error!(route, variable, problem = %reason, "the app's tables do not match the configuration; refusing the request");
             ApiError::ServerMisconfigured
         }
         SchemaError::Database(error) => ApiError::from_database(error),
-    })
+    }
 }
 
 const CRON_METHODS: &[Method] = &[Method::GET, Method::POST];

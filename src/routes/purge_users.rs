@@ -128,6 +128,10 @@ struct PurgeBody {
     blocked: u64,
     /// Those keys, by name.
     blocked_by: Vec<String>,
+    /// Accounts still present a purge interval (`OVERDUE_AFTER_HOURS`) after
+    /// their retention ended, and how long past it the oldest one is.
+    overdue: u64,
+    oldest_overdue_seconds: Option<i64>,
     dry_run: bool,
     /// For a dry run: how many accounts a real run would delete now.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,6 +154,8 @@ impl From<&PurgeOutcome> for PurgeBody {
             remaining: outcome.remaining,
             blocked: outcome.blocked,
             blocked_by: outcome.blocked_by.clone(),
+            overdue: outcome.overdue.count,
+            oldest_overdue_seconds: outcome.overdue.oldest_seconds,
             dry_run: outcome.dry_run,
             would_delete: outcome.dry_run.then_some(outcome.remaining),
             cutoff: outcome.cutoff.to_rfc3339_opts(SecondsFormat::Micros, true),

@@ -21,5 +21,6 @@ mod purge_outage;
 mod purge_rules;
 mod random_input;
 mod schema;
+mod status;
 mod timeouts;
 mod token_sign_in;
