@@ -10,6 +10,7 @@ pub mod config;
 pub mod cors;
 pub mod cron_secret;
 pub mod db;
+pub mod forget;
 pub mod html;
 pub mod http_client;
 pub mod mail;

@@ -221,6 +221,11 @@ impl Findings {
     }
 }
 
+/// How long a purged account's tombstone (its id and purge time) is kept:
+/// longer than the backups of common hosts, so that a restore of any of them
+/// can be re-erased (`forget`).
+pub const TOMBSTONE_DAYS: i32 = 400;
+
 /// One purge run, as the cron route calls it.
 pub async fn run(
     pool: &PgPool,
@@ -568,6 +573,10 @@ async fn purge_with_lease(
     .bind(expired.overdue.oldest_seconds)
     .execute(&mut *tx)
     .await?;
+    db::query("delete from account_deletion.tombstones where purged_at < now() - make_interval(days => $1)")
+        .bind(TOMBSTONE_DAYS)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
 
     Ok(PurgeOutcome {

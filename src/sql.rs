@@ -53,6 +53,9 @@ pub struct Statements {
     pub count_expired: String,
     /// Soft-deleted accounts still in their grace period at cutoff `$1`.
     pub count_pending: String,
+    /// Makes the accounts among ids `$1` (text[]) that are present due for
+    /// the purge at cutoff `$2`; returns how many.
+    pub make_due: String,
 }
 
 impl Statements {
@@ -72,6 +75,7 @@ impl Statements {
             purge_batch: Statement::new(purge_batch(&t, &catalog.blocking)),
             count_expired: count_expired(&t, &catalog.blocking),
             count_pending: count_pending(&t),
+            make_due: make_due(&t),
             catalog,
         }
     }
@@ -374,6 +378,10 @@ with lease as (
 ), forgotten as (
     delete from account_deletion.email_outbox
     where user_id = any(array(select id from deleted))
+), tombstoned as (
+    insert into account_deletion.tombstones (user_id, purged_at)
+    select id, now() from deleted
+    on conflict (user_id) do update set purged_at = excluded.purged_at
 ), tally as (
     select count(*) as n, max(deleted_at) as newest from deleted
 ), booked as (
@@ -425,6 +433,28 @@ fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
         any = any.join(" or "),
         each = each.join(", "),
         flags = flags.join(", "),
+    )
+}
+
+fn make_due(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    // Just past the cutoff: due now, and not overdue for having been restored.
+    let due = t.as_column("$2 - interval '1 second'");
+    format!(
+        "with made as (
+             update {users} u set {deleted_at} = {due}
+             where u.{id} = any($1::text[]::{id_type}[])
+               and (u.{deleted_at} is null or u.{deleted_at} > {due})
+             returning 1
+         )
+         select (select count(*) from made),
+                (select count(*) from {users} u where u.{id} = any($1::text[]::{id_type}[]))"
     )
 }
 

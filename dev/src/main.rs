@@ -20,7 +20,7 @@ use std::str::FromStr;
 use account_deletion::db;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-const USAGE: &str = "usage: cargo dev [serve | cron <path> | migrate [--add-deleted-at] | seed [email] | backdate <email> [days]]";
+const USAGE: &str = "usage: cargo dev [serve | cron <path> | migrate [--add-deleted-at] | forget --from <url> | seed [email] | backdate <email> [days]]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
         ["cron", path] => cron(path).await,
         ["migrate"] => migrate(false).await,
         ["migrate", "--add-deleted-at"] => migrate(true).await,
+        ["forget", "--from", url] => forget(url).await,
         ["seed"] => seed(None).await,
         ["seed", email] => seed(Some(email)).await,
         ["backdate", email] => backdate(email, "31").await,
@@ -226,6 +227,38 @@ async fn migrate(add_deleted_at: bool) -> anyhow::Result<()> {
         "{} migration(s) applied to {variable}, {} already present",
         migrated.applied.len(),
         migrated.already_present
+    );
+    Ok(())
+}
+
+/// Re-erasure after a restore: the tombstones of the database at `from` (the
+/// one the restore replaced) against `DATABASE_URL` (the restored one).
+async fn forget(from: &str) -> anyhow::Result<()> {
+    account_deletion::telemetry::init();
+    let settings = DevSettings::load()?;
+    let lookup = |name: &str| settings.get(name);
+    let config = account_deletion::config::CronConfig::from_lookup(&lookup)
+        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    // The parser's own message may quote the URL, password included.
+    let from = PgConnectOptions::from_str(from)
+        .map_err(|_| anyhow::anyhow!("--from is not a PostgreSQL connection URL"))?;
+    let pool = PgPoolOptions::new().max_connections(config.purge.workers.get() + 1);
+    let replaced = pool.clone().connect_with(db::connect_options(from)).await?;
+    let restored = pool
+        .connect_with(db::connect_options(config.database.clone()))
+        .await?;
+    let tables = account_deletion::sql::AppTables::new(config.users.clone(), None);
+    let done = account_deletion::forget::forget(
+        &replaced,
+        &restored,
+        &tables,
+        config.retention,
+        config.purge,
+    )
+    .await?;
+    println!(
+        "{} tombstone(s) read; {} of those accounts were back and are erased again ({} account(s) purged in all, {} blocked)",
+        done.tombstones, done.present, done.purged, done.blocked
     );
     Ok(())
 }

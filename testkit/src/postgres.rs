@@ -357,6 +357,16 @@ async fn start_throwaway_cluster() -> PgConnectOptions {
     options
 }
 
+/// A client program of the test server's PostgreSQL (`pg_dump`,
+/// `pg_restore`), or the one on `PATH` when the server is not ours.
+pub fn client_program(name: &str) -> PathBuf {
+    let ours = std::panic::catch_unwind(server_binaries)
+        .ok()
+        .map(|bin| bin.join(name))
+        .filter(|path| path.exists());
+    ours.unwrap_or_else(|| PathBuf::from(name))
+}
+
 fn server_binaries() -> PathBuf {
     if let Ok(dir) = std::env::var("PG_BIN_DIR") {
         return PathBuf::from(dir);

@@ -24,3 +24,4 @@ mod schema;
 mod status;
 mod timeouts;
 mod token_sign_in;
+mod tombstones;

@@ -1,0 +1,104 @@
+//! Re-erasure after a backup restore. Every purge leaves a tombstone (the
+//! account's id and purge time). After the database is restored from a
+//! backup, accounts purged after the backup was taken are back; the
+//! tombstones of the database the restore replaced name them. Each one that
+//! is present again is made due and purged by the ordinary purge, with its
+//! rows and a new tombstone, in batches, blocked ones reported as any other.
+
+use sqlx::PgPool;
+
+use crate::config::{PurgeSettings, RetentionDays};
+use crate::db::{self, Limits};
+use crate::purge::{self, PurgeError, PurgeStatus};
+use crate::sql::AppTables;
+
+/// Tombstones read per round trip.
+const CHUNK: i64 = 10_000;
+
+/// What a re-erasure did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Tombstones in the database the restore replaced.
+    pub tombstones: u64,
+    /// Of their accounts, those present in the restored database.
+    pub present: u64,
+    /// Accounts the purge runs deleted (those, and any other that was due).
+    pub purged: u64,
+    /// Accounts left because a foreign key without a delete action holds them.
+    pub blocked: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetError {
+    #[error("reading the tombstones: {0}")]
+    Source(sqlx::Error),
+    #[error(transparent)]
+    Purge(#[from] PurgeError),
+}
+
+/// Re-erases, in `restored`, every account whose tombstone is in `replaced`.
+pub async fn forget(
+    replaced: &PgPool,
+    restored: &PgPool,
+    tables: &AppTables,
+    retention: RetentionDays,
+    settings: PurgeSettings,
+) -> Result<Forgotten, ForgetError> {
+    let sql = tables
+        .statements(restored)
+        .await
+        .map_err(PurgeError::from)?;
+    let mut done = Forgotten::default();
+    let mut after = String::new();
+    loop {
+        let ids: Vec<String> = db::query_scalar(
+            "select user_id from account_deletion.tombstones where user_id > $1
+             order by user_id limit $2",
+        )
+        .bind(&after)
+        .bind(CHUNK)
+        .fetch_all(&mut *replaced.acquire().await.map_err(ForgetError::Source)?)
+        .await
+        .map_err(ForgetError::Source)?;
+        let Some(last) = ids.last() else { break };
+        after.clone_from(last);
+        done.tombstones += ids.len() as u64;
+        let mut tx = db::begin(restored, &Limits::CRON)
+            .await
+            .map_err(PurgeError::from)?;
+        let cutoff: chrono::DateTime<chrono::Utc> =
+            db::query_scalar("select now() - make_interval(days => $1)")
+                .bind(retention.days())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(PurgeError::from)?;
+        let (_made, present): (i64, i64) = db::query_as(&sql.make_due)
+            .bind(&ids)
+            .bind(cutoff)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(PurgeError::from)?;
+        tx.commit().await.map_err(PurgeError::from)?;
+        done.present += present as u64;
+    }
+    // The ordinary purge, run until nothing it can delete is left.
+    loop {
+        let outcome = purge::run(restored, tables, retention, settings, false).await?;
+        done.purged += outcome.deleted;
+        done.blocked = outcome.blocked;
+        match outcome.status {
+            PurgeStatus::Partial => {}
+            // Another run holds the purge: it deletes them too; wait for it.
+            PurgeStatus::Skipped => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            PurgeStatus::Completed => break,
+        }
+    }
+    tracing::info!(
+        tombstones = done.tombstones,
+        present = done.present,
+        purged = done.purged,
+        blocked = done.blocked,
+        "re-erasure after a restore finished"
+    );
+    Ok(done)
+}

@@ -1,0 +1,185 @@
+//! Re-erasure after a backup restore: take a dump, purge, restore the dump
+//! into a fresh database, re-apply the tombstones of the database the
+//! restore replaced. Every purged account is gone again; the active ones
+//! are untouched.
+
+use std::process::Command;
+
+use account_deletion::config::{PurgeSettings, RetentionDays};
+use account_deletion::forget::{Forgotten, forget};
+use account_deletion::schema::UsersTable;
+use account_deletion::sql::AppTables;
+use sqlx::PgPool;
+
+use crate::helpers::{CRON_SECRET, TestDb, cron_config, read, request};
+
+async fn users(pool: &PgPool, prefix: &str, n: i32, deleted_days_ago: Option<i32>) -> Vec<String> {
+    sqlx::query_scalar(
+        "insert into users (email, deleted_at)
+         select $1 || g || '@example.test', now() - make_interval(days => $3)
+         from generate_series(1, $2) g returning id::text",
+    )
+    .bind(prefix)
+    .bind(n)
+    .bind(deleted_days_ago)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+async fn present(pool: &PgPool, ids: &[String]) -> Vec<(String, bool)> {
+    sqlx::query_as(
+        "select id::text, deleted_at is null from users where id::text = any($1) order by 1",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+fn run(program: &str, args: &[&str]) {
+    let output = Command::new(testkit::postgres::client_program(program))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} ({e}): install PostgreSQL's client programs")
+        });
+    assert!(
+        output.status.success(),
+        "{program} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn purge(db: &TestDb) -> serde_json::Value {
+    let route = account_deletion::routes::purge_users::PurgeUsers::new(cron_config(&db.url(), &[]));
+    let auth = format!("Bearer {CRON_SECRET}");
+    read(
+        route
+            .handle(request(
+                http::Method::GET,
+                "/api/cron/permanent-delete-users",
+                &[("authorization", &auth)],
+                b"",
+            ))
+            .await,
+    )
+    .await
+    .json()
+}
+
+async fn forget_into(replaced: &TestDb, restored: &TestDb) -> Forgotten {
+    forget(
+        &replaced.pool,
+        &restored.pool,
+        &AppTables::new(UsersTable::default_names(), None),
+        RetentionDays::DEFAULT,
+        PurgeSettings::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_restored_backup_is_erased_again_from_the_tombstones() {
+    let live = TestDb::new().await;
+    let active = users(&live.pool, "active-", 5, None).await;
+    let due = users(&live.pool, "due-", 3, Some(40)).await;
+    let later = users(&live.pool, "later-", 2, None).await;
+    sqlx::query(
+        "insert into sessions (user_id, token_hash, expires_at)
+         select id, sha256(convert_to(id::text, 'UTF8')), now() + interval '1 day'
+         from users where id::text = any($1)",
+    )
+    .bind(&active)
+    .execute(&live.pool)
+    .await
+    .unwrap();
+
+    // The backup.
+    let dump = std::env::temp_dir().join(format!("tombstones-{}.dump", std::process::id()));
+    run(
+        "pg_dump",
+        &[
+            "--format=custom",
+            "--file",
+            dump.to_str().unwrap(),
+            "--dbname",
+            &live.url_direct(),
+        ],
+    );
+
+    // After it: two more accounts are deleted, and everything due is purged.
+    sqlx::query(
+        "update users set deleted_at = now() - interval '40 days' where id::text = any($1)",
+    )
+    .bind(&later)
+    .execute(&live.pool)
+    .await
+    .unwrap();
+    let run_answer = purge(&live).await;
+    assert_eq!(run_answer["deleted"], 5, "{run_answer}");
+    let tombstones: Vec<(String, i64)> = sqlx::query_as(
+        "select user_id, (select count(*) from information_schema.columns
+                          where table_schema = 'account_deletion' and table_name = 'tombstones')
+         from account_deletion.tombstones order by 1",
+    )
+    .fetch_all(&live.pool)
+    .await
+    .unwrap();
+    let mut purged: Vec<String> = due.iter().chain(&later).cloned().collect();
+    purged.sort();
+    assert_eq!(
+        tombstones
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect::<Vec<_>>(),
+        purged
+    );
+    assert!(
+        tombstones.iter().all(|(_, columns)| *columns == 2),
+        "an id and a time, nothing else"
+    );
+
+    // The restore, into a fresh database.
+    let restored = TestDb::empty().await;
+    run(
+        "pg_restore",
+        &[
+            "--no-owner",
+            "--dbname",
+            &restored.url_direct(),
+            dump.to_str().unwrap(),
+        ],
+    );
+    let _ = std::fs::remove_file(&dump);
+    let back = present(&restored.pool, &purged).await;
+    assert_eq!(back.len(), 5, "the purged accounts are back: {back:?}");
+
+    let done = forget_into(&live, &restored).await;
+    assert_eq!(
+        done,
+        Forgotten {
+            tombstones: 5,
+            present: 5,
+            purged: 5,
+            blocked: 0
+        }
+    );
+    assert_eq!(present(&restored.pool, &purged).await, vec![]);
+    let mut kept = active.clone();
+    kept.sort();
+    assert_eq!(
+        present(&restored.pool, &active).await,
+        kept.iter().map(|id| (id.clone(), true)).collect::<Vec<_>>(),
+        "active accounts are untouched"
+    );
+    let sessions: i64 = sqlx::query_scalar("select count(*) from sessions")
+        .fetch_one(&restored.pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 5);
+    // Running it again finds nothing to do.
+    let again = forget_into(&live, &restored).await;
+    assert_eq!((again.present, again.purged), (0, 0));
+}
