@@ -379,9 +379,7 @@ with lease as (
     delete from account_deletion.email_outbox
     where user_id = any(array(select id from deleted))
 ), tombstoned as (
-    insert into account_deletion.tombstones (user_id, purged_at)
-    select id, now() from deleted
-    on conflict (user_id) do update set purged_at = excluded.purged_at
+    insert into account_deletion.tombstones (user_id) select id from deleted
 ), tally as (
     select count(*) as n, max(deleted_at) as newest from deleted
 ), booked as (
