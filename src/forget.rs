@@ -67,7 +67,7 @@ pub async fn forget(
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(PurgeError::from)?;
-        let (_made, present): (i64, i64) = db::query_as(&sql.make_due)
+        let present: i64 = db::query_scalar(&sql.make_due)
             .bind(chunk)
             .bind(cutoff)
             .fetch_one(&mut *tx)

@@ -54,7 +54,7 @@ pub struct Statements {
     /// Soft-deleted accounts still in their grace period at cutoff `$1`.
     pub count_pending: String,
     /// Makes the accounts among ids `$1` (text[]) that are present due for
-    /// the purge at cutoff `$2`; returns how many.
+    /// the purge at cutoff `$2`; returns how many are present.
     pub make_due: String,
 }
 
@@ -449,10 +449,8 @@ fn make_due(t: &Names) -> String {
              update {users} u set {deleted_at} = {due}
              where u.{id} = any($1::text[]::{id_type}[])
                and (u.{deleted_at} is null or u.{deleted_at} > {due})
-             returning 1
          )
-         select (select count(*) from made),
-                (select count(*) from {users} u where u.{id} = any($1::text[]::{id_type}[]))"
+         select count(*) from {users} u where u.{id} = any($1::text[]::{id_type}[])"
     )
 }
 

@@ -76,6 +76,19 @@ impl Monitored {
         .unwrap()
     }
 
+    /// An app table whose key has no delete action: it blocks the purge
+    /// of the accounts it references.
+    async fn add_restricting_orders_table(&self) {
+        sqlx::raw_sql(
+            "create table orders (id bigint generated always as identity primary key,
+                                  user_id uuid not null references users (id));
+             create index on orders (user_id);",
+        )
+        .execute(self.pool())
+        .await
+        .unwrap();
+    }
+
     async fn expect(&self, code: StatusCode, problems: &[&str]) -> Value {
         let (status, body) = self.status().await;
         assert_eq!(status, code, "{body}");
@@ -111,14 +124,7 @@ async fn the_status_goes_to_503_for_each_thing_that_needs_a_person_and_back() {
     app.expect(StatusCode::OK, &[]).await;
 
     // A blocked account (past its retention, not yet overdue).
-    sqlx::raw_sql(
-        "create table orders (id bigint generated always as identity primary key,
-                              user_id uuid not null references users (id));
-         create index on orders (user_id);",
-    )
-    .execute(app.pool())
-    .await
-    .unwrap();
+    app.add_restricting_orders_table().await;
     let held = app.deleted_hours_ago(RETENTION_HOURS + 2).await;
     sqlx::query("insert into orders (user_id) values ($1::uuid)")
         .bind(&held)
@@ -194,14 +200,7 @@ async fn the_status_goes_to_503_for_each_thing_that_needs_a_person_and_back() {
 #[tokio::test]
 async fn the_purge_reports_overdue_accounts_in_its_answer_and_its_ledger() {
     let app = Monitored::new().await;
-    sqlx::raw_sql(
-        "create table orders (id bigint generated always as identity primary key,
-                              user_id uuid not null references users (id));
-         create index on orders (user_id);",
-    )
-    .execute(app.pool())
-    .await
-    .unwrap();
+    app.add_restricting_orders_table().await;
     for _ in 0..3 {
         let id = app.deleted_hours_ago(RETENTION_HOURS + 10 * DAY).await;
         sqlx::query("insert into orders (user_id) values ($1::uuid)")

@@ -105,6 +105,16 @@ async fn prisma_deleted(pool: &PgPool, id: &str) -> bool {
         .unwrap()
 }
 
+/// 202 for a valid vector, 401 for any other.
+fn expect_answer(response: &TestResponse, valid: bool, name: &str) {
+    let expected = if valid {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    assert_eq!(response.status, expected, "{name}: {}", response.text());
+}
+
 async fn with_cookie(app: &AccountApp, cookie: &str, origin: Option<&str>) -> TestResponse {
     let mut headers = vec![("cookie", cookie)];
     if let Some(origin) = origin {
@@ -127,18 +137,7 @@ async fn authjs_jwt_cookies_made_by_auth_core_sign_in_and_nothing_else_does() {
         prisma_user(pool, &vector.sub).await;
         let cookie = format!("theme=dark; {}={}", vector.cookie, vector.token);
         let response = with_cookie(&app, &cookie, Some(APP_URL)).await;
-        let expected = if vector.valid {
-            StatusCode::ACCEPTED
-        } else {
-            StatusCode::UNAUTHORIZED
-        };
-        assert_eq!(
-            response.status,
-            expected,
-            "{}: {}",
-            vector.name,
-            response.text()
-        );
+        expect_answer(&response, vector.valid, &vector.name);
         assert_eq!(
             prisma_deleted(pool, &vector.sub).await,
             vector.valid,
@@ -281,18 +280,7 @@ async fn jwks_tokens_verify_only_with_their_own_key_algorithm_and_claims() {
         }
         user(pool, &vector.sub).await;
         let response = with_bearer(&app, &vector.token).await;
-        let expected = if vector.valid {
-            StatusCode::ACCEPTED
-        } else {
-            StatusCode::UNAUTHORIZED
-        };
-        assert_eq!(
-            response.status,
-            expected,
-            "{}: {}",
-            vector.name,
-            response.text()
-        );
+        expect_answer(&response, vector.valid, &vector.name);
         assert_eq!(
             deleted(pool, &vector.sub).await,
             vector.valid,
@@ -415,18 +403,7 @@ async fn a_shared_secret_verifies_hs256_and_nothing_else() {
         seen += 1;
         user(pool, &vector.sub).await;
         let response = with_bearer(&app, &vector.token).await;
-        let expected = if vector.valid {
-            StatusCode::ACCEPTED
-        } else {
-            StatusCode::UNAUTHORIZED
-        };
-        assert_eq!(
-            response.status,
-            expected,
-            "{}: {}",
-            vector.name,
-            response.text()
-        );
+        expect_answer(&response, vector.valid, &vector.name);
     }
     assert_eq!(seen, 4);
 }
@@ -460,7 +437,7 @@ async fn an_authorized_party_list_refuses_tokens_made_for_other_origins() {
 }
 
 #[tokio::test]
-async fn a_token_mode_missing_its_settings_answers_500_naming_nothing_secret() {
+async fn a_token_mode_missing_its_settings_answers_500() {
     let app = AccountApp::on(
         TestDb::new().await,
         None,
