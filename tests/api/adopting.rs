@@ -821,7 +821,8 @@ async fn migrating_an_existing_prisma_database_creates_nothing_in_its_schema() {
             "purge_run_workers",
             "purge_runs",
             "recovery_failures",
-            "recovery_tokens"
+            "recovery_tokens",
+            "tombstones"
         ]
     );
     let again = migrate::migrate(&db.url_direct(), "DIRECT_URL", &options)
