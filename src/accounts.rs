@@ -8,23 +8,34 @@ use uuid::Uuid;
 
 use crate::config::RetentionDays;
 use crate::db::{self, Limits};
+use crate::events::{self, PendingEvent};
 use crate::outbox::{self, EmailKind, PendingEmail};
 use crate::schema::UserId;
 use crate::sql::Statements;
 use crate::tokens::RecoveryToken;
 
-/// A soft-deleted account, with its recovery email ready for a first attempt.
+/// A soft-deleted account, with its recovery email (and its event, when
+/// events are on) ready for a first attempt.
 #[derive(Debug)]
 pub struct Deletion {
     pub deleted_at: DateTime<Utc>,
     pub purge_after: DateTime<Utc>,
     pub email: PendingEmail,
+    pub event: Option<PendingEvent>,
+}
+
+/// A restored account's "restored" email, and its event when events are on.
+#[derive(Debug)]
+pub struct Restoration {
+    pub email: PendingEmail,
+    pub event: Option<PendingEvent>,
 }
 
 /// Soft-deletes the signed-in user: `deleted_at = now()`, every session of
 /// the sign-in's table deleted, older recovery tokens revoked and older link
 /// emails superseded, a new token created (only its hash stored) and the
-/// recovery email queued. `None` when the user is gone or already deleted.
+/// recovery email queued (and `account.deleted` recorded, when events are
+/// on). `None` when the user is gone or already deleted.
 ///
 /// All of it is one statement ([`Statements::delete_account`]), sent with the account limits in one round
 /// trip and run as one transaction (a lock held elsewhere for 2 s answers 503
@@ -38,8 +49,16 @@ pub async fn delete(
     user: &UserId,
     retention: RetentionDays,
 ) -> Result<Option<Deletion>, sqlx::Error> {
+    type Deleted = (
+        Uuid,
+        String,
+        String,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        Option<Uuid>,
+    );
     let token = RecoveryToken::generate();
-    let deleted: Option<(Uuid, String, DateTime<Utc>, DateTime<Utc>)> = sql
+    let deleted: Option<Deleted> = sql
         .delete_account
         .fetch_optional(
             &mut *pool.acquire().await?,
@@ -48,18 +67,19 @@ pub async fn delete(
                 user.as_str().into(),
                 retention.days().into(),
                 token.hash().as_slice().into(),
-                outbox::CLAIM_SECONDS.into(),
+                crate::delivery::CLAIM_SECONDS.into(),
             ],
         )
         .await?;
-    Ok(
-        deleted.map(|(outbox_id, email, deleted_at, purge_after)| Deletion {
+    Ok(deleted.map(
+        |(outbox_id, user_id, email, deleted_at, purge_after, event_id)| Deletion {
             deleted_at,
             purge_after,
             email: PendingEmail::first_attempt(outbox_id, EmailKind::Recovery, email)
                 .with_link(token, purge_after),
-        }),
-    )
+            event: event_id.map(|id| PendingEvent::deleted(id, user_id, deleted_at, purge_after)),
+        },
+    ))
 }
 
 /// When the account a valid recovery token can restore will be purged;
@@ -82,8 +102,9 @@ pub async fn recoverable_until(
     Ok(until.map(|(at,)| at))
 }
 
-/// Restores the account a recovery token belongs to, consuming the token and
-/// queuing the "restored" email, in one transaction. `None` for every token
+/// Restores the account a recovery token belongs to, consuming the token,
+/// queuing the "restored" email and recording `account.restored` (when
+/// events are on), in one transaction. `None` for every token
 /// that cannot (unknown, used, revoked, expired, account restored or purged),
 /// with nothing changed.
 ///
@@ -97,7 +118,7 @@ pub async fn recover(
     sql: &Statements,
     token: &RecoveryToken,
     retention: RetentionDays,
-) -> Result<Option<PendingEmail>, sqlx::Error> {
+) -> Result<Option<Restoration>, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
     let restored: Option<(String, String)> = db::query_as(&sql.recover)
         .bind(token.hash().as_slice())
@@ -112,9 +133,14 @@ pub async fn recover(
         .execute(&mut *tx)
         .await?;
     revoke_tokens(&mut tx, &user_id).await?;
-    let pending = outbox::queue(&mut tx, &user_id, EmailKind::Restored, &email, None).await?;
+    let email = outbox::queue(&mut tx, &user_id, EmailKind::Restored, &email, None).await?;
+    let event = if sql.records.events {
+        Some(events::record_restored(&mut tx, &user_id).await?)
+    } else {
+        None
+    };
     tx.commit().await?;
-    Ok(Some(pending))
+    Ok(Some(Restoration { email, event }))
 }
 
 async fn revoke_tokens(conn: &mut sqlx::PgConnection, user_id: &str) -> Result<(), sqlx::Error> {

@@ -18,6 +18,7 @@ use crate::cors::AllowedOrigins;
 use crate::cron_secret::CronSecret;
 use crate::mail::{MailUrl, Mailer};
 use crate::schema::{Ident, SessionTable, UsersTable};
+use crate::webhook::{Webhook, WebhookSecrets, WebhookUrl};
 
 /// One variable that is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -207,6 +208,11 @@ pub struct CronConfig {
     pub cron_secret: CronSecret,
     pub retention: RetentionDays,
     pub purge: PurgeSettings,
+    /// Where account events go (`WEBHOOK_URL`); `None`: none are recorded.
+    pub webhook: Option<Webhook>,
+    /// `SEND_ERASED_EMAIL`: the purge queues a last "your account has been
+    /// erased" email (sent by the email cron). Off by default.
+    pub erased_email: bool,
 }
 
 impl CronConfig {
@@ -222,6 +228,8 @@ impl CronConfig {
         let cron_secret = env.required("CRON_SECRET", CronSecret::parse);
         let retention = env.retention_days();
         let purge = env.purge_settings();
+        let webhook = env.webhook();
+        let erased_email = env.optional("SEND_ERASED_EMAIL", false, parse_bool);
         env.finish()?;
         Ok(Self {
             database: database.expect("checked by finish"),
@@ -229,6 +237,8 @@ impl CronConfig {
             cron_secret: cron_secret.expect("checked by finish"),
             retention: retention.expect("checked by finish"),
             purge: purge.expect("checked by finish"),
+            webhook: webhook.expect("checked by finish"),
+            erased_email: erased_email.expect("checked by finish"),
         })
     }
 }
@@ -261,6 +271,8 @@ pub struct AccountConfig {
     pub cors: AllowedOrigins,
     /// How the delete route finds the signed-in user.
     pub session_auth: SessionAuth,
+    /// Where account events go (`WEBHOOK_URL`); `None`: none are recorded.
+    pub webhook: Option<Webhook>,
 }
 
 impl AccountConfig {
@@ -280,6 +292,7 @@ impl AccountConfig {
             AllowedOrigins::parse,
         );
         let session_auth = env.session_auth();
+        let webhook = env.webhook();
         env.finish()?;
         Ok(Self {
             database: database.expect("checked by finish"),
@@ -288,6 +301,7 @@ impl AccountConfig {
             mail: mail.expect("checked by finish"),
             cors: cors.expect("checked by finish"),
             session_auth: session_auth.expect("checked by finish"),
+            webhook: webhook.expect("checked by finish"),
         })
     }
 }
@@ -304,6 +318,8 @@ pub struct EmailCronConfig {
     pub reminder_days: u16,
     /// No new email starts sending after this long.
     pub time_budget: Duration,
+    /// Where account events go; the sweep retries them too.
+    pub webhook: Option<Webhook>,
 }
 
 impl EmailCronConfig {
@@ -324,6 +340,7 @@ impl EmailCronConfig {
         let time_budget = env.optional("EMAIL_TIME_BUDGET_SECS", Duration::from_secs(240), |raw| {
             bounded_u32(raw, 1, 780).map(|s| Duration::from_secs(u64::from(s)))
         });
+        let webhook = env.webhook();
         env.finish()?;
         Ok(Self {
             database: database.expect("checked by finish"),
@@ -333,6 +350,7 @@ impl EmailCronConfig {
             mail: mail.expect("checked by finish"),
             reminder_days: reminder_days.expect("checked by finish"),
             time_budget: time_budget.expect("checked by finish"),
+            webhook: webhook.expect("checked by finish"),
         })
     }
 }
@@ -560,6 +578,26 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// `WEBHOOK_URL` and `WEBHOOK_SECRET`; `Some(None)` when no webhook is
+    /// configured (a secret alone is ignored: it may be set for every
+    /// environment while only some send events).
+    // The outer `None` is every `Env` reader's "an error was recorded".
+    #[allow(clippy::option_option)]
+    pub(crate) fn webhook(&mut self) -> Option<Option<Webhook>> {
+        let url = self.optional("WEBHOOK_URL", None, |raw| {
+            if raw.trim().is_empty() {
+                Ok(None)
+            } else {
+                WebhookUrl::parse(raw).map(Some)
+            }
+        })?;
+        let Some(url) = url else {
+            return Some(None);
+        };
+        let secrets = self.required("WEBHOOK_SECRET", WebhookSecrets::parse)?;
+        Some(Some(Webhook { url, secrets }))
+    }
+
     pub(crate) fn retention_days(&mut self) -> Option<RetentionDays> {
         self.optional(
             "RETENTION_DAYS",
@@ -596,6 +634,14 @@ impl<'a> Env<'a> {
             workers: workers?,
             overdue_after: overdue_after?,
         })
+    }
+}
+
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.trim() {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" | "" => Ok(false),
+        _ => Err(format!("expected true or false, got {raw:?}")),
     }
 }
 

@@ -3,14 +3,20 @@
 //! backup, accounts purged after the backup was taken are back; the
 //! tombstones of the database the restore replaced name them. Each one that
 //! is present again is made due and purged by the ordinary purge, with its
-//! rows and a new tombstone, in batches, blocked ones reported as any other.
+//! rows, a new tombstone and (with a webhook) its `account.purged` event, in
+//! batches, blocked ones reported as any other.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::PgPool;
 
 use crate::config::{PurgeSettings, RetentionDays};
 use crate::db::{self, Limits};
+use crate::events::{self, EventSweepReport};
 use crate::purge::{self, PurgeError, PurgeStatus};
 use crate::sql::AppTables;
+use crate::webhook::Webhook;
 
 /// Accounts made due per statement.
 const CHUNK: usize = 10_000;
@@ -26,7 +32,13 @@ pub struct Forgotten {
     pub purged: u64,
     /// Accounts left because a foreign key without a delete action holds them.
     pub blocked: u64,
+    /// With a webhook: the delivery of the purge's events.
+    pub events: Option<EventSweepReport>,
 }
+
+/// The events of a re-erasure are sent for at most this long; what is left
+/// goes with the next sweep.
+const EVENTS_BUDGET: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForgetError {
@@ -36,13 +48,15 @@ pub enum ForgetError {
     Purge(#[from] PurgeError),
 }
 
-/// Re-erases, in `restored`, every account whose tombstone is in `replaced`.
+/// Re-erases, in `restored`, every account whose tombstone is in `replaced`;
+/// `tables` records events when `webhook` is given, and they are sent to it.
 pub async fn forget(
     replaced: &PgPool,
     restored: &PgPool,
     tables: &AppTables,
     retention: RetentionDays,
     settings: PurgeSettings,
+    webhook: Option<&Arc<Webhook>>,
 ) -> Result<Forgotten, ForgetError> {
     let sql = tables
         .statements(restored)
@@ -87,6 +101,13 @@ pub async fn forget(
             PurgeStatus::Skipped => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
             PurgeStatus::Completed => break,
         }
+    }
+    if let Some(webhook) = webhook {
+        done.events = Some(
+            events::sweep(restored, webhook, EVENTS_BUDGET)
+                .await
+                .map_err(PurgeError::from)?,
+        );
     }
     tracing::info!(
         tombstones = done.tombstones,

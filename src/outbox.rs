@@ -21,19 +21,14 @@ use uuid::Uuid;
 
 use crate::config::{MailConfig, RetentionDays};
 use crate::db::{self, Limits, Statement};
+pub use crate::delivery::Delivery;
+use crate::delivery::{CLAIM_SECONDS, KEEP_SENT_DAYS, MAX_ATTEMPTS, NEXT_ATTEMPT_AT};
 use crate::mail::{self, Rendered};
 use crate::sql::Statements;
 use crate::tokens::RecoveryToken;
 
-/// How long a sender holds a row before another may take it over: well past
-/// the SMTP timeout.
-pub(crate) const CLAIM_SECONDS: f64 = 120.0;
-/// After this many failed attempts a row is given up on (`failed`).
-const MAX_ATTEMPTS: i32 = 8;
 /// Rows claimed per round of the sweep, sent concurrently.
 const SWEEP_BATCH: i64 = 10;
-/// Sent rows are kept this long for support questions, then pruned.
-const KEEP_SENT_DAYS: i32 = 30;
 
 pub const RECOVER_PATH: &str = "/api/account/recover";
 
@@ -42,6 +37,8 @@ pub enum EmailKind {
     Recovery,
     Reminder,
     Restored,
+    /// After the purge, when `SEND_ERASED_EMAIL` is on.
+    Erased,
 }
 
 impl EmailKind {
@@ -50,6 +47,7 @@ impl EmailKind {
             Self::Recovery => "recovery",
             Self::Reminder => "reminder",
             Self::Restored => "restored",
+            Self::Erased => "erased",
         }
     }
 
@@ -58,6 +56,7 @@ impl EmailKind {
             "recovery" => Some(Self::Recovery),
             "reminder" => Some(Self::Reminder),
             "restored" => Some(Self::Restored),
+            "erased" => Some(Self::Erased),
             _ => None,
         }
     }
@@ -135,17 +134,6 @@ pub(crate) async fn supersede_link_emails(
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Sent,
-    /// Failed; will be retried after a backoff.
-    Retrying,
-    /// Failed for the last time.
-    GaveUp,
-    /// No longer worth sending (account restored, purged or expired).
-    Cancelled,
-}
-
 /// Sends one claimed email and records the result. Never fails: errors are
 /// recorded on the row (and retried) and logged.
 pub async fn send(
@@ -204,6 +192,7 @@ async fn attempt_delivery(
 ) -> Result<Delivery, AttemptError> {
     let rendered = match (email.kind, email.link) {
         (EmailKind::Restored, _) => mail::restored(),
+        (EmailKind::Erased, _) => mail::erased(),
         (kind, Some((token, purge_after))) => render_link_email(kind, mail, &token, purge_after),
         (kind, None) => match mint_link(pool, sql, email.id, retention).await? {
             Some((token, purge_after)) => render_link_email(kind, mail, &token, purge_after),
@@ -229,7 +218,9 @@ async fn attempt_delivery(
     Ok(Delivery::Sent)
 }
 
-/// Records that the mail server accepted the email. Once it has, failing to
+/// Records that the mail server accepted the email, and forgets the address
+/// of an "erased" email (the account it belonged to is gone; the address
+/// was kept only to send this). Once it has, failing to
 /// record it means sending it again later (a duplicate, with the same
 /// `Message-ID`), so a database or pooler that is briefly away (a restart
 /// takes seconds) is waited for. One round trip: every email a request
@@ -246,7 +237,8 @@ async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
 
 static MARK_SENT: LazyLock<Statement> = LazyLock::new(|| {
     Statement::new(
-        "update account_deletion.email_outbox set status = 'sent', sent_at = now(), claimed_until = null, last_error = null
+        "update account_deletion.email_outbox set status = 'sent', sent_at = now(), claimed_until = null, last_error = null,
+             recipient = case when kind = 'erased' then '' else recipient end
          where id = $1",
     )
 });
@@ -326,8 +318,8 @@ async fn insert_token(
     Ok(())
 }
 
-/// Releases the claim and schedules the next attempt with exponential
-/// backoff (1, 2, 4 … minutes, at most 6 hours), or gives up.
+/// Releases the claim and schedules the next attempt
+/// ([`NEXT_ATTEMPT_AT`]), or gives up.
 async fn record_failure(pool: &PgPool, id: Uuid, class: &str) -> Delivery {
     let status = record_failure_in_tx(pool, id, class).await;
     match status {
@@ -341,27 +333,32 @@ async fn record_failure(pool: &PgPool, id: Uuid, class: &str) -> Delivery {
     }
 }
 
+static RECORD_FAILURE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "update account_deletion.email_outbox set
+             claimed_until = null,
+             last_error = $2,
+             next_attempt_at = {NEXT_ATTEMPT_AT},
+             status = case when attempts >= $3 or $2 = 'bad_recipient' then 'failed' else 'pending' end,
+             recipient = case when kind = 'erased' and (attempts >= $3 or $2 = 'bad_recipient') then ''
+                              else recipient end
+         where id = $1 and status = 'pending'
+         returning status"
+    )
+});
+
 async fn record_failure_in_tx(
     pool: &PgPool,
     id: Uuid,
     class: &str,
 ) -> Result<Option<String>, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let status = db::query_scalar(
-        "update account_deletion.email_outbox set
-             claimed_until = null,
-             last_error = $2,
-             next_attempt_at = now() + least(make_interval(mins => power(2, greatest(attempts - 1, 0))::int),
-                                             interval '6 hours'),
-             status = case when attempts >= $3 or $2 = 'bad_recipient' then 'failed' else 'pending' end
-         where id = $1 and status = 'pending'
-         returning status",
-    )
-    .bind(id)
-    .bind(class)
-    .bind(MAX_ATTEMPTS)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let status = db::query_scalar(&RECORD_FAILURE)
+        .bind(id)
+        .bind(class)
+        .bind(MAX_ATTEMPTS)
+        .fetch_optional(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(status)
 }

@@ -19,14 +19,28 @@ use sqlx::PgPool;
 use tokio::sync::RwLock;
 
 use crate::db::{self, Limits, Statement};
+use crate::events::IDS_PER_EVENT;
 use crate::schema::{self, BlockingPath, Catalog, SchemaError, SessionTable, TimeType, UsersTable};
+
+/// What the statements record besides the change itself, as configured:
+/// account events for the webhook (`WEBHOOK_URL`), and the purge's
+/// "your account has been erased" email (`SEND_ERASED_EMAIL`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Records {
+    pub events: bool,
+    pub erased_email: bool,
+}
 
 /// The rendered statements, and the catalog they were rendered from.
 #[derive(Debug)]
 pub struct Statements {
     pub catalog: Catalog,
+    pub records: Records,
     /// The soft delete of user `$1` (text), with `$2` retention days, `$3`
-    /// the new recovery token's hash, `$4` the email's claim in seconds.
+    /// the new recovery token's hash, `$4` the email's (and event's) claim
+    /// in seconds; returns the email's id, the user's id and email, when it
+    /// was deleted and will be purged, and the event's id (null when events
+    /// are off).
     pub delete_account: Statement,
     /// The signed-in user of session token `$1` (its SHA-256 for our
     /// `sessions`, the token itself for Auth.js), if the session is live
@@ -60,10 +74,10 @@ pub struct Statements {
 
 impl Statements {
     #[must_use]
-    pub fn render(catalog: Catalog) -> Self {
+    pub fn render(catalog: Catalog, records: Records) -> Self {
         let t = Names::new(&catalog);
         Self {
-            delete_account: Statement::new(delete_account(&t, &catalog)),
+            delete_account: Statement::new(delete_account(&t, &catalog, records)),
             session_user: catalog
                 .sessions
                 .as_ref()
@@ -72,11 +86,12 @@ impl Statements {
             recover: recover(&t),
             email_account: email_account(&t),
             queue_reminders: queue_reminders(&t),
-            purge_batch: Statement::new(purge_batch(&t, &catalog.blocking)),
+            purge_batch: Statement::new(purge_batch(&t, &catalog.blocking, records)),
             count_expired: count_expired(&t, &catalog.blocking),
             count_pending: count_pending(&t),
             make_due: make_due(&t),
             catalog,
+            records,
         }
     }
 }
@@ -130,7 +145,7 @@ fn as_column_time(value: &str, naive: bool) -> String {
     }
 }
 
-fn delete_account(t: &Names, catalog: &Catalog) -> String {
+fn delete_account(t: &Names, catalog: &Catalog, records: Records) -> String {
     let Names {
         users,
         id,
@@ -157,6 +172,22 @@ fn delete_account(t: &Names, catalog: &Catalog) -> String {
         }
         None => String::new(),
     };
+    // The event is claimed for its first attempt, like the email.
+    let (announced, event_id) = if records.events {
+        (
+            ", announced as (
+             insert into account_deletion.webhook_events
+                 (type, user_ids, occurred_at, purge_after, attempts, claimed_until)
+             select 'account.deleted', array[id], deleted_at, deleted_at + make_interval(days => $2),
+                    1, now() + make_interval(secs => $4)
+             from deleted
+             returning id
+         )",
+            "(select id from announced)",
+        )
+    } else {
+        ("", "null::uuid")
+    };
     format!(
         "with deleted as (
              update {users} u set {deleted_at} = {now}
@@ -178,8 +209,8 @@ fn delete_account(t: &Names, catalog: &Catalog) -> String {
          ), token as (
              insert into account_deletion.recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
              select user_id, id, $3, for_deleted_at from queued
-         )
-         select q.id, d.email, d.deleted_at, d.deleted_at + make_interval(days => $2)
+         ){announced}
+         select q.id, d.id, d.email, d.deleted_at, d.deleted_at + make_interval(days => $2), {event_id}
          from deleted d join queued q on q.user_id = d.id"
     )
 }
@@ -342,10 +373,11 @@ fn queue_reminders(t: &Names) -> String {
 ///   for this transaction only): if the server crashed right after, the
 ///   batch would simply be undone, ledger count included, and the next run
 ///   would delete those accounts again.
-fn purge_batch(t: &Names, blocking: &[BlockingPath]) -> String {
+fn purge_batch(t: &Names, blocking: &[BlockingPath], records: Records) -> String {
     let Names {
         users,
         id,
+        email,
         deleted_at,
         ..
     } = t;
@@ -357,6 +389,31 @@ fn purge_batch(t: &Names, blocking: &[BlockingPath]) -> String {
         sql.push_str(&referenced_along(path, "u"));
         sql
     });
+    // The purged ids, [`IDS_PER_EVENT`] to an event.
+    let announced = if records.events {
+        format!(
+            "
+), announced as (
+    insert into account_deletion.webhook_events (type, user_ids, occurred_at)
+    select 'account.purged', array_agg(id), now()
+    from (select id, (row_number() over () - 1) / {IDS_PER_EVENT} as part from deleted) numbered
+    group by part"
+        )
+    } else {
+        String::new()
+    };
+    // The address leaves with the account, except into this one email.
+    let (email_out, farewell) = if records.erased_email {
+        (
+            format!(", u.{email}::text as email"),
+            "
+), farewell as (
+    insert into account_deletion.email_outbox (user_id, kind, recipient)
+    select id, 'erased', email from deleted where email is not null and email <> ''",
+        )
+    } else {
+        (String::new(), "")
+    };
     format!(
         "
 with lease as (
@@ -374,12 +431,12 @@ with lease as (
     delete from {users} u
     where u.ctid = any(array(select ctid from candidates))
       and u.{deleted_at} <= {cutoff}
-    returning u.{id}::text as id, {deleted_at_tz} as deleted_at
+    returning u.{id}::text as id, {deleted_at_tz} as deleted_at{email_out}
 ), forgotten as (
     delete from account_deletion.email_outbox
     where user_id = any(array(select id from deleted))
 ), tombstoned as (
-    insert into account_deletion.tombstones (user_id) select id from deleted
+    insert into account_deletion.tombstones (user_id) select id from deleted{announced}{farewell}
 ), tally as (
     select count(*) as n, max(deleted_at) as newest from deleted
 ), booked as (
@@ -507,6 +564,7 @@ fn referenced_along(path: &BlockingPath, alias: &str) -> String {
 pub struct AppTables {
     users: UsersTable,
     sessions: Option<SessionTable>,
+    records: Records,
     rendered: RwLock<Option<Arc<Statements>>>,
 }
 
@@ -516,8 +574,16 @@ impl AppTables {
         Self {
             users,
             sessions,
+            records: Records::default(),
             rendered: RwLock::new(None),
         }
+    }
+
+    /// Statements that also record `records`.
+    #[must_use]
+    pub fn recording(mut self, records: Records) -> Self {
+        self.records = records;
+        self
     }
 
     /// The statements, reading the catalog the first time.
@@ -535,7 +601,7 @@ impl AppTables {
         let mut tx = db::begin(pool, &Limits::CRON).await?;
         let catalog = schema::inspect(&mut tx, &self.users, self.sessions).await;
         tx.commit().await?;
-        let statements = Arc::new(Statements::render(catalog?));
+        let statements = Arc::new(Statements::render(catalog?, self.records));
         *rendered = Some(Arc::clone(&statements));
         Ok(statements)
     }

@@ -9,7 +9,8 @@
 //! - `purge_stale`: no purge completed within two intervals (or, before the
 //!   first one, within two intervals of installing);
 //! - `emails_given_up`: an email that gave up retrying in the last
-//!   [`GIVEN_UP_WINDOW_DAYS`] days.
+//!   [`GIVEN_UP_WINDOW_DAYS`] days;
+//! - `webhooks_given_up`: the same for an account event.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -20,18 +21,21 @@ use crate::db::{self, Limits};
 use crate::purge;
 use crate::sql::Statements;
 
-/// How long an email that gave up keeps the status at 503: long enough for
+/// How long an email or event that gave up keeps the status at 503: long enough for
 /// a monitor checking daily to see it, short enough that a handled one stops
 /// alarming without a manual step.
 pub const GIVEN_UP_WINDOW_DAYS: i32 = 7;
 
 /// What our own tables say: now, the cutoff, the last completed purge, when
-/// this project was installed, emails pending and given up.
+/// this project was installed, emails pending and given up, events pending
+/// and given up.
 type Ours = (
     DateTime<Utc>,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
     Option<DateTime<Utc>>,
+    i64,
+    i64,
     i64,
     i64,
 );
@@ -53,6 +57,9 @@ pub struct Health {
     pub last_completed_purge_age_seconds: Option<i64>,
     pub emails_pending: i64,
     pub emails_given_up: i64,
+    /// Account events not yet delivered to the webhook.
+    pub webhooks_pending: i64,
+    pub webhooks_given_up: i64,
 }
 
 /// Reads the figures in one transaction.
@@ -63,20 +70,31 @@ pub async fn check(
     overdue_after: OverdueAfter,
 ) -> Result<Health, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
-    let (now, cutoff, last_completed, installed, emails_pending, emails_given_up): Ours =
-        db::query_as(
-            "select now(), now() - make_interval(days => $1),
+    let (
+        now,
+        cutoff,
+        last_completed,
+        installed,
+        emails_pending,
+        emails_given_up,
+        webhooks_pending,
+        webhooks_given_up,
+    ): Ours = db::query_as(
+        "select now(), now() - make_interval(days => $1),
                 (select max(finished_at) from account_deletion.purge_runs
                  where status = 'completed' and not dry_run),
                 (select min(installed_on) from account_deletion._sqlx_migrations),
                 (select count(*) from account_deletion.email_outbox where status = 'pending'),
                 (select count(*) from account_deletion.email_outbox
+                 where status = 'failed' and next_attempt_at > now() - make_interval(days => $2)),
+                (select count(*) from account_deletion.webhook_events where status = 'pending'),
+                (select count(*) from account_deletion.webhook_events
                  where status = 'failed' and next_attempt_at > now() - make_interval(days => $2))",
-        )
-        .bind(retention.days())
-        .bind(GIVEN_UP_WINDOW_DAYS)
-        .fetch_one(&mut *tx)
-        .await?;
+    )
+    .bind(retention.days())
+    .bind(GIVEN_UP_WINDOW_DAYS)
+    .fetch_one(&mut *tx)
+    .await?;
     let expired = purge::count_expired(&mut tx, sql, cutoff, overdue_after).await?;
     let pending: i64 = db::query_scalar(&sql.count_pending)
         .bind(cutoff)
@@ -103,6 +121,9 @@ pub async fn check(
     if emails_given_up > 0 {
         problems.push("emails_given_up");
     }
+    if webhooks_given_up > 0 {
+        problems.push("webhooks_given_up");
+    }
     Ok(Health {
         ok: problems.is_empty(),
         problems,
@@ -117,5 +138,7 @@ pub async fn check(
         last_completed_purge_age_seconds: last_completed.map(|at| (now - at).num_seconds()),
         emails_pending,
         emails_given_up,
+        webhooks_pending,
+        webhooks_given_up,
     })
 }

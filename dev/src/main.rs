@@ -247,19 +247,34 @@ async fn forget(from: &str) -> anyhow::Result<()> {
     let restored = pool
         .connect_with(db::connect_options(config.database.clone()))
         .await?;
-    let tables = account_deletion::sql::AppTables::new(config.users.clone(), None);
+    let webhook = config.webhook.clone().map(std::sync::Arc::new);
+    // Re-erased accounts get their events again; the farewell email they
+    // were sent the first time is not repeated.
+    let tables = account_deletion::sql::AppTables::new(config.users.clone(), None).recording(
+        account_deletion::sql::Records {
+            events: webhook.is_some(),
+            erased_email: false,
+        },
+    );
     let done = account_deletion::forget::forget(
         &replaced,
         &restored,
         &tables,
         config.retention,
         config.purge,
+        webhook.as_ref(),
     )
     .await?;
     println!(
         "{} tombstone(s) read; {} of those accounts were back and are erased again ({} account(s) purged in all, {} blocked)",
         done.tombstones, done.present, done.purged, done.blocked
     );
+    if let Some(events) = done.events {
+        println!(
+            "events: {} sent, {} to retry, {} gave up, {} still due",
+            events.sent, events.retrying, events.gave_up, events.remaining_due
+        );
+    }
     Ok(())
 }
 

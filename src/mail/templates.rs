@@ -110,6 +110,26 @@ pub fn restored() -> Rendered {
     }
 }
 
+/// Sent after the purge, when the app turned it on (`SEND_ERASED_EMAIL`).
+pub fn erased() -> Rendered {
+    let text = "Your account has been erased.\n\n\
+                As you asked, your account and the data it held are now deleted for good; \
+                this cannot be undone.\n\n\
+                This is the last email we send you: your address was kept only to send it, \
+                and it is deleted now.\n"
+        .to_owned();
+    let html = html_body(&[
+        "<h1 style=\"font-size:1.3em\">Your account has been erased</h1>".to_owned(),
+        "<p>As you asked, your account and the data it held are now deleted for good; this cannot be undone.</p>".to_owned(),
+        "<p>This is the last email we send you: your address was kept only to send it, and it is deleted now.</p>".to_owned(),
+    ]);
+    Rendered {
+        subject: "Your account has been erased".to_owned(),
+        text,
+        html,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,7 +79,9 @@ impl DeleteAccount {
             // Deleted meanwhile (a second request of the same user).
             .ok_or(ApiError::Unauthorized)?;
         tracing::info!(outbox_id = %deletion.email.id, "account soft-deleted");
-        Background::of(&request).spawn(outbox::send(
+        let background = Background::of(&request);
+        ready.send_event_later(&background, deletion.event);
+        background.spawn(outbox::send(
             ready.pool.clone(),
             sql,
             ready.mail.clone(),

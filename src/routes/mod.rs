@@ -17,9 +17,11 @@ use crate::auth::SignIn;
 use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
 use crate::cors::AllowedOrigins;
 use crate::cron_secret::CronSecret;
+use crate::events::{self, PendingEvent};
 use crate::schema::SchemaError;
-use crate::sql::{AppTables, Statements};
-use crate::web::{ApiError, method_not_allowed};
+use crate::sql::{AppTables, Records, Statements};
+use crate::web::{ApiError, Background, method_not_allowed};
+use crate::webhook::Webhook;
 
 /// A route's ready state, or why it has none. A misconfigured route still
 /// serves: it refuses every request with 500 instead of crashing the function.
@@ -107,6 +109,8 @@ pub(crate) struct AccountState {
     pub(crate) mail: MailConfig,
     pub(crate) cors: AllowedOrigins,
     pub(crate) sign_in: SignIn,
+    /// Where account events go; `None`: none are recorded.
+    pub(crate) webhook: Option<Arc<Webhook>>,
 }
 
 impl AccountState {
@@ -119,12 +123,25 @@ impl AccountState {
     ) -> Configured<Self> {
         let state = config.map(|config| Self {
             pool: pool.unwrap_or_else(|| crate::db::lazy_pool(config.database.clone(), 5)),
-            tables: AppTables::new(config.users, config.session_auth.session_table()),
+            tables: AppTables::new(config.users, config.session_auth.session_table()).recording(
+                Records {
+                    events: config.webhook.is_some(),
+                    erased_email: false,
+                },
+            ),
             retention: config.retention,
             sign_in: SignIn::new(config.session_auth, &config.mail.app_url, &config.cors),
             mail: config.mail,
             cors: config.cors,
+            webhook: config.webhook.map(Arc::new),
         });
         Configured::new(name, state)
+    }
+
+    /// Sends the change's event after the response, like its email.
+    pub(crate) fn send_event_later(&self, background: &Background, event: Option<PendingEvent>) {
+        if let (Some(webhook), Some(event)) = (&self.webhook, event) {
+            background.spawn(events::send(self.pool.clone(), Arc::clone(webhook), event));
+        }
     }
 }

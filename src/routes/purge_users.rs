@@ -3,6 +3,9 @@
 //! Vercel Cron calls it with GET and `Authorization: Bearer $CRON_SECRET`;
 //! operators may POST by hand. `?dry_run=true` only counts.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use chrono::SecondsFormat;
 use http::StatusCode;
 use serde::Serialize;
@@ -10,10 +13,12 @@ use sqlx::PgPool;
 
 use crate::config::{ConfigErrors, CronConfig, PurgeSettings, RetentionDays};
 use crate::cron_secret::CronSecret;
+use crate::events::{self, EventSweepReport};
 use crate::purge::{self, PurgeOutcome};
 use crate::routes::{Configured, authorize_cron, statements};
-use crate::sql::AppTables;
+use crate::sql::{AppTables, Records};
 use crate::web::{ApiError, Request, Response, json};
+use crate::webhook::Webhook;
 
 /// The route, built once per process.
 #[derive(Clone)]
@@ -27,7 +32,13 @@ struct Ready {
     secret: CronSecret,
     retention: RetentionDays,
     settings: PurgeSettings,
+    webhook: Option<Arc<Webhook>>,
 }
+
+/// After a run, its events are sent for at most this long (the function's
+/// `maxDuration` leaves 60 s past the purge's default budget); what is left
+/// goes with the next sweep.
+const EVENTS_BUDGET: Duration = Duration::from_secs(30);
 
 impl PurgeUsers {
     #[must_use]
@@ -56,10 +67,14 @@ impl PurgeUsers {
             let pool = pool.expect("a pool accompanies every valid configuration");
             Ready {
                 pool,
-                tables: AppTables::new(config.users, None),
+                tables: AppTables::new(config.users, None).recording(Records {
+                    events: config.webhook.is_some(),
+                    erased_email: config.erased_email,
+                }),
                 secret: config.cron_secret,
                 retention: config.retention,
                 settings: config.purge,
+                webhook: config.webhook.map(Arc::new),
             }
         });
         Self {
@@ -95,7 +110,15 @@ impl PurgeUsers {
                 ApiError::ServerMisconfigured
             }
         })?;
-        Ok(json(StatusCode::OK, &PurgeBody::from(&outcome)))
+        let mut body = PurgeBody::from(&outcome);
+        if let (Some(webhook), false) = (&ready.webhook, dry_run) {
+            body.events = Some(
+                events::sweep(&ready.pool, webhook, EVENTS_BUDGET)
+                    .await
+                    .map_err(ApiError::from_database)?,
+            );
+        }
+        Ok(json(StatusCode::OK, &body))
     }
 }
 
@@ -144,6 +167,10 @@ struct PurgeBody {
     /// Dry runs only: what in the app's schema gets in the purge's way.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     findings: Option<purge::Findings>,
+    /// With a webhook: the delivery of this run's events (and any other
+    /// that was due).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<EventSweepReport>,
 }
 
 impl From<&PurgeOutcome> for PurgeBody {
@@ -164,6 +191,7 @@ impl From<&PurgeOutcome> for PurgeBody {
             slowest_batch_ms: outcome.slowest_batch().as_millis() as u64,
             run_id: outcome.run_id,
             findings: outcome.findings.clone(),
+            events: None,
         }
     }
 }

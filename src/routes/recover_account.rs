@@ -118,25 +118,27 @@ impl RecoverAccount {
         }
         let (format, raw_token) = read_token(&request)?;
         let sql = statements("account-recover", &ready.tables, &ready.pool).await?;
-        let pending = match raw_token.as_deref().and_then(RecoveryToken::parse) {
+        let restored = match raw_token.as_deref().and_then(RecoveryToken::parse) {
             Some(token) => accounts::recover(&ready.pool, &sql, &token, ready.retention)
                 .await
                 .map_err(ApiError::from_database)?,
             None => None,
         };
-        let Some(pending) = pending else {
+        let Some(restored) = restored else {
             rate_limit::record_failure(&ready.pool, &client)
                 .await
                 .map_err(ApiError::from_database)?;
             return Err(INVALID_TOKEN);
         };
-        tracing::info!(outbox_id = %pending.id, "account restored");
-        Background::of(&request).spawn(outbox::send(
+        tracing::info!(outbox_id = %restored.email.id, "account restored");
+        let background = Background::of(&request);
+        ready.send_event_later(&background, restored.event);
+        background.spawn(outbox::send(
             ready.pool.clone(),
             sql,
             ready.mail.clone(),
             ready.retention,
-            pending,
+            restored.email,
         ));
         Ok(match format {
             BodyFormat::Json => json(StatusCode::OK, &Recovered { recovered: true }),

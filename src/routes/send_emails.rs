@@ -1,16 +1,23 @@
 //! `GET|POST /api/cron/send-emails`: the outbox sweep. Queues reminders that
 //! are due and sends every email whose first attempt failed or never
-//! happened. Vercel Cron calls it; auth is `Authorization: Bearer $CRON_SECRET`.
+//! happened, and, with a webhook, every account event still due, both
+//! within the time budget. Vercel Cron calls it; auth is `Authorization:
+//! Bearer $CRON_SECRET`.
+
+use std::sync::Arc;
 
 use http::StatusCode;
+use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::config::{ConfigErrors, EmailCronConfig, MailConfig, RetentionDays};
 use crate::cron_secret::CronSecret;
+use crate::events::{self, EventSweepReport};
 use crate::outbox;
 use crate::routes::{Configured, authorize_cron, statements};
 use crate::sql::AppTables;
 use crate::web::{ApiError, Request, Response, json};
+use crate::webhook::Webhook;
 
 #[derive(Clone)]
 pub struct SendEmails {
@@ -25,6 +32,16 @@ struct Ready {
     mail: MailConfig,
     reminder_days: u16,
     time_budget: std::time::Duration,
+    webhook: Option<Arc<Webhook>>,
+}
+
+/// The answer: the email sweep's figures, and the events' under `events`.
+#[derive(Serialize)]
+struct Swept {
+    #[serde(flatten)]
+    emails: outbox::SweepReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<EventSweepReport>,
 }
 
 impl SendEmails {
@@ -61,6 +78,7 @@ impl SendEmails {
                 mail: config.mail,
                 reminder_days: config.reminder_days,
                 time_budget: config.time_budget,
+                webhook: config.webhook.map(Arc::new),
             }
         });
         Self {
@@ -78,16 +96,31 @@ impl SendEmails {
         let ready = self.state.ready()?;
         authorize_cron(request.method(), request.headers(), &ready.secret)?;
         let sql = statements("send-emails", &ready.tables, &ready.pool).await?;
-        let report = outbox::sweep(
+        // Side by side: a slow mail server does not hold up the events, nor
+        // a slow receiver the emails.
+        let emails = outbox::sweep(
             &ready.pool,
             &sql,
             &ready.mail,
             ready.retention,
             ready.reminder_days,
             ready.time_budget,
-        )
-        .await
-        .map_err(ApiError::from_database)?;
-        Ok(json(StatusCode::OK, &report))
+        );
+        let events = async {
+            match &ready.webhook {
+                Some(webhook) => events::sweep(&ready.pool, webhook, ready.time_budget)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        let (emails, events) = tokio::join!(emails, events);
+        Ok(json(
+            StatusCode::OK,
+            &Swept {
+                emails: emails.map_err(ApiError::from_database)?,
+                events: events.map_err(ApiError::from_database)?,
+            },
+        ))
     }
 }

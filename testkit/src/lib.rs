@@ -9,6 +9,8 @@
 //! - [`http_client`]: one-request HTTP/1.1 client for real processes.
 //! - [`jwks_server`]: a provider's JWKS endpoint that counts fetches and can
 //!   go down.
+//! - [`webhook_receiver`]: a webhook receiver that verifies with the
+//!   `standardwebhooks` package from `PyPI`, and can fail, hang or go down.
 
 pub mod http_client;
 pub mod jwks_server;
@@ -17,6 +19,7 @@ pub mod postgres;
 pub mod proxy;
 pub mod smtp;
 pub mod time_zone_proxy;
+pub mod webhook_receiver;
 
 /// A free TCP port on loopback (bound, then released for the caller).
 pub fn free_port() -> u16 {

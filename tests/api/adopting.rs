@@ -822,7 +822,8 @@ async fn migrating_an_existing_prisma_database_creates_nothing_in_its_schema() {
             "purge_runs",
             "recovery_failures",
             "recovery_tokens",
-            "tombstones"
+            "tombstones",
+            "webhook_events"
         ]
     );
     let again = migrate::migrate(&db.url_direct(), "DIRECT_URL", &options)

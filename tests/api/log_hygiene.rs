@@ -2,7 +2,8 @@
 //! journey (delete, email, recover, reminder, purge, and failures on the
 //! way) through the real function binaries at `RUST_LOG=trace`, with every
 //! line they print scanned for the session tokens, the recovery tokens,
-//! `CRON_SECRET`, the mail password and the user's email address.
+//! `CRON_SECRET`, the mail password, the webhook's secret and the token in
+//! its URL, and the user's email address (sent a last time after the purge).
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use crate::helpers::http_client::send;
 use crate::helpers::postgres::free_port;
 use crate::helpers::smtp::SmtpSink;
 use crate::helpers::{APP_URL, TestDb, urlencode};
+use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 
 const CRON_SECRET: &str = "log-hygiene-cron-secret-9f8e7d6c5b4a";
 
@@ -65,6 +67,7 @@ async fn post_json(port: u16, path: &str, headers: &[(&str, &str)], body: &str) 
 struct Journey {
     db: TestDb,
     smtp: SmtpSink,
+    receiver: WebhookReceiver,
     dir: std::path::PathBuf,
     delete: Logged,
     recover: Logged,
@@ -85,6 +88,8 @@ impl Journey {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let mail_password = format!("mail-password-{}", uuid::Uuid::new_v4().simple());
+        let receiver = WebhookReceiver::start(SECRET).await;
+        let hook_token = format!("hook-token-{}", uuid::Uuid::new_v4().simple());
         let env = vec![
             ("DATABASE_URL", db.url()),
             ("CRON_SECRET", CRON_SECRET.to_owned()),
@@ -100,6 +105,12 @@ impl Journey {
                 "MAIL_FROM",
                 "Example App <no-reply@app.example.test>".to_owned(),
             ),
+            (
+                "WEBHOOK_URL",
+                format!("{}?token={hook_token}", receiver.url()),
+            ),
+            ("WEBHOOK_SECRET", SECRET.to_owned()),
+            ("SEND_ERASED_EMAIL", "true".to_owned()),
         ];
         let user_id = sqlx::query_scalar("insert into users (email) values ($1) returning id")
             .bind(&email)
@@ -119,11 +130,14 @@ impl Journey {
             secrets: vec![
                 CRON_SECRET.to_owned(),
                 mail_password,
+                hook_token,
+                SECRET.trim_start_matches("whsec_").to_owned(),
                 urlencode(&email),
                 email,
             ],
             db,
             smtp,
+            receiver,
             dir,
             user_id,
         }
@@ -345,6 +359,24 @@ async fn the_whole_journey_at_trace_level_logs_no_secret_and_no_email_address() 
         .cron(&journey.purge, "/api/cron/permanent-delete-users")
         .await;
     assert_eq!(crate::helpers::user_count(&journey.db.pool).await, 0);
+    // The last email, after the purge.
+    journey.cron(&journey.sweep, "/api/cron/send-emails").await;
+    journey.smtp.wait_for(5, Duration::from_secs(10)).await;
+    let events: Vec<String> = journey
+        .receiver
+        .accepted()
+        .iter()
+        .map(|r| r["event"]["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "account.deleted",
+            "account.restored",
+            "account.deleted",
+            "account.purged"
+        ]
+    );
 
     journey.scan();
 }

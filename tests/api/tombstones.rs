@@ -1,15 +1,19 @@
 //! Re-erasure after a backup restore: take a dump, purge, restore the dump
 //! into a fresh database, re-apply the tombstones of the database the
-//! restore replaced. Every purged account is gone again; the active ones
-//! are untouched.
+//! restore replaced. Every purged account is gone again, with its
+//! `account.purged` event; the active ones are untouched.
 
 use std::process::Command;
+use std::sync::Arc;
 
 use account_deletion::config::{PurgeSettings, RetentionDays};
+use account_deletion::events::EventSweepReport;
 use account_deletion::forget::{Forgotten, forget};
 use account_deletion::schema::UsersTable;
-use account_deletion::sql::AppTables;
+use account_deletion::sql::{AppTables, Records};
+use account_deletion::webhook::{Webhook, WebhookSecrets, WebhookUrl};
 use sqlx::PgPool;
+use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 
 use crate::helpers::{CRON_SECRET, TestDb, cron_config, read, request};
 
@@ -68,16 +72,49 @@ async fn purge(db: &TestDb) -> serde_json::Value {
     .json()
 }
 
-async fn forget_into(replaced: &TestDb, restored: &TestDb) -> Forgotten {
+/// Re-erases with a webhook pointed at `receiver`, as `cargo dev forget`
+/// does when `WEBHOOK_URL` is set.
+async fn forget_into(
+    replaced: &TestDb,
+    restored: &TestDb,
+    receiver: &WebhookReceiver,
+) -> Forgotten {
+    let webhook = Arc::new(Webhook {
+        url: WebhookUrl::parse(&receiver.url()).unwrap(),
+        secrets: WebhookSecrets::parse(SECRET).unwrap(),
+    });
     forget(
         &replaced.pool,
         &restored.pool,
-        &AppTables::new(UsersTable::default_names(), None),
+        &AppTables::new(UsersTable::default_names(), None).recording(Records {
+            events: true,
+            erased_email: false,
+        }),
         RetentionDays::DEFAULT,
         PurgeSettings::default(),
+        Some(&webhook),
     )
     .await
     .unwrap()
+}
+
+/// The receiver got one verified `account.purged` event, naming exactly
+/// `ids`.
+fn assert_one_purged_event(receiver: &WebhookReceiver, ids: &[String]) {
+    let seen = receiver.requests();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0]["verified"], true);
+    assert_eq!(seen[0]["event"]["type"], "account.purged");
+    let mut got: Vec<String> = seen[0]["event"]["data"]["user_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    let mut expected = ids.to_vec();
+    expected.sort();
+    assert_eq!(got, expected);
 }
 
 #[tokio::test]
@@ -156,16 +193,23 @@ async fn a_restored_backup_is_erased_again_from_the_tombstones() {
     let back = present(&restored.pool, &purged).await;
     assert_eq!(back.len(), 5, "the purged accounts are back: {back:?}");
 
-    let done = forget_into(&live, &restored).await;
+    let receiver = WebhookReceiver::start(SECRET).await;
+    let done = forget_into(&live, &restored, &receiver).await;
     assert_eq!(
         done,
         Forgotten {
             tombstones: 5,
             present: 5,
             purged: 5,
-            blocked: 0
+            blocked: 0,
+            events: Some(EventSweepReport {
+                sent: 1,
+                ..EventSweepReport::default()
+            }),
         }
     );
+    // The app hears of the re-erasure, to erase its files again too.
+    assert_one_purged_event(&receiver, &purged);
     assert_eq!(present(&restored.pool, &purged).await, vec![]);
     let mut kept = active.clone();
     kept.sort();
@@ -180,6 +224,6 @@ async fn a_restored_backup_is_erased_again_from_the_tombstones() {
         .unwrap();
     assert_eq!(sessions, 5);
     // Running it again finds nothing to do.
-    let again = forget_into(&live, &restored).await;
+    let again = forget_into(&live, &restored, &receiver).await;
     assert_eq!((again.present, again.purged), (0, 0));
 }
