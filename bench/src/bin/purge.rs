@@ -13,7 +13,9 @@
 //! (b) our purge through the library with 1, 2 and 4 workers, (c) our purge
 //! through the real function binary over HTTP with its default settings,
 //! (d) the same through a PgBouncer in transaction mode (pool of 5, the
-//! function's own pool size), as on Supabase or Neon. During every
+//! function's own pool size), as on Supabase or Neon; (e) and (f): (c) and
+//! (d) with account events on, sent to a real receiver that verifies every
+//! signature (`testkit`'s Python one, installed by `scripts/test`). During every
 //! variant four connections run single-row `UPDATE`s on active users; their
 //! latency is the "gentleness" figure. Prints a Markdown report; writes the
 //! chart of batch latency to `--chart` (default `bench/purge-batches.svg`).
@@ -38,17 +40,23 @@ enum Variant {
     Library(u32),
     Http,
     HttpPooled,
+    /// (c) or (d) with a webhook: every purged id goes out as an event.
+    HttpEvents {
+        pooled: bool,
+    },
 }
 
 impl Variant {
     /// The order of the report's rows.
-    const REPORTED: [Self; 6] = [
+    const REPORTED: [Self; 8] = [
         Self::SingleDelete,
         Self::Library(1),
         Self::Library(2),
         Self::Library(4),
         Self::Http,
         Self::HttpPooled,
+        Self::HttpEvents { pooled: false },
+        Self::HttpEvents { pooled: true },
     ];
 
     fn label(self) -> String {
@@ -57,6 +65,8 @@ impl Variant {
             Self::Library(w) => format!("(b) library, {w} worker{}", if w == 1 { "" } else { "s" }),
             Self::Http => "(c) function over HTTP".to_owned(),
             Self::HttpPooled => "(d) (c) through PgBouncer".to_owned(),
+            Self::HttpEvents { pooled: false } => "(e) (c) with webhooks".to_owned(),
+            Self::HttpEvents { pooled: true } => "(f) (d) with webhooks".to_owned(),
         }
     }
 
@@ -66,6 +76,8 @@ impl Variant {
             Self::Library(w) => format!("b{w}"),
             Self::Http => "c".to_owned(),
             Self::HttpPooled => "d".to_owned(),
+            Self::HttpEvents { pooled: false } => "e".to_owned(),
+            Self::HttpEvents { pooled: true } => "f".to_owned(),
         }
     }
 }
@@ -101,8 +113,10 @@ async fn main() -> anyhow::Result<()> {
         Variant::Library(2),
         Variant::HttpPooled,
         Variant::Library(4),
+        Variant::HttpEvents { pooled: false },
+        Variant::HttpEvents { pooled: true },
     ];
-    // `--variants a,c,d` runs a subset.
+    // `--variants a,c,d` runs a subset; (e) and (f) only when asked for.
     let chosen: String = arg("--variants", "a,b1,c,b2,d,b4".to_owned());
     let variants: Vec<Variant> = all
         .into_iter()
@@ -226,19 +240,18 @@ async fn measure(
     variant: Variant,
 ) -> anyhow::Result<Measurement> {
     let options = server.options(database);
-    // Warm the cache the same way for every variant.
-    let pool = PgPool::connect_with(options.clone()).await?;
-    sqlx::raw_sql(
-        "select count(*) from users; select count(*) from orders; select count(*) from notes;",
-    )
-    .execute(&pool)
-    .await?;
-    let active: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "select id from users where deleted_at is null order by random() limit 10000",
-    )
-    .fetch_all(&pool)
-    .await?;
-    pool.close().await;
+    let active = warm(&options).await?;
+
+    let receiver = match variant {
+        Variant::HttpEvents { .. } => Some(
+            testkit::webhook_receiver::WebhookReceiver::start(testkit::webhook_receiver::SECRET)
+                .await,
+        ),
+        _ => None,
+    };
+    let webhook = receiver
+        .as_ref()
+        .map(testkit::webhook_receiver::WebhookReceiver::url);
 
     let stop = Arc::new(AtomicBool::new(false));
     let update_streams = start_update_streams(&options, &active, &stop).await?;
@@ -286,11 +299,11 @@ async fn measure(
             pool.close().await;
             (deleted, batches)
         }
-        Variant::Http => {
+        Variant::Http | Variant::HttpEvents { pooled: false } => {
             let url = server.url(database);
-            http_purge(&url).await?
+            http_purge(&url, webhook.as_deref()).await?
         }
-        Variant::HttpPooled => {
+        Variant::HttpPooled | Variant::HttpEvents { pooled: true } => {
             let pooler =
                 testkit::pgbouncer::PgBouncer::start_with_pool(options.get_port(), FUNCTION_POOL);
             let url = format!(
@@ -298,11 +311,14 @@ async fn measure(
                 options.get_username(),
                 pooler.port()
             );
-            http_purge(&url).await?
+            http_purge(&url, webhook.as_deref()).await?
         }
     };
     let seconds = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
+    if let Some(receiver) = &receiver {
+        every_id_arrived(receiver, deleted)?;
+    }
     let mut updates = Vec::new();
     for task in update_streams {
         updates.extend(task.await?);
@@ -320,6 +336,48 @@ async fn measure(
         updates,
         vacuum_seconds,
     })
+}
+
+/// Warms the cache the same way for every variant; 10,000 active users for
+/// the concurrent updates.
+async fn warm(options: &sqlx::postgres::PgConnectOptions) -> anyhow::Result<Vec<uuid::Uuid>> {
+    let pool = PgPool::connect_with(options.clone()).await?;
+    sqlx::raw_sql(
+        "select count(*) from users; select count(*) from orders; select count(*) from notes;",
+    )
+    .execute(&pool)
+    .await?;
+    let active: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "select id from users where deleted_at is null order by random() limit 10000",
+    )
+    .fetch_all(&pool)
+    .await?;
+    pool.close().await;
+    Ok(active)
+}
+
+/// Every purged id arrived, in a verified event, before the answer.
+fn every_id_arrived(
+    receiver: &testkit::webhook_receiver::WebhookReceiver,
+    deleted: u64,
+) -> anyhow::Result<()> {
+    let accepted = receiver.accepted();
+    let ids: usize = accepted
+        .iter()
+        .map(|r| {
+            r["event"]["data"]["user_ids"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    anyhow::ensure!(
+        ids as u64 == deleted && receiver.requests().len() == accepted.len(),
+        "the receiver verified {} of {} requests, naming {ids} of {deleted} purged ids",
+        accepted.len(),
+        receiver.requests().len()
+    );
+    eprintln!("  {} account.purged events, {ids} ids", accepted.len());
+    Ok(())
 }
 
 /// Four connections, each running a single-row `UPDATE` on a random active
@@ -382,7 +440,10 @@ const FUNCTION_POOL: u32 = 5;
 /// The release binary with its default settings (except for a budget that
 /// lets one run finish), called the way Vercel Cron calls it, repeated while
 /// it answers `partial`.
-async fn http_purge(database_url: &str) -> anyhow::Result<(u64, Vec<Duration>)> {
+async fn http_purge(
+    database_url: &str,
+    webhook: Option<&str>,
+) -> anyhow::Result<(u64, Vec<Duration>)> {
     /// Stops the function however this run ends (an error included).
     struct Stop(std::process::Child);
     impl Drop for Stop {
@@ -392,8 +453,14 @@ async fn http_purge(database_url: &str) -> anyhow::Result<(u64, Vec<Duration>)> 
         }
     }
     let port = testkit::free_port();
-    let child = std::process::Command::new(release_binary("cron-permanent-delete-users"))
-        .env_clear()
+    let mut command = std::process::Command::new(release_binary("cron-permanent-delete-users"));
+    command.env_clear();
+    if let Some(url) = webhook {
+        command
+            .env("WEBHOOK_URL", url)
+            .env("WEBHOOK_SECRET", testkit::webhook_receiver::SECRET);
+    }
+    let child = command
         .env("VERCEL_DEV_PORT", port.to_string())
         .env("DATABASE_URL", database_url)
         .env("CRON_SECRET", CRON_SECRET)
@@ -473,6 +540,18 @@ fn report(results: &[Measurement], expired: i64, runs: usize, chart: &str) -> an
         Variant::Http,
         Variant::SingleDelete,
         "over HTTP ÷ single DELETE",
+    );
+    report_ratio(
+        results,
+        Variant::HttpEvents { pooled: false },
+        Variant::Http,
+        "with webhooks ÷ without",
+    );
+    report_ratio(
+        results,
+        Variant::HttpEvents { pooled: true },
+        Variant::HttpPooled,
+        "with webhooks ÷ without, through the pooler",
     );
 
     report_vacuum(results, runs);
