@@ -31,7 +31,7 @@ use crate::webhook::Webhook;
 pub const IDS_PER_EVENT: usize = 1000;
 
 /// Events claimed per round of the sweep, sent concurrently.
-const SWEEP_BATCH: i64 = 16;
+const SWEEP_BATCH: i64 = 32;
 
 /// One attempt's deadlines. A receiver should answer at once and do its
 /// work afterwards; one that takes longer than this counts as failed.
@@ -190,22 +190,13 @@ pub(crate) async fn record_restored(
     })
 }
 
-/// Sends one claimed event and records the result. Never fails: errors are
-/// recorded on the row (and retried) and logged, by class and receiver host
-/// only.
+/// Sends one claimed event and records the result (the request that made
+/// the change sends its event this way). Never fails: errors are recorded
+/// on the row (and retried) and logged, by class and receiver host only.
 pub async fn send(pool: PgPool, webhook: Arc<Webhook>, event: PendingEvent) -> Delivery {
-    send_within(pool, webhook, event, TIMEOUTS.total).await
-}
-
-async fn send_within(
-    pool: PgPool,
-    webhook: Arc<Webhook>,
-    event: PendingEvent,
-    deadline: Duration,
-) -> Delivery {
     let started = Instant::now();
-    let delivery = match post(&webhook, &event, deadline).await {
-        Ok(()) => match mark_sent(&pool, event.id).await {
+    let delivery = match attempt(&pool, &webhook, &event, TIMEOUTS.total).await {
+        Ok(()) => match mark_sent(&pool, &[event.id]).await {
             Ok(()) => Delivery::Sent,
             Err(error) => {
                 // The claim runs out and the event goes again: a duplicate
@@ -214,17 +205,7 @@ async fn send_within(
                 Delivery::Retrying
             }
         },
-        Err(class) => {
-            tracing::warn!(
-                event_id = %event.id,
-                event = event.kind.as_str(),
-                attempt = event.attempt,
-                receiver = webhook.url.host(),
-                error = class,
-                "webhook attempt failed"
-            );
-            record_failure(&pool, event.id, &class).await
-        }
+        Err(failed) => failed,
     };
     tracing::info!(
         event_id = %event.id,
@@ -235,6 +216,28 @@ async fn send_within(
         "webhook"
     );
     delivery
+}
+
+/// One attempt. `Ok`: the receiver took it (the caller records that);
+/// `Err`: it failed, and the failure is logged and recorded here.
+async fn attempt(
+    pool: &PgPool,
+    webhook: &Webhook,
+    event: &PendingEvent,
+    deadline: Duration,
+) -> Result<(), Delivery> {
+    let Err(class) = post(webhook, event, deadline).await else {
+        return Ok(());
+    };
+    tracing::warn!(
+        event_id = %event.id,
+        event = event.kind.as_str(),
+        attempt = event.attempt,
+        receiver = webhook.url.host(),
+        error = class,
+        "webhook attempt failed"
+    );
+    Err(record_failure(pool, event.id, &class).await)
 }
 
 /// One POST; `Err` carries a short class for the row and the log.
@@ -273,10 +276,27 @@ fn request_error_class(error: &reqwest::Error) -> String {
     .to_owned()
 }
 
-async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    db::retry_while_unavailable("record a delivered event", || async {
+/// Records events as delivered, in one statement however many. Its commit
+/// does not wait for the disk: if the server crashed right after, the
+/// events would simply go again, with the same webhook-ids.
+async fn mark_sent(pool: &PgPool, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list = format!(
+        "{{{}}}",
+        ids.iter()
+            .map(Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    db::retry_while_unavailable("record delivered events", || async {
         MARK_SENT
-            .execute(&mut *pool.acquire().await?, &Limits::CRON, &[id.into()])
+            .execute(
+                &mut *pool.acquire().await?,
+                &Limits::CRON,
+                &[list.as_str().into()],
+            )
             .await
             .map(drop)
     })
@@ -285,9 +305,10 @@ async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
 
 static MARK_SENT: LazyLock<Statement> = LazyLock::new(|| {
     Statement::new(
-        "update account_deletion.webhook_events
+        "set local synchronous_commit = off;
+         update account_deletion.webhook_events
          set status = 'sent', sent_at = now(), claimed_until = null, last_error = null
-         where id = $1",
+         where id = any($1::uuid[])",
     )
 });
 
@@ -357,18 +378,29 @@ pub async fn sweep(
         let deadline = left.min(TIMEOUTS.total);
         let mut sends = JoinSet::new();
         for event in claimed {
-            sends.spawn(send_within(
-                pool.clone(),
-                Arc::clone(webhook),
-                event,
-                deadline,
-            ));
+            let (pool, webhook) = (pool.clone(), Arc::clone(webhook));
+            sends.spawn(async move {
+                tracing::debug!(event_id = %event.id, event = event.kind.as_str(), attempt = event.attempt, "webhook");
+                attempt(&pool, &webhook, &event, deadline)
+                    .await
+                    .map(|()| event.id)
+            });
         }
-        while let Some(delivery) = sends.join_next().await {
-            match delivery.unwrap_or(Delivery::Retrying) {
-                Delivery::Sent => report.sent += 1,
-                Delivery::GaveUp => report.gave_up += 1,
-                Delivery::Retrying | Delivery::Cancelled => report.retrying += 1,
+        // The round's deliveries are recorded together: one commit for up
+        // to a round's worth of events.
+        let mut delivered = Vec::new();
+        while let Some(joined) = sends.join_next().await {
+            match joined {
+                Ok(Ok(id)) => delivered.push(id),
+                Ok(Err(Delivery::GaveUp)) => report.gave_up += 1,
+                Ok(Err(_)) | Err(_) => report.retrying += 1,
+            }
+        }
+        match mark_sent(pool, &delivered).await {
+            Ok(()) => report.sent += delivered.len() as u64,
+            Err(error) => {
+                tracing::warn!(events = delivered.len(), error = %error, "could not record delivered events");
+                report.retrying += delivered.len() as u64;
             }
         }
     }

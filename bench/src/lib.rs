@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub mod receiver;
+
 /// Starts (once) the benchmark's PostgreSQL: the test harness's throwaway
 /// server, but with production durability (fsync and synchronous commit on),
 /// so batching pays for its commits as it would in production, and memory

@@ -35,10 +35,11 @@ struct Ready {
     webhook: Option<Arc<Webhook>>,
 }
 
-/// After a run, its events are sent for at most this long (the function's
-/// `maxDuration` leaves 60 s past the purge's default budget); what is left
-/// goes with the next sweep.
-const EVENTS_BUDGET: Duration = Duration::from_secs(30);
+/// After a run, its events are sent in what is left of the run's time
+/// budget, but for at least the first and at most the second of these (the
+/// default budget leaves 60 s of the function's `maxDuration`, a budget
+/// set to Pro's longest 20 s); what is left goes with the next sweep.
+const EVENTS_BUDGET: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(30));
 
 impl PurgeUsers {
     #[must_use]
@@ -112,14 +113,27 @@ impl PurgeUsers {
         })?;
         let mut body = PurgeBody::from(&outcome);
         if let (Some(webhook), false) = (&ready.webhook, dry_run) {
-            body.events = Some(
-                events::sweep(&ready.pool, webhook, EVENTS_BUDGET)
-                    .await
-                    .map_err(ApiError::from_database)?,
-            );
+            let budget = events_budget(&ready.settings, &outcome);
+            // The purge has committed: a failure here leaves its events to
+            // the next sweep and does not turn the run into an error.
+            body.events = match events::sweep(&ready.pool, webhook, budget).await {
+                Ok(report) => Some(report),
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not send the run's events; the sweep will");
+                    None
+                }
+            };
         }
         Ok(json(StatusCode::OK, &body))
     }
+}
+
+fn events_budget(settings: &PurgeSettings, outcome: &PurgeOutcome) -> Duration {
+    let (least, most) = EVENTS_BUDGET;
+    settings
+        .time_budget
+        .saturating_sub(outcome.duration)
+        .clamp(least, most)
 }
 
 fn dry_run(query: Option<&str>) -> Result<bool, ApiError> {
