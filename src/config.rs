@@ -638,9 +638,9 @@ impl<'a> Env<'a> {
 }
 
 fn parse_bool(raw: &str) -> Result<bool, String> {
-    match raw.trim() {
-        "true" | "1" | "on" => Ok(true),
-        "false" | "0" | "off" | "" => Ok(false),
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" | "yes" => Ok(true),
+        "false" | "0" | "off" | "no" | "" => Ok(false),
         _ => Err(format!("expected true or false, got {raw:?}")),
     }
 }

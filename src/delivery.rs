@@ -3,6 +3,11 @@
 //! backoff, and after a number of attempts the row is given up on and the
 //! status route says so.
 
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::db::{self, Limits};
+
 /// How long a sender holds a row before another may take it over: well past
 /// the SMTP and webhook timeouts.
 pub(crate) const CLAIM_SECONDS: f64 = 120.0;
@@ -28,4 +33,37 @@ pub enum Delivery {
     GaveUp,
     /// No longer worth sending (account restored, purged or expired).
     Cancelled,
+}
+
+/// Records a failed attempt with an outbox's own statement (`$1` the row,
+/// `$2` the error class, `$3` [`MAX_ATTEMPTS`]; it releases the claim,
+/// schedules the next attempt and returns the row's new status), and says
+/// what the attempt came to. If even that fails, the claim runs out on its
+/// own and the row is retried then.
+pub(crate) async fn record_failure(
+    pool: &PgPool,
+    statement: &str,
+    id: Uuid,
+    class: &str,
+) -> Delivery {
+    let recorded: Result<Option<String>, sqlx::Error> = async {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        let status = db::query_scalar(statement)
+            .bind(id)
+            .bind(class)
+            .bind(MAX_ATTEMPTS)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(status)
+    }
+    .await;
+    match recorded {
+        Ok(Some(status)) if status == "failed" => Delivery::GaveUp,
+        Ok(_) => Delivery::Retrying,
+        Err(error) => {
+            tracing::warn!(row = %id, error = %error, "could not record a failed delivery attempt");
+            Delivery::Retrying
+        }
+    }
 }

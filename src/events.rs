@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::db::{self, Limits, Statement};
-use crate::delivery::{CLAIM_SECONDS, Delivery, KEEP_SENT_DAYS, MAX_ATTEMPTS, NEXT_ATTEMPT_AT};
+use crate::delivery::{self, CLAIM_SECONDS, Delivery, KEEP_SENT_DAYS, NEXT_ATTEMPT_AT};
 use crate::http_client::{self, Timeouts};
 use crate::webhook::Webhook;
 
@@ -229,6 +229,12 @@ async fn attempt(
     let Err(class) = post(webhook, event, deadline).await else {
         return Ok(());
     };
+    if class == "timeout" && deadline < TIMEOUTS.total {
+        // Cut short by the sweep's budget, not timed out by the receiver:
+        // not counted as an attempt, due again at once.
+        tracing::info!(event_id = %event.id, receiver = webhook.url.host(), "webhook attempt cut at the sweep's budget");
+        return Err(release(pool, event.id).await);
+    }
     tracing::warn!(
         event_id = %event.id,
         event = event.kind.as_str(),
@@ -237,7 +243,24 @@ async fn attempt(
         error = class,
         "webhook attempt failed"
     );
-    Err(record_failure(pool, event.id, &class).await)
+    Err(delivery::record_failure(pool, &RECORD_FAILURE, event.id, &class).await)
+}
+
+/// Gives a claimed event back, its attempt uncounted.
+async fn release(pool: &PgPool, id: Uuid) -> Delivery {
+    let released = db::query(
+        "update account_deletion.webhook_events
+         set claimed_until = null, attempts = attempts - 1, next_attempt_at = now()
+         where id = $1 and status = 'pending'",
+    )
+    .bind(id)
+    .execute(pool)
+    .await;
+    if let Err(error) = released {
+        // The claim runs out on its own; the event goes again then.
+        tracing::warn!(event_id = %id, error = %error, "could not release a webhook event");
+    }
+    Delivery::Retrying
 }
 
 /// One POST; `Err` carries a short class for the row and the log.
@@ -313,29 +336,6 @@ static MARK_SENT: LazyLock<Statement> = LazyLock::new(|| {
 });
 
 /// Releases the claim and schedules the next attempt, or gives up.
-async fn record_failure(pool: &PgPool, id: Uuid, class: &str) -> Delivery {
-    let recorded: Result<Option<String>, sqlx::Error> = async {
-        let mut tx = db::begin(pool, &Limits::CRON).await?;
-        let status = db::query_scalar(&RECORD_FAILURE)
-            .bind(id)
-            .bind(class)
-            .bind(MAX_ATTEMPTS)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(status)
-    }
-    .await;
-    match recorded {
-        Ok(Some(status)) if status == "failed" => Delivery::GaveUp,
-        Ok(_) => Delivery::Retrying,
-        Err(error) => {
-            tracing::warn!(event_id = %id, error = %error, "could not record the failed webhook attempt");
-            Delivery::Retrying
-        }
-    }
-}
-
 static RECORD_FAILURE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "update account_deletion.webhook_events set
@@ -370,7 +370,15 @@ pub async fn sweep(
 ) -> Result<EventSweepReport, sqlx::Error> {
     let started = Instant::now();
     let mut report = EventSweepReport::default();
+    let mut rounds = 0;
     while let Some(left) = budget.checked_sub(started.elapsed()) {
+        // A round that could not give its attempts their whole timeout
+        // would only cut them short; the first one goes anyway, so a small
+        // budget still sends something.
+        if rounds > 0 && left < TIMEOUTS.total {
+            break;
+        }
+        rounds += 1;
         let claimed = claim_due(pool).await?;
         if claimed.is_empty() {
             break;

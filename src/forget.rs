@@ -103,11 +103,15 @@ pub async fn forget(
         }
     }
     if let Some(webhook) = webhook {
-        done.events = Some(
-            events::sweep(restored, webhook, EVENTS_BUDGET)
-                .await
-                .map_err(PurgeError::from)?,
-        );
+        // The re-erasure has committed: a failure here leaves the events to
+        // the next sweep and is no reason to report the erasure failed.
+        done.events = match events::sweep(restored, webhook, EVENTS_BUDGET).await {
+            Ok(report) => Some(report),
+            Err(error) => {
+                tracing::warn!(error = %error, "could not send the re-erasure's events; the sweep will");
+                None
+            }
+        };
     }
     tracing::info!(
         tombstones = done.tombstones,

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::config::{MailConfig, RetentionDays};
 use crate::db::{self, Limits, Statement};
 pub use crate::delivery::Delivery;
-use crate::delivery::{CLAIM_SECONDS, KEEP_SENT_DAYS, MAX_ATTEMPTS, NEXT_ATTEMPT_AT};
+use crate::delivery::{self, CLAIM_SECONDS, KEEP_SENT_DAYS, NEXT_ATTEMPT_AT};
 use crate::mail::{self, Rendered};
 use crate::sql::Statements;
 use crate::tokens::RecoveryToken;
@@ -149,7 +149,7 @@ pub async fn send(
         Ok(delivery) => delivery,
         Err(error) => {
             tracing::warn!(outbox_id = %id, kind = kind.as_str(), attempt, error = %error, "email attempt failed");
-            record_failure(&pool, id, error.class()).await
+            delivery::record_failure(&pool, &RECORD_FAILURE, id, error.class()).await
         }
     };
     tracing::info!(
@@ -319,20 +319,8 @@ async fn insert_token(
 }
 
 /// Releases the claim and schedules the next attempt
-/// ([`NEXT_ATTEMPT_AT`]), or gives up.
-async fn record_failure(pool: &PgPool, id: Uuid, class: &str) -> Delivery {
-    let status = record_failure_in_tx(pool, id, class).await;
-    match status {
-        Ok(Some(status)) if status == "failed" => Delivery::GaveUp,
-        Ok(_) => Delivery::Retrying,
-        Err(error) => {
-            // The claim runs out on its own and the row is retried then.
-            tracing::warn!(outbox_id = %id, error = %error, "could not record the failed email attempt");
-            Delivery::Retrying
-        }
-    }
-}
-
+/// ([`NEXT_ATTEMPT_AT`]), or gives up; an "erased" email that gives up
+/// forgets its address.
 static RECORD_FAILURE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "update account_deletion.email_outbox set
@@ -346,22 +334,6 @@ static RECORD_FAILURE: LazyLock<String> = LazyLock::new(|| {
          returning status"
     )
 });
-
-async fn record_failure_in_tx(
-    pool: &PgPool,
-    id: Uuid,
-    class: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let status = db::query_scalar(&RECORD_FAILURE)
-        .bind(id)
-        .bind(class)
-        .bind(MAX_ATTEMPTS)
-        .fetch_optional(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(status)
-}
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]

@@ -21,6 +21,8 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 
+use testkit::webhook_receiver::{SECRET, WebhookReceiver};
+
 use crate::helpers::time_zone_proxy::TimeZoneProxy;
 use crate::helpers::{APP_URL, AccountApp, TestDb, TestResponse, read, request};
 
@@ -299,9 +301,16 @@ fn parse_time(value: &serde_json::Value) -> DateTime<Utc> {
 }
 
 /// Delete, the recovery email, a reminder with a fresh link, recover with
-/// it, delete again, and the purge once the retention period is over.
+/// it, delete again, and the purge once the retention period is over; the
+/// app's webhook hears of each step.
 async fn the_whole_journey(framework: Framework) {
-    let app = app_for(framework, &[]).await;
+    let receiver = WebhookReceiver::start(SECRET).await;
+    let hook = receiver.url();
+    let app = app_for(
+        framework,
+        &[("WEBHOOK_URL", &hook), ("WEBHOOK_SECRET", SECRET)],
+    )
+    .await;
     let pool = app.pool();
     let (user, email) = framework.create_user(pool).await;
     // Live for one more hour only: off by fourteen if naive times were read
@@ -398,6 +407,39 @@ async fn the_whole_journey(framework: Framework) {
         app.recover_json(&last_link).await.status,
         StatusCode::BAD_REQUEST
     );
+
+    journey_events(&receiver, &user, deleted_at, purge_after);
+}
+
+/// Each step of the journey as an event, verified, naming the user by their
+/// id's text and the first deletion by the time the column held (UTC,
+/// whatever the column's type and the session's zone).
+fn journey_events(
+    receiver: &WebhookReceiver,
+    user: &str,
+    deleted_at: DateTime<Utc>,
+    purge_after: DateTime<Utc>,
+) {
+    let events: Vec<serde_json::Value> = receiver
+        .accepted()
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "account.deleted",
+            "account.restored",
+            "account.deleted",
+            "account.purged"
+        ]
+    );
+    assert_eq!(events[0]["data"]["user_id"], user);
+    assert_eq!(parse_time(&events[0]["data"]["deleted_at"]), deleted_at);
+    assert_eq!(parse_time(&events[0]["data"]["purge_after"]), purge_after);
+    assert_eq!(events[1]["data"]["user_id"], user);
+    assert_eq!(events[3]["data"]["user_ids"], serde_json::json!([user]));
 }
 
 #[tokio::test]
