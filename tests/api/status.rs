@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{CRON_SECRET, TestDb, cron_config, read, request};
+use crate::helpers::{CRON_SECRET, TestDb, cron_config, read, request, status_of};
 
 struct Monitored {
     db: TestDb,
@@ -31,19 +31,7 @@ impl Monitored {
     }
 
     async fn status(&self) -> (StatusCode, Value) {
-        let auth = format!("Bearer {CRON_SECRET}");
-        let response = read(
-            self.status
-                .handle(request(
-                    Method::GET,
-                    "/api/status",
-                    &[("authorization", &auth)],
-                    b"",
-                ))
-                .await,
-        )
-        .await;
-        (response.status, response.json())
+        status_of(&self.status).await
     }
 
     async fn purge(&self, query: &str) -> Value {

@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 use account_deletion::config::EmailCronConfig;
 use account_deletion::routes::send_emails::SendEmails;
 use account_deletion::routes::status::Status;
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 use uuid::Uuid;
 
-use crate::helpers::{APP_URL, AccountApp, CRON_SECRET, count, cron_config, env, read, request};
+use crate::helpers::{
+    APP_URL, AccountApp, CRON_SECRET, count, cron_config, env, run_sweep, status_of,
+};
 
 /// A second secret, for rotations.
 const NEW_SECRET: &str = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24tdGVzdHM=";
@@ -333,22 +335,6 @@ async fn a_receiver_answering_500_is_retried_then_given_up_on_and_the_status_say
     assert_eq!(status_of(&status).await.0, StatusCode::OK);
 }
 
-async fn status_of(status: &Status) -> (StatusCode, Value) {
-    let auth = format!("Bearer {CRON_SECRET}");
-    let response = read(
-        status
-            .handle(request(
-                Method::GET,
-                "/api/status",
-                &[("authorization", &auth)],
-                b"",
-            ))
-            .await,
-    )
-    .await;
-    (response.status, response.json())
-}
-
 /// Another instance of the sweep function on the app's database and
 /// webhook, with `extra` settings.
 fn another_sweep(
@@ -368,22 +354,6 @@ fn another_sweep(
     ];
     vars.extend_from_slice(extra);
     SendEmails::new(EmailCronConfig::from_lookup(&env(&vars)))
-}
-
-async fn run(sweep: &SendEmails) -> Value {
-    let response = read(
-        sweep
-            .handle(request(
-                Method::GET,
-                "/api/cron/send-emails",
-                &[("authorization", &format!("Bearer {CRON_SECRET}"))],
-                b"",
-            ))
-            .await,
-    )
-    .await;
-    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-    response.json()
 }
 
 /// (`last_error`, attempts, whether due now) of every pending event.
@@ -430,7 +400,7 @@ async fn a_receiver_that_hangs_costs_a_sweep_its_budget_and_no_more() {
     // counts; with 4 s left no second round starts.
     let patient = another_sweep(&app, &receiver, &[("EMAIL_TIME_BUDGET_SECS", "14")]);
     let started = Instant::now();
-    let swept = run(&patient).await;
+    let swept = run_sweep(&patient).await;
     let took = started.elapsed();
     assert!(
         (Duration::from_secs(10)..Duration::from_secs(13)).contains(&took),
@@ -479,7 +449,7 @@ async fn two_concurrent_sweeps_deliver_every_event_exactly_once() {
     receiver.set_mode("slow", 1).await;
     make_events_due(&app).await;
     let other = another_sweep(&app, &receiver, &[]);
-    let (one, two) = tokio::join!(run(&app.sweep), run(&other));
+    let (one, two) = tokio::join!(run_sweep(&app.sweep), run_sweep(&other));
     let sent = |v: &Value| v["events"]["sent"].as_i64().unwrap();
     assert_eq!(sent(&one) + sent(&two), users, "{one} {two}");
     assert!(

@@ -411,19 +411,7 @@ impl AccountApp {
     }
 
     pub async fn run_sweep(&self) -> Value {
-        let response = read(
-            self.sweep
-                .handle(request(
-                    Method::GET,
-                    "/api/cron/send-emails",
-                    &[("authorization", &format!("Bearer {CRON_SECRET}"))],
-                    b"",
-                ))
-                .await,
-        )
-        .await;
-        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
-        response.json()
+        run_sweep(&self.sweep).await
     }
 
     pub async fn run_purge(&self) -> Value {
@@ -468,6 +456,40 @@ impl AccountApp {
             .await
             .unwrap()
     }
+}
+
+/// Runs a sweep function (this app's, or another instance), expecting 200.
+pub async fn run_sweep(sweep: &account_deletion::routes::send_emails::SendEmails) -> Value {
+    let response = read(
+        sweep
+            .handle(request(
+                Method::GET,
+                "/api/cron/send-emails",
+                &[("authorization", &format!("Bearer {CRON_SECRET}"))],
+                b"",
+            ))
+            .await,
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+    response.json()
+}
+
+/// `GET /api/status` as a monitor calls it: its code and body.
+pub async fn status_of(status: &account_deletion::routes::status::Status) -> (StatusCode, Value) {
+    let auth = format!("Bearer {CRON_SECRET}");
+    let response = read(
+        status
+            .handle(request(
+                Method::GET,
+                "/api/status",
+                &[("authorization", &auth)],
+                b"",
+            ))
+            .await,
+    )
+    .await;
+    (response.status, response.json())
 }
 
 pub fn urlencode(text: &str) -> String {
