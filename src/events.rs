@@ -246,15 +246,21 @@ async fn attempt(
     Err(delivery::record_failure(pool, &RECORD_FAILURE, event.id, &class).await)
 }
 
-/// Gives a claimed event back, its attempt uncounted.
+/// Gives a claimed event back, its attempt uncounted. In a transaction of
+/// its own, like every statement of ours (see [`db`]).
 async fn release(pool: &PgPool, id: Uuid) -> Delivery {
-    let released = db::query(
-        "update account_deletion.webhook_events
-         set claimed_until = null, attempts = attempts - 1, next_attempt_at = now()
-         where id = $1 and status = 'pending'",
-    )
-    .bind(id)
-    .execute(pool)
+    let released: Result<(), sqlx::Error> = async {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        db::query(
+            "update account_deletion.webhook_events
+             set claimed_until = null, attempts = attempts - 1, next_attempt_at = now()
+             where id = $1 and status = 'pending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
     .await;
     if let Err(error) = released {
         // The claim runs out on its own; the event goes again then.

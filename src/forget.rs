@@ -65,11 +65,9 @@ pub async fn forget(
     let mut done = Forgotten::default();
     // All at once: the table has no index to page through (see its
     // migration), and an id is a few dozen bytes, so even ten million fit.
-    let ids: Vec<String> =
-        db::query_scalar("select distinct user_id from account_deletion.tombstones")
-            .fetch_all(&mut *replaced.acquire().await.map_err(ForgetError::Source)?)
-            .await
-            .map_err(ForgetError::Source)?;
+    let ids = tombstoned_ids(replaced)
+        .await
+        .map_err(ForgetError::Source)?;
     done.tombstones = ids.len() as u64;
     for chunk in ids.chunks(CHUNK) {
         let mut tx = db::begin(restored, &Limits::CRON)
@@ -121,4 +119,15 @@ pub async fn forget(
         "re-erasure after a restore finished"
     );
     Ok(done)
+}
+
+/// Every id with a tombstone in `replaced`, read in a transaction (the
+/// database may sit behind a transaction pooler; see [`db`]).
+async fn tombstoned_ids(replaced: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    let mut tx = db::begin(replaced, &Limits::CRON).await?;
+    let ids = db::query_scalar("select distinct user_id from account_deletion.tombstones")
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ids)
 }

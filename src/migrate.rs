@@ -334,11 +334,14 @@ async fn add_deleted_at(
 /// end, as a direct connection (or a session-mode pooler) is.
 ///
 /// Two clients: the first holds a transaction open, pinning its server
-/// connection; the second asks for its backend twice, once while the first
-/// holds on and once after. A direct server answers at once, from the same
-/// backend both times. A transaction pooler either keeps the second waiting
-/// (no free server connection) or serves it from another backend once the
-/// first lets go (it hands out the connection freed last).
+/// connection; the second asks for its backend while the first holds on,
+/// twice more after it lets go, and the first asks once more. A direct
+/// server answers each client from its own backend every time. A
+/// transaction pooler either keeps the second waiting (no free server
+/// connection) or moves a client to another backend: one that hands out the
+/// connection freed last (PgBouncer's default) gives the second client the
+/// first one's, and one that hands out the connection idle longest
+/// (`server_round_robin`) moves the second client between its two asks.
 async fn is_a_session(options: &PgConnectOptions) -> Result<bool, sqlx::Error> {
     let mut holder = PgConnection::connect_with(options).await?;
     let mut probe = PgConnection::connect_with(options).await?;
@@ -350,10 +353,11 @@ async fn is_a_session(options: &PgConnectOptions) -> Result<bool, sqlx::Error> {
     let before = before?;
     holder.execute("commit").await?;
     let after = backend(&mut probe).await?;
+    let again = backend(&mut probe).await?;
     let holder_after = backend(&mut holder).await?;
     let _ = holder.close().await;
     let _ = probe.close().await;
-    Ok(before != held && before == after && holder_after == held)
+    Ok(before != held && before == after && after == again && holder_after == held)
 }
 
 /// The server process behind a connection, asked with the simple protocol

@@ -3,9 +3,14 @@
 //! `ignore_startup_parameters`, no prepared-statement support), with a pool
 //! of three server connections per database.
 //!
-//! [`shared`] is the one the suite runs through when `TEST_VIA_POOLER=1`; a
-//! test that stops or restarts a pooler starts one of its own with
-//! [`PgBouncer::start`].
+//! [`shared`] is the one the suite runs through when `TEST_VIA_POOLER=1`. It
+//! hands each transaction the server connection idle longest
+//! ([`Reuse::LongestIdle`]), so a client is moved between server connections
+//! as often as the pool allows, and any exchange of ours outside a
+//! transaction (an unnamed statement parsed on one server connection and
+//! run on another) fails in the suite rather than now and then in
+//! production. A test that stops or restarts a pooler starts one of its own
+//! with [`PgBouncer::start`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,6 +30,18 @@ pub struct PgBouncer {
 
 static SHARED: OnceLock<u16> = OnceLock::new();
 
+/// Which idle server connection the pooler hands the next transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// The one freed last: PgBouncer's default, which keeps a quiet client
+    /// on the same server connection most of the time.
+    LastFreed,
+    /// The one idle longest (`server_round_robin = 1`), with the whole pool
+    /// connected from the start (`min_pool_size`): consecutive transactions
+    /// land on different server connections.
+    LongestIdle,
+}
+
 /// True when the suite runs its functions through the shared pooler.
 pub fn suite_via_pooler() -> bool {
     std::env::var("TEST_VIA_POOLER").is_ok_and(|v| v == "1")
@@ -34,7 +51,11 @@ pub fn suite_via_pooler() -> bool {
 /// server; started on first use, stopped when the test process exits.
 pub fn shared() -> u16 {
     *SHARED.get_or_init(|| {
-        let mut pooler = PgBouncer::start(crate::postgres::TestDb::server_port());
+        let mut pooler = PgBouncer::start_with(
+            crate::postgres::TestDb::server_port(),
+            POOL_SIZE,
+            Reuse::LongestIdle,
+        );
         // Lives as long as the test process; the watchdog stops it.
         let child = pooler.child.take().expect("just started");
         spawn_watchdog(child.id(), &pooler.dir);
@@ -45,15 +66,21 @@ pub fn shared() -> u16 {
 
 impl PgBouncer {
     /// Starts a pooler of its own in front of the server on `server_port`,
-    /// with [`POOL_SIZE`] server connections per database.
+    /// with [`POOL_SIZE`] server connections per database, stock settings.
     pub fn start(server_port: u16) -> Self {
-        Self::start_with_pool(server_port, POOL_SIZE)
+        Self::start_with(server_port, POOL_SIZE, Reuse::LastFreed)
     }
 
     /// [`start`](Self::start) with `pool_size` server connections per
     /// database (the benchmarks match the function's own pool, so that they
     /// measure the pooler and not a smaller pool).
     pub fn start_with_pool(server_port: u16, pool_size: u32) -> Self {
+        Self::start_with(server_port, pool_size, Reuse::LastFreed)
+    }
+
+    /// A pooler with `pool_size` server connections per database, reusing
+    /// them as `reuse` says.
+    pub fn start_with(server_port: u16, pool_size: u32, reuse: Reuse) -> Self {
         let nonce = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -77,12 +104,18 @@ impl PgBouncer {
                  auth_type = trust\n\
                  auth_file = {dir}/userlist.txt\n\
                  pool_mode = transaction\n\
+                 {reuse}\
                  default_pool_size = {pool_size}\n\
                  max_client_conn = 2000\n\
                  query_wait_timeout = 60\n\
                  logfile = {dir}/pgbouncer.log\n\
                  pidfile = {dir}/pgbouncer.pid\n",
                 dir = dir.display(),
+                reuse = match reuse {
+                    Reuse::LastFreed => String::new(),
+                    Reuse::LongestIdle =>
+                        format!("server_round_robin = 1\nmin_pool_size = {pool_size}\n"),
+                },
             ),
         )
         .unwrap();

@@ -194,7 +194,51 @@ fn the_library_prepares_no_named_statement_and_uses_no_session_state() {
             let session_set = lower.contains("\"set ") && !lower.contains("\"set local");
             assert!(!session_set, "{relative}:{}: session SET: {line}", n + 1);
         }
+        for executor in single_executors(&text) {
+            // A db::query run on a pool, or on a connection just taken from
+            // one, runs outside a transaction: parsed in one exchange and
+            // run in the next, which a pooler may send to another server
+            // connection. (A `Statement` takes its limits and arguments too,
+            // and goes in one simple-protocol message.)
+            assert!(
+                !(executor.ends_with("pool") || executor.contains(".acquire()")),
+                "{relative}: a statement outside a transaction, on `{executor}`"
+            );
+        }
     }
+}
+
+/// The argument of every one-argument `.execute(…)`, `.fetch…(…)` call in
+/// `text`, its whitespace collapsed: the executor a `db::query` runs on.
+fn single_executors(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for call in [
+        ".execute(",
+        ".fetch(",
+        ".fetch_one(",
+        ".fetch_all(",
+        ".fetch_optional(",
+    ] {
+        for (at, _) in text.match_indices(call) {
+            let (mut depth, mut argument) = (1, String::new());
+            for c in text[at + call.len()..].chars() {
+                depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                if depth == 0 || (depth == 1 && c == ',') {
+                    break;
+                }
+                argument.push(c);
+            }
+            let closed = text[at + call.len() + argument.len()..].starts_with(')');
+            if closed {
+                found.push(argument.split_whitespace().collect::<String>());
+            }
+        }
+    }
+    found
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -1,5 +1,6 @@
 //! Through a real PgBouncer in transaction mode, pool of three, stock
-//! settings: what a plain sqlx client trips over, what ours does instead,
+//! settings (and the suite's own, which moves clients between server
+//! connections): what a plain sqlx client trips over, what ours does instead,
 //! migrations that refuse a pooler, and a pooler restarted under load.
 //!
 //! The whole suite also runs through the shared pooler (`scripts/test` sets
@@ -14,7 +15,7 @@ use account_deletion::migrate::{MigrateError, Options, migrate, migrate_waiting}
 use http::StatusCode;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
-use testkit::pgbouncer::PgBouncer;
+use testkit::pgbouncer::{POOL_SIZE, PgBouncer, Reuse};
 
 use crate::helpers::{AccountApp, TestDb, TestResponse, count, cron_request, read, seed_users};
 
@@ -57,6 +58,34 @@ async fn a_plain_sqlx_client_fails_through_the_pooler_so_the_suite_would_catch_a
         "named statements went through: {failures:?}"
     );
 
+    // An unnamed statement outside a transaction: sqlx parses it in one
+    // exchange and runs it in the next, which a pooler moving clients
+    // between server connections sends elsewhere. Ours run in transactions.
+    let moving = PgBouncer::start_with(TestDb::server_port(), POOL_SIZE, Reuse::LongestIdle);
+    let mut client =
+        PgConnection::connect_with(&db::connect_options(options(&db.url_via(moving.port()))))
+            .await
+            .unwrap();
+    // The pooler opens its other server connections within a second or so.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lost = loop {
+        let tried = db::query_scalar::<i32>("select $1::int4")
+            .bind(7)
+            .fetch_one(&mut client)
+            .await;
+        match tried {
+            Err(error) => break error.to_string(),
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(_) => panic!("every statement outside a transaction went through for 10 s"),
+        }
+    };
+    assert!(
+        lost.contains("unnamed prepared statement does not exist"),
+        "{lost}"
+    );
+
     // Ours, from many clients at once: every statement answers.
     let pool = PgPoolOptions::new()
         .max_connections(12)
@@ -84,11 +113,19 @@ async fn a_plain_sqlx_client_fails_through_the_pooler_so_the_suite_would_catch_a
 
 #[tokio::test]
 async fn migrating_through_the_pooler_is_refused_in_seconds_naming_the_variable() {
+    // Whichever server connection the pooler hands out next, the check
+    // tells it from a direct connection.
+    for reuse in [Reuse::LastFreed, Reuse::LongestIdle] {
+        migrating_through_a_pooler_is_refused(reuse).await;
+    }
+}
+
+async fn migrating_through_a_pooler_is_refused(reuse: Reuse) {
     let db = TestDb::new().await;
     let server = testkit::postgres::server();
     let empty = format!("{}_empty", db.name);
     server.create_database(&empty, None).await;
-    let pooler = PgBouncer::start(TestDb::server_port());
+    let pooler = PgBouncer::start_with(TestDb::server_port(), POOL_SIZE, reuse);
     let through_pooler = format!("postgres://postgres@127.0.0.1:{}/{empty}", pooler.port());
     let direct = format!(
         "postgres://postgres@127.0.0.1:{}/{empty}",
@@ -103,12 +140,15 @@ async fn migrating_through_the_pooler_is_refused_in_seconds_naming_the_variable(
     .await
     .expect("migrating through a pooler must not hang")
     .unwrap_err();
-    assert!(matches!(
-        refused,
-        MigrateError::ThroughPooler {
-            variable: "DATABASE_URL"
-        }
-    ));
+    assert!(
+        matches!(
+            refused,
+            MigrateError::ThroughPooler {
+                variable: "DATABASE_URL"
+            }
+        ),
+        "{reuse:?}: {refused:?}"
+    );
     let message = refused.to_string();
     assert!(
         message.contains("DIRECT_URL") && message.contains("pooler"),

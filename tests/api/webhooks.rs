@@ -16,7 +16,8 @@ use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 use uuid::Uuid;
 
 use crate::helpers::{
-    APP_URL, AccountApp, CRON_SECRET, count, cron_config, env, run_sweep, status_of,
+    APP_URL, AccountApp, CRON_SECRET, count, cron_config, env, run_sweep, show_logs_on_failure,
+    status_of,
 };
 
 /// A second secret, for rotations.
@@ -84,6 +85,7 @@ fn rfc3339(value: &Value) -> chrono::DateTime<chrono::Utc> {
 
 #[tokio::test]
 async fn each_event_type_reaches_a_receiver_that_verifies_it_with_the_reference_library() {
+    let _logs = show_logs_on_failure();
     // The receiver knows only the old secret; the app signs with the new
     // and the old one during the rotation, so either verifies.
     let receiver = WebhookReceiver::start(SECRET).await;
@@ -179,6 +181,7 @@ async fn session_of_new_login(app: &AccountApp, user: Uuid) -> String {
 
 #[tokio::test]
 async fn a_signature_under_a_secret_the_receiver_does_not_know_is_refused_and_retried() {
+    let _logs = show_logs_on_failure();
     let receiver = WebhookReceiver::start(SECRET).await;
     let app = app_for(&receiver, NEW_SECRET, &[]).await;
     let (_, session) = app.user_with_session().await;
@@ -224,6 +227,7 @@ async fn wait_for_status(app: &AccountApp, status: &str, attempts: i64) {
 
 #[tokio::test]
 async fn a_receiver_that_is_down_gets_the_event_when_it_is_back() {
+    let _logs = show_logs_on_failure();
     let mut receiver = WebhookReceiver::start(SECRET).await;
     let app = app_for(&receiver, SECRET, &[]).await;
     receiver.go_down().await;
@@ -277,6 +281,7 @@ async fn a_receiver_that_is_down_gets_the_event_when_it_is_back() {
 
 #[tokio::test]
 async fn a_receiver_answering_500_is_retried_then_given_up_on_and_the_status_says_so() {
+    let _logs = show_logs_on_failure();
     let receiver = WebhookReceiver::start(SECRET).await;
     let app = app_for(&receiver, SECRET, &[]).await;
     let status = Status::new(cron_config(&app.db.url(), &[]));
@@ -369,6 +374,7 @@ async fn attempts(app: &AccountApp) -> Vec<(Option<String>, i32, bool)> {
 
 #[tokio::test]
 async fn a_receiver_that_hangs_costs_a_sweep_its_budget_and_no_more() {
+    let _logs = show_logs_on_failure();
     let mut receiver = WebhookReceiver::start(SECRET).await;
     let app = app_for(&receiver, SECRET, &[("EMAIL_TIME_BUDGET_SECS", "2")]).await;
     receiver.go_down().await;
@@ -423,6 +429,7 @@ async fn a_receiver_that_hangs_costs_a_sweep_its_budget_and_no_more() {
 
 #[tokio::test]
 async fn two_concurrent_sweeps_deliver_every_event_exactly_once() {
+    let _logs = show_logs_on_failure();
     let mut receiver = WebhookReceiver::start(SECRET).await;
     let app = app_for(&receiver, SECRET, &[]).await;
     receiver.go_down().await;
@@ -463,6 +470,7 @@ async fn two_concurrent_sweeps_deliver_every_event_exactly_once() {
 
 #[tokio::test]
 async fn a_large_purge_groups_its_ids_a_thousand_to_an_event() {
+    let _logs = show_logs_on_failure();
     let receiver = WebhookReceiver::start(SECRET).await;
     let app = app_for(
         &receiver,
@@ -509,6 +517,7 @@ async fn a_large_purge_groups_its_ids_a_thousand_to_an_event() {
 
 #[tokio::test]
 async fn without_a_webhook_url_no_event_is_recorded() {
+    let _logs = show_logs_on_failure();
     // A secret alone (set for every environment) changes nothing.
     let app = AccountApp::with_env(&[("WEBHOOK_SECRET", SECRET)]).await;
     let (user, session) = app.user_with_session().await;
@@ -533,6 +542,7 @@ async fn without_a_webhook_url_no_event_is_recorded() {
 
 #[tokio::test]
 async fn a_webhook_url_without_a_secret_refuses_every_request_naming_the_variable() {
+    let _logs = show_logs_on_failure();
     let config = account_deletion::config::CronConfig::from_lookup(&env(&[
         ("DATABASE_URL", "postgres://localhost/x"),
         ("CRON_SECRET", CRON_SECRET),

@@ -506,3 +506,17 @@ fn form_urlencoded_encode(text: &str) -> String {
         })
         .collect()
 }
+
+/// Shows the library's logs (info and up) in the test's captured output, so
+/// a failing test prints what the code under test saw. Keep the guard for
+/// the test's length; `#[tokio::test]` polls spawned tasks on the test's
+/// own thread, so they log here too.
+#[must_use]
+pub fn show_logs_on_failure() -> tracing::subscriber::DefaultGuard {
+    tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_test_writer()
+            .finish(),
+    )
+}
