@@ -386,13 +386,21 @@ impl AccountApp {
     }
 
     pub async fn recover_json(&self, token: &str) -> TestResponse {
+        self.recover_json_with(token, &[]).await
+    }
+
+    /// [`recover_json`](Self::recover_json) with more headers (a client's
+    /// own address in `x-real-ip`, say).
+    pub async fn recover_json_with(&self, token: &str, headers: &[(&str, &str)]) -> TestResponse {
         let body = serde_json::json!({ "token": token }).to_string();
+        let mut headers = headers.to_vec();
+        headers.push(("content-type", "application/json"));
         read(
             self.recover
                 .handle(request(
                     Method::POST,
                     "/api/account/recover",
-                    &[("content-type", "application/json")],
+                    &headers,
                     body.as_bytes(),
                 ))
                 .await,
