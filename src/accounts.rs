@@ -14,20 +14,21 @@ use crate::schema::UserId;
 use crate::sql::Statements;
 use crate::tokens::RecoveryToken;
 
-/// A soft-deleted account, with its recovery email (and its event, when
-/// events are on) ready for a first attempt.
+/// A soft-deleted account, with its recovery email (unless the account has
+/// no address) and its event (when events are on) ready for a first attempt.
 #[derive(Debug)]
 pub struct Deletion {
     pub deleted_at: DateTime<Utc>,
     pub purge_after: DateTime<Utc>,
-    pub email: PendingEmail,
+    pub email: Option<PendingEmail>,
     pub event: Option<PendingEvent>,
 }
 
-/// A restored account's "restored" email, and its event when events are on.
+/// A restored account's "restored" email (unless it has no address), and
+/// its event when events are on.
 #[derive(Debug)]
 pub struct Restoration {
-    pub email: PendingEmail,
+    pub email: Option<PendingEmail>,
     pub event: Option<PendingEvent>,
 }
 
@@ -35,7 +36,8 @@ pub struct Restoration {
 /// the sign-in's table deleted, older recovery tokens revoked and older link
 /// emails superseded, a new token created (only its hash stored) and the
 /// recovery email queued (and `account.deleted` recorded, when events are
-/// on). `None` when the user is gone or already deleted.
+/// on). An account without an address gets no token and no email: nothing
+/// could reach its owner. `None` when the user is gone or already deleted.
 ///
 /// All of it is one statement ([`Statements::delete_account`]), sent with the account limits in one round
 /// trip and run as one transaction (a lock held elsewhere for 2 s answers 503
@@ -50,9 +52,9 @@ pub async fn delete(
     retention: RetentionDays,
 ) -> Result<Option<Deletion>, sqlx::Error> {
     type Deleted = (
-        Uuid,
+        Option<Uuid>,
         String,
-        String,
+        Option<String>,
         DateTime<Utc>,
         DateTime<Utc>,
         Option<Uuid>,
@@ -72,11 +74,13 @@ pub async fn delete(
         )
         .await?;
     Ok(deleted.map(
-        |(outbox_id, user_id, email, deleted_at, purge_after, event_id)| Deletion {
+        |(outbox_id, user_id, address, deleted_at, purge_after, event_id)| Deletion {
             deleted_at,
             purge_after,
-            email: PendingEmail::first_attempt(outbox_id, EmailKind::Recovery, email)
-                .with_link(token, purge_after),
+            email: outbox_id.zip(address).map(|(id, address)| {
+                PendingEmail::first_attempt(id, EmailKind::Recovery, address)
+                    .with_link(token, purge_after)
+            }),
             event: event_id.map(|id| PendingEvent::deleted(id, user_id, deleted_at, purge_after)),
         },
     ))
@@ -120,12 +124,12 @@ pub async fn recover(
     retention: RetentionDays,
 ) -> Result<Option<Restoration>, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
-    let restored: Option<(String, String)> = db::query_as(&sql.recover)
+    let restored: Option<(String, Option<String>)> = db::query_as(&sql.recover)
         .bind(token.hash().as_slice())
         .bind(retention.days())
         .fetch_optional(&mut *tx)
         .await?;
-    let Some((user_id, email)) = restored else {
+    let Some((user_id, address)) = restored else {
         return Ok(None);
     };
     db::query("update account_deletion.recovery_tokens set used_at = now() where token_hash = $1")
@@ -133,7 +137,13 @@ pub async fn recover(
         .execute(&mut *tx)
         .await?;
     revoke_tokens(&mut tx, &user_id).await?;
-    let email = outbox::queue(&mut tx, &user_id, EmailKind::Restored, &email, None).await?;
+    let email = match address {
+        Some(address) => {
+            Some(outbox::queue(&mut tx, &user_id, EmailKind::Restored, &address, None).await?)
+        }
+        // Its address was removed while it was deleted.
+        None => None,
+    };
     let event = if sql.records.events {
         Some(events::record_restored(&mut tx, &user_id).await?)
     } else {

@@ -38,9 +38,9 @@ pub struct Statements {
     pub records: Records,
     /// The soft delete of user `$1` (text), with `$2` retention days, `$3`
     /// the new recovery token's hash, `$4` the email's (and event's) claim
-    /// in seconds; returns the email's id, the user's id and email, when it
-    /// was deleted and will be purged, and the event's id (null when events
-    /// are off).
+    /// in seconds; returns the email's id, the user's id and address (both
+    /// null for an account without an address), when it was deleted and will
+    /// be purged, and the event's id (null when events are off).
     pub delete_account: Statement,
     /// The signed-in user of session token `$1` (its SHA-256 for our
     /// `sessions`, the token itself for Auth.js), if the session is live
@@ -127,6 +127,14 @@ impl Names {
     fn as_column(&self, value: &str) -> String {
         as_column_time(value, self.naive)
     }
+
+    /// `alias`'s email address as text, or null when it has none: an app's
+    /// column may be nullable (the Prisma schema of `NextAuth` v4) or blank
+    /// (Django's default). Such an account is deleted, restored and purged
+    /// like any other; there is just no email to send it.
+    fn address_of(&self, alias: &str) -> String {
+        format!("nullif(btrim({alias}.{}::text), '')", self.email)
+    }
 }
 
 fn as_timestamptz(column: &str, naive: bool) -> String {
@@ -149,13 +157,13 @@ fn delete_account(t: &Names, catalog: &Catalog, records: Records) -> String {
     let Names {
         users,
         id,
-        email,
         deleted_at,
         id_type,
         ..
     } = t;
     let now = t.as_column("now()");
     let deleted_at_tz = t.deleted_at_of("u");
+    let address = t.address_of("u");
     // Sign-in sessions of the user go in the same statement.
     let signed_out = match &catalog.sessions {
         Some(sessions) => {
@@ -192,7 +200,7 @@ fn delete_account(t: &Names, catalog: &Catalog, records: Records) -> String {
         "with deleted as (
              update {users} u set {deleted_at} = {now}
              where u.{id} = $1::{id_type} and u.{deleted_at} is null
-             returning u.{id}::text as id, u.{email}::text as email, {deleted_at_tz} as deleted_at
+             returning u.{id}::text as id, {address} as email, {deleted_at_tz} as deleted_at
          ), {signed_out}revoked as (
              update account_deletion.recovery_tokens set revoked_at = now()
              where user_id in (select id from deleted) and used_at is null and revoked_at is null
@@ -204,14 +212,14 @@ fn delete_account(t: &Names, catalog: &Catalog, records: Records) -> String {
              insert into account_deletion.email_outbox
                  (user_id, kind, recipient, for_deleted_at, attempts, claimed_until)
              select id, 'recovery', email, deleted_at, 1, now() + make_interval(secs => $4)
-             from deleted
+             from deleted where email is not null
              returning id, user_id, for_deleted_at
          ), token as (
              insert into account_deletion.recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
              select user_id, id, $3, for_deleted_at from queued
          ){announced}
          select q.id, d.id, d.email, d.deleted_at, d.deleted_at + make_interval(days => $2), {event_id}
-         from deleted d join queued q on q.user_id = d.id"
+         from deleted d left join queued q on q.user_id = d.id"
     )
 }
 
@@ -262,13 +270,13 @@ fn recover(t: &Names) -> String {
     let Names {
         users,
         id,
-        email,
         deleted_at,
         id_type,
         ..
     } = t;
     let deleted_at_tz = t.deleted_at_of("u");
     let in_retention = t.as_column("now() - make_interval(days => $2)");
+    let address = t.address_of("u");
     format!(
         "update {users} u set {deleted_at} = null
          from account_deletion.recovery_tokens t
@@ -278,7 +286,7 @@ fn recover(t: &Names) -> String {
            and u.{id} = t.user_id::{id_type}
            and {deleted_at_tz} = t.for_deleted_at
            and u.{deleted_at} > {in_retention}
-         returning u.{id}::text, u.{email}::text"
+         returning u.{id}::text, {address}"
     )
 }
 
@@ -308,19 +316,21 @@ fn queue_reminders(t: &Names) -> String {
     let Names {
         users,
         id,
-        email,
         deleted_at,
         ..
     } = t;
     let deleted_at_tz = t.deleted_at_of("u");
     let reminder_due = t.as_column("now() - make_interval(days => $1 - $2)");
     let in_retention = t.as_column("now() - make_interval(days => $1)");
+    // An account without an address gets no reminder (nor a failing row).
+    let address = t.address_of("u");
     format!(
         "with due as (
-             select u.{id}::text as id, u.{email}::text as email, {deleted_at_tz} as deleted_at
+             select u.{id}::text as id, {address} as email, {deleted_at_tz} as deleted_at
              from {users} u
              where u.{deleted_at} <= {reminder_due}
                and u.{deleted_at} > {in_retention}
+               and {address} is not null
                and not exists (
                    select 1 from account_deletion.email_outbox o
                    where o.user_id = u.{id}::text and o.kind = 'reminder'
@@ -377,7 +387,6 @@ fn purge_batch(t: &Names, blocking: &[BlockingPath], records: Records) -> String
     let Names {
         users,
         id,
-        email,
         deleted_at,
         ..
     } = t;
@@ -408,11 +417,11 @@ fn purge_batch(t: &Names, blocking: &[BlockingPath], records: Records) -> String
     // The address leaves with the account, except into this one email.
     let (email_out, farewell) = if records.erased_email {
         (
-            format!(", u.{email}::text as email"),
+            format!(", {} as email", t.address_of("u")),
             "
 ), farewell as (
     insert into account_deletion.email_outbox (user_id, kind, recipient)
-    select id, 'erased', email from deleted where email is not null and email <> ''",
+    select id, 'erased', email from deleted where email is not null",
         )
     } else {
         (String::new(), "")

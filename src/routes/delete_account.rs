@@ -14,7 +14,6 @@ use sqlx::PgPool;
 use crate::accounts;
 use crate::config::{AccountConfig, ConfigErrors};
 use crate::cors::AllowedOrigins;
-use crate::outbox;
 use crate::routes::{AccountState, Configured, statements};
 use crate::web::{ApiError, Background, Request, Response, json, method_not_allowed};
 
@@ -78,16 +77,10 @@ impl DeleteAccount {
             .map_err(ApiError::from_database)?
             // Deleted meanwhile (a second request of the same user).
             .ok_or(ApiError::Unauthorized)?;
-        tracing::info!(outbox_id = %deletion.email.id, "account soft-deleted");
+        tracing::info!("account soft-deleted");
         let background = Background::of(&request);
         ready.send_event_later(&background, deletion.event);
-        background.spawn(outbox::send(
-            ready.pool.clone(),
-            sql,
-            ready.mail.clone(),
-            ready.retention,
-            deletion.email,
-        ));
+        ready.send_email_later(&background, sql, deletion.email);
         Ok(json(
             StatusCode::ACCEPTED,
             &Deleted {

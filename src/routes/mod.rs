@@ -18,6 +18,7 @@ use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
 use crate::cors::AllowedOrigins;
 use crate::cron_secret::CronSecret;
 use crate::events::{self, PendingEvent};
+use crate::outbox::{self, PendingEmail};
 use crate::schema::SchemaError;
 use crate::sql::{AppTables, Records, Statements};
 use crate::web::{ApiError, Background, method_not_allowed};
@@ -136,6 +137,28 @@ impl AccountState {
             webhook: config.webhook.map(Arc::new),
         });
         Configured::new(name, state)
+    }
+
+    /// Sends the change's email after the response. An account without an
+    /// address has none; that is logged, so support can tell why no link came.
+    pub(crate) fn send_email_later(
+        &self,
+        background: &Background,
+        sql: Arc<Statements>,
+        email: Option<PendingEmail>,
+    ) {
+        let Some(email) = email else {
+            tracing::info!("the account has no email address; no email sent");
+            return;
+        };
+        tracing::info!(outbox_id = %email.id, kind = email.kind.as_str(), "email queued");
+        background.spawn(outbox::send(
+            self.pool.clone(),
+            sql,
+            self.mail.clone(),
+            self.retention,
+            email,
+        ));
     }
 
     /// Sends the change's event after the response, like its email.

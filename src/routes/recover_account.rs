@@ -130,16 +130,10 @@ impl RecoverAccount {
                 .map_err(ApiError::from_database)?;
             return Err(INVALID_TOKEN);
         };
-        tracing::info!(outbox_id = %restored.email.id, "account restored");
+        tracing::info!("account restored");
         let background = Background::of(&request);
         ready.send_event_later(&background, restored.event);
-        background.spawn(outbox::send(
-            ready.pool.clone(),
-            sql,
-            ready.mail.clone(),
-            ready.retention,
-            restored.email,
-        ));
+        ready.send_email_later(&background, sql, restored.email);
         Ok(match format {
             BodyFormat::Json => json(StatusCode::OK, &Recovered { recovered: true }),
             BodyFormat::Form => html(StatusCode::OK, restored_page()),

@@ -457,6 +457,184 @@ async fn the_whole_journey_on_the_default_schema_in_a_far_time_zone() {
     the_whole_journey(Framework::Default).await;
 }
 
+/// Our rows (outbox emails, recovery tokens) about `user`.
+async fn our_rows_about(pool: &PgPool, user: &str) -> i64 {
+    sqlx::query_scalar(
+        "select (select count(*) from account_deletion.email_outbox where user_id = $1)
+              + (select count(*) from account_deletion.recovery_tokens where user_id = $1)",
+    )
+    .bind(user)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// The Prisma app as `NextAuth` v4's schema has it: `email String?` (an
+/// OAuth sign-in may bring no address).
+async fn app_with_optional_email(extra: &[(&str, &str)]) -> Adopted {
+    let app = app_for(Framework::Prisma, extra).await;
+    sqlx::query(r#"alter table "User" alter column email drop not null"#)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    app
+}
+
+/// Deletes `user`'s account through the route, signed in with a session.
+async fn delete_signed_in(app: &AccountApp, user: &str) {
+    let session = Framework::Prisma.add_session(app.pool(), user, 1).await;
+    let auth = format!("Bearer {session}");
+    let response = delete_with(app, &[("authorization", &auth)]).await;
+    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
+}
+
+/// An account with a null or blank address (Django's users default to
+/// `''`) is deleted, reminded of nothing and purged like any other, with no
+/// email (nothing could reach its owner) and without holding up anyone's.
+#[tokio::test]
+async fn accounts_without_an_address_are_deleted_and_purged_without_email_and_hold_up_no_one() {
+    let receiver = WebhookReceiver::start(SECRET).await;
+    let hook = receiver.url();
+    let app = app_with_optional_email(&[
+        ("WEBHOOK_URL", &hook),
+        ("WEBHOOK_SECRET", SECRET),
+        ("SEND_ERASED_EMAIL", "true"),
+    ])
+    .await;
+    let pool = app.pool();
+    let prisma = Framework::Prisma;
+    let (nobody, _) = prisma.create_user(pool).await;
+    let (blank, _) = prisma.create_user(pool).await;
+    let (someone, address) = prisma.create_user(pool).await;
+    sqlx::query(
+        r#"update "User" set email = case id when $1 then null else '  ' end where id in ($1, $2)"#,
+    )
+    .bind(&nobody)
+    .bind(&blank)
+    .execute(pool)
+    .await
+    .unwrap();
+
+    // Without an address: deleted and signed out at once, with no token and
+    // no email, and the app hears of it.
+    delete_signed_in(&app, &nobody).await;
+    assert!(
+        prisma.deleted_at_of(pool, &nobody).await.unwrap().is_some(),
+        "soft-deleted"
+    );
+    assert_eq!(prisma.sessions_of(pool, &nobody).await, 0);
+    assert_eq!(our_rows_about(pool, &nobody).await, 0);
+    // The blank one deleted by the app itself; the one with an address
+    // through the route, which mails them their link.
+    sqlx::query(r#"update "User" set "deletedAt" = now() at time zone 'UTC' where id = $1"#)
+        .bind(&blank)
+        .execute(pool)
+        .await
+        .unwrap();
+    let before = app.smtp.received().len();
+    delete_signed_in(&app, &someone).await;
+    next_link_to(&app, &address, before).await;
+
+    // Three days before the purge: a reminder for the one with an address
+    // only, and the sweep goes through.
+    for user in [&nobody, &blank, &someone] {
+        prisma.backdate(pool, user, 27).await;
+    }
+    let before = app.smtp.received().len();
+    let swept = app.run_sweep().await;
+    assert_eq!(swept["reminders_queued"], 1, "{swept}");
+    assert_eq!(swept["sent"], 1, "{swept}");
+    next_link_to(&app, &address, before).await;
+    assert_eq!(our_rows_about(pool, &nobody).await, 0);
+    assert_eq!(our_rows_about(pool, &blank).await, 0);
+
+    // The purge takes all three; the last email goes to the one address,
+    // which is then gone.
+    for user in [&nobody, &blank, &someone] {
+        prisma.backdate(pool, user, 4).await;
+    }
+    let purged = app.run_purge().await;
+    assert_eq!(purged["deleted"], 3, "{purged}");
+    let before = app.smtp.received().len();
+    let swept = app.run_sweep().await;
+    assert_eq!(
+        (swept["sent"].as_i64(), swept["gave_up"].as_i64()),
+        (Some(1), Some(0)),
+        "{swept}"
+    );
+    let mail = app.smtp.wait_for(before + 1, Duration::from_secs(5)).await;
+    assert!(mail[before].to.iter().any(|to| to.contains(&address)));
+    assert_eq!(
+        mail[before].header("Subject").as_deref(),
+        Some("Your account has been erased")
+    );
+    for user in [&nobody, &blank] {
+        assert_eq!(our_rows_about(pool, user).await, 0);
+    }
+    let address_kept: i64 = sqlx::query_scalar(
+        "select count(*) from account_deletion.email_outbox where recipient = $1",
+    )
+    .bind(&address)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(address_kept, 0, "the address is gone once delivered");
+
+    // Every change reached the app, addresses or not.
+    let events: Vec<serde_json::Value> = receiver
+        .accepted()
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .collect();
+    let deleted: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "account.deleted")
+        .map(|e| e["data"]["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, [nobody.as_str(), someone.as_str()]);
+    let mut purged_ids: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "account.purged")
+        .flat_map(|e| e["data"]["user_ids"].as_array().unwrap())
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    purged_ids.sort_unstable();
+    let mut expected = vec![nobody.as_str(), blank.as_str(), someone.as_str()];
+    expected.sort_unstable();
+    assert_eq!(purged_ids, expected);
+}
+
+/// The owner removed their address while the account was deleted: the link
+/// already sent still restores it, and there is no one to tell.
+#[tokio::test]
+async fn an_address_removed_while_deleted_still_lets_the_link_restore_the_account() {
+    let app = app_with_optional_email(&[]).await;
+    let pool = app.pool();
+    let (user, address) = Framework::Prisma.create_user(pool).await;
+    let before = app.smtp.received().len();
+    delete_signed_in(&app, &user).await;
+    let link = next_link_to(&app, &address, before).await;
+    sqlx::query(r#"update "User" set email = null where id = $1"#)
+        .bind(&user)
+        .execute(pool)
+        .await
+        .unwrap();
+    let recovered = app.recover_json(&link).await;
+    assert_eq!(recovered.status, StatusCode::OK, "{}", recovered.text());
+    assert_eq!(
+        Framework::Prisma.deleted_at_of(pool, &user).await,
+        Some(None)
+    );
+    let restored_emails: i64 = sqlx::query_scalar(
+        "select count(*) from account_deletion.email_outbox where user_id = $1 and kind = 'restored'",
+    )
+    .bind(&user)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(restored_emails, 0);
+}
+
 #[tokio::test]
 async fn each_authjs_cookie_deletes_from_a_trusted_origin_and_every_session_goes() {
     let app = app_for(
