@@ -246,20 +246,13 @@ async fn attempt(
     Err(delivery::record_failure(pool, &RECORD_FAILURE, event.id, &class).await)
 }
 
-/// Gives a claimed event back, its attempt uncounted. In a transaction of
-/// its own, like every statement of ours (see [`db`]).
+/// Gives a claimed event back, its attempt uncounted: one message, run as
+/// its own transaction, so it works through a transaction pooler too.
 async fn release(pool: &PgPool, id: Uuid) -> Delivery {
-    let released: Result<(), sqlx::Error> = async {
-        let mut tx = db::begin(pool, &Limits::CRON).await?;
-        db::query(
-            "update account_deletion.webhook_events
-             set claimed_until = null, attempts = attempts - 1, next_attempt_at = now()
-             where id = $1 and status = 'pending'",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+    let released = async {
+        RELEASE
+            .execute(&mut *pool.acquire().await?, &Limits::CRON, &[id.into()])
+            .await
     }
     .await;
     if let Err(error) = released {
@@ -268,6 +261,14 @@ async fn release(pool: &PgPool, id: Uuid) -> Delivery {
     }
     Delivery::Retrying
 }
+
+static RELEASE: LazyLock<Statement> = LazyLock::new(|| {
+    Statement::new(
+        "update account_deletion.webhook_events
+         set claimed_until = null, attempts = attempts - 1, next_attempt_at = now()
+         where id = $1 and status = 'pending'",
+    )
+});
 
 /// One POST; `Err` carries a short class for the row and the log.
 async fn post(webhook: &Webhook, event: &PendingEvent, deadline: Duration) -> Result<(), String> {

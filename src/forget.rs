@@ -122,9 +122,15 @@ pub async fn forget(
 }
 
 /// Every id with a tombstone in `replaced`, read in a transaction (the
-/// database may sit behind a transaction pooler; see [`db`]).
+/// database may sit behind a transaction pooler; see [`db`]). A command, not
+/// a function: the read may take minutes over tens of millions.
 async fn tombstoned_ids(replaced: &PgPool) -> Result<Vec<String>, sqlx::Error> {
-    let mut tx = db::begin(replaced, &Limits::CRON).await?;
+    let limits = Limits::new(
+        Duration::from_secs(5),
+        Duration::from_secs(30 * 60),
+        Duration::from_secs(30),
+    );
+    let mut tx = db::begin(replaced, &limits).await?;
     let ids = db::query_scalar("select distinct user_id from account_deletion.tombstones")
         .fetch_all(&mut *tx)
         .await?;

@@ -50,13 +50,13 @@ pub struct Statements {
     /// (`$2` retention days).
     pub recoverable_until: Statement,
     /// The restore: token `$1`, `$2` retention days; returns the user's id
-    /// and email.
+    /// and address (null when it has none).
     pub recover: String,
     /// The account an outbox email `$1` is about, locked, if it is still in
     /// the deletion the email is about (`$2` retention days).
     pub email_account: String,
     /// Queues the reminders that are due (`$1` retention days, `$2` days
-    /// before the purge).
+    /// before the purge), for accounts with an address.
     pub queue_reminders: String,
     /// One purge batch; see [`purge_batch`] for its shape.
     pub purge_batch: Statement,

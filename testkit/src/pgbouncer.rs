@@ -36,9 +36,11 @@ pub enum Reuse {
     /// The one freed last: PgBouncer's default, which keeps a quiet client
     /// on the same server connection most of the time.
     LastFreed,
-    /// The one idle longest (`server_round_robin = 1`), with the whole pool
-    /// connected from the start (`min_pool_size`): consecutive transactions
-    /// land on different server connections.
+    /// The one idle longest (`server_round_robin = 1`): once the pool has
+    /// more than one server connection, a client's consecutive transactions
+    /// land on different ones. (No `min_pool_size`: the suite's databases
+    /// are never dropped, and keeping three connections open for each would
+    /// exhaust the server's.)
     LongestIdle,
 }
 
@@ -112,9 +114,8 @@ impl PgBouncer {
                  pidfile = {dir}/pgbouncer.pid\n",
                 dir = dir.display(),
                 reuse = match reuse {
-                    Reuse::LastFreed => String::new(),
-                    Reuse::LongestIdle =>
-                        format!("server_round_robin = 1\nmin_pool_size = {pool_size}\n"),
+                    Reuse::LastFreed => "",
+                    Reuse::LongestIdle => "server_round_robin = 1\n",
                 },
             ),
         )

@@ -194,23 +194,81 @@ fn the_library_prepares_no_named_statement_and_uses_no_session_state() {
             let session_set = lower.contains("\"set ") && !lower.contains("\"set local");
             assert!(!session_set, "{relative}:{}: session SET: {line}", n + 1);
         }
-        for executor in single_executors(&text) {
-            // A db::query run on a pool, or on a connection just taken from
-            // one, runs outside a transaction: parsed in one exchange and
-            // run in the next, which a pooler may send to another server
-            // connection. (A `Statement` takes its limits and arguments too,
-            // and goes in one simple-protocol message.)
-            assert!(
-                !(executor.ends_with("pool") || executor.contains(".acquire()")),
-                "{relative}: a statement outside a transaction, on `{executor}`"
-            );
-        }
+        let outside = statements_outside_a_transaction(&text);
+        assert!(
+            outside.is_empty(),
+            "{relative}: statements outside a transaction, on {outside:?}"
+        );
     }
 }
 
+/// The executors in `text` that a `db::query*` runs on outside a
+/// transaction: a pool, or a connection just taken from one. sqlx parses an
+/// unnamed statement in one exchange and runs it in the next, which a
+/// transaction pooler may send to another server connection. (A
+/// `Statement` takes its limits and arguments as well, so its calls have
+/// more than one argument, and it goes in one simple-protocol message.)
+fn statements_outside_a_transaction(text: &str) -> Vec<String> {
+    single_executors(text)
+        .into_iter()
+        .filter(|(at, executor)| {
+            let root = executor
+                .trim_start_matches(['&', '*'])
+                .trim_start_matches("mut")
+                .trim_start_matches(['&', '*'])
+                .trim_start_matches("self.")
+                .trim_start_matches("ready.");
+            // The names of the function the call is in.
+            let function = &text[text[..*at].rfind("fn ").unwrap_or(0)..*at];
+            executor.contains(".acquire()")
+                || root.ends_with("pool")
+                || pool_names(function).contains(root)
+        })
+        .map(|(_, executor)| executor)
+        .collect()
+}
+
+/// Names bound to a pool (`name: &PgPool`) or to a connection taken from
+/// one (`let mut name = ….acquire()`).
+fn pool_names(text: &str) -> std::collections::HashSet<String> {
+    let mut names = std::collections::HashSet::new();
+    for (at, _) in text.match_indices("PgPool") {
+        // `name: PgPool`, `name: &PgPool`, `name: &'a PgPool`
+        let before = text[..at].trim_end();
+        let before = before
+            .strip_suffix("&'a")
+            .or_else(|| before.strip_suffix('&'))
+            .unwrap_or(before)
+            .trim_end();
+        if let Some(before) = before.strip_suffix(':') {
+            names.insert(last_word(before));
+        }
+    }
+    for (at, _) in text.match_indices("let ") {
+        let statement = &text[at + 4..];
+        let end = statement.find(';').unwrap_or(statement.len());
+        if statement[..end].contains(".acquire()")
+            && let Some((name, _)) = statement[..end].split_once('=')
+        {
+            names.insert(last_word(name));
+        }
+    }
+    names.remove("");
+    names
+}
+
+fn last_word(text: &str) -> String {
+    text.trim_end()
+        .rsplit(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The argument of every one-argument `.execute(…)`, `.fetch…(…)` call in
-/// `text`, its whitespace collapsed: the executor a `db::query` runs on.
-fn single_executors(text: &str) -> Vec<String> {
+/// `text` (a trailing comma allowed), its whitespace collapsed, with where
+/// the call is.
+fn single_executors(text: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     for call in [
         ".execute(",
@@ -220,25 +278,59 @@ fn single_executors(text: &str) -> Vec<String> {
         ".fetch_optional(",
     ] {
         for (at, _) in text.match_indices(call) {
-            let (mut depth, mut argument) = (1, String::new());
-            for c in text[at + call.len()..].chars() {
+            let rest = &text[at + call.len()..];
+            let (mut depth, mut end) = (1, None);
+            for (i, c) in rest.char_indices() {
                 depth += match c {
                     '(' => 1,
                     ')' => -1,
                     _ => 0,
                 };
                 if depth == 0 || (depth == 1 && c == ',') {
+                    end = Some((i, c));
                     break;
                 }
-                argument.push(c);
             }
-            let closed = text[at + call.len() + argument.len()..].starts_with(')');
-            if closed {
-                found.push(argument.split_whitespace().collect::<String>());
+            let Some((end, stop)) = end else { continue };
+            let single = stop == ')' || rest[end + 1..].trim_start().starts_with(')');
+            if single {
+                found.push((at, rest[..end].split_whitespace().collect::<String>()));
             }
         }
     }
     found
+}
+
+#[test]
+fn the_statement_check_itself_finds_what_runs_outside_a_transaction() {
+    let outside = |code: &str| statements_outside_a_transaction(code);
+    assert_eq!(outside("q.execute(pool).await"), ["pool"]);
+    assert_eq!(outside("q.fetch_one(&self.pool).await"), ["&self.pool"]);
+    assert_eq!(
+        outside("fn f(replaced: &PgPool) { q.fetch_all(replaced).await }"),
+        ["replaced"]
+    );
+    assert_eq!(
+        outside("q.fetch_one(\n    &mut *pool.acquire().await?,\n)"),
+        ["&mut*pool.acquire().await?"]
+    );
+    assert_eq!(
+        outside("let mut conn = pool.acquire().await?;\nq.fetch_one(&mut *conn).await"),
+        ["&mut*conn"]
+    );
+    // Inside a transaction, and a `Statement` (limits and arguments too).
+    assert!(outside("q.fetch_one(&mut *tx).await").is_empty());
+    // A connection of that name in another function is a caller's.
+    assert!(
+        outside(
+            "fn a(pool: &PgPool) { let mut conn = pool.acquire().await?; }\n\
+             fn b(conn: &mut PgConnection) { q.fetch_one(conn).await }"
+        )
+        .is_empty()
+    );
+    assert!(
+        outside("S.execute(&mut *pool.acquire().await?, &Limits::CRON, &[id.into()])").is_empty()
+    );
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
