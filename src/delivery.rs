@@ -20,6 +20,11 @@ pub(crate) const MAX_ATTEMPTS: i32 = 8;
 /// runs (the daily cron, or a manual call), so that is the least wait.
 pub(crate) const NEXT_ATTEMPT_AT: &str = "now() + least(make_interval(mins => power(2, greatest(attempts - 1, 0))::int), interval '6 hours')";
 
+/// The rows a sender may take now: pending, due, and held by nobody (a
+/// claim that ran out holds nothing).
+pub(crate) const DUE: &str = "status = 'pending' and next_attempt_at <= now()
+    and (claimed_until is null or claimed_until < now())";
+
 /// Delivered rows are kept this long for support questions, then pruned.
 pub(crate) const KEEP_SENT_DAYS: i32 = 30;
 

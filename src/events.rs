@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::db::{self, Limits, Statement};
-use crate::delivery::{self, CLAIM_SECONDS, Delivery, KEEP_SENT_DAYS, NEXT_ATTEMPT_AT};
+use crate::delivery::{self, CLAIM_SECONDS, DUE, Delivery, KEEP_SENT_DAYS, NEXT_ATTEMPT_AT};
 use crate::http_client::{self, Timeouts};
 use crate::webhook::Webhook;
 
@@ -420,10 +420,9 @@ pub async fn sweep(
         }
     }
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    report.remaining_due = db::query_scalar::<i64>(
-        "select count(*) from account_deletion.webhook_events where status = 'pending' and next_attempt_at <= now()
-           and (claimed_until is null or claimed_until < now())",
-    )
+    report.remaining_due = db::query_scalar::<i64>(&format!(
+        "select count(*) from account_deletion.webhook_events where {DUE}"
+    ))
     .fetch_one(&mut *tx)
     .await? as u64;
     report.pruned = db::query(
@@ -460,20 +459,18 @@ async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEvent>, sqlx::Error> {
         i32,
     );
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let rows: Vec<Row> = db::query_as(
+    let rows: Vec<Row> = db::query_as(&format!(
         "update account_deletion.webhook_events e
          set claimed_until = now() + make_interval(secs => $2), attempts = e.attempts + 1
          where e.id in (
              select id from account_deletion.webhook_events
-             where status = 'pending'
-               and next_attempt_at <= now()
-               and (claimed_until is null or claimed_until < now())
+             where {DUE}
              order by next_attempt_at
              limit $1
              for update skip locked
          )
-         returning e.id, e.type, e.user_ids, e.occurred_at, e.purge_after, e.attempts",
-    )
+         returning e.id, e.type, e.user_ids, e.occurred_at, e.purge_after, e.attempts"
+    ))
     .bind(SWEEP_BATCH)
     .bind(CLAIM_SECONDS)
     .fetch_all(&mut *tx)

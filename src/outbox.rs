@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::config::{MailConfig, RetentionDays};
 use crate::db::{self, Limits, Statement};
 pub use crate::delivery::Delivery;
-use crate::delivery::{self, CLAIM_SECONDS, KEEP_SENT_DAYS, NEXT_ATTEMPT_AT};
+use crate::delivery::{self, CLAIM_SECONDS, DUE, KEEP_SENT_DAYS, NEXT_ATTEMPT_AT};
 use crate::mail::{self, Rendered};
 use crate::sql::Statements;
 use crate::tokens::RecoveryToken;
@@ -388,10 +388,9 @@ pub async fn sweep(
         }
     }
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    report.remaining_due = db::query_scalar::<i64>(
-        "select count(*) from account_deletion.email_outbox where status = 'pending' and next_attempt_at <= now()
-           and (claimed_until is null or claimed_until < now())",
-    )
+    report.remaining_due = db::query_scalar::<i64>(&format!(
+        "select count(*) from account_deletion.email_outbox where {DUE}"
+    ))
     .fetch_one(&mut *tx)
     .await? as u64;
     report.pruned = db::query(
@@ -421,19 +420,17 @@ pub async fn sweep(
 /// concurrent sweeps from ever taking the same row.
 async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let rows: Vec<(Uuid, String, String, i32)> = db::query_as(
+    let rows: Vec<(Uuid, String, String, i32)> = db::query_as(&format!(
         "update account_deletion.email_outbox o
          set claimed_until = now() + make_interval(secs => $2), attempts = o.attempts + 1
          where o.id in (
              select id from account_deletion.email_outbox
-             where status = 'pending'
-               and next_attempt_at <= now()
-               and (claimed_until is null or claimed_until < now())
+             where {DUE}
              limit $1
              for update skip locked
          )
-         returning o.id, o.kind, o.recipient, o.attempts",
-    )
+         returning o.id, o.kind, o.recipient, o.attempts"
+    ))
     .bind(SWEEP_BATCH)
     .bind(CLAIM_SECONDS)
     .fetch_all(&mut *tx)
