@@ -370,7 +370,26 @@ pub struct EventSweepReport {
 /// purge's events) until none is left or `budget` is spent. No attempt
 /// outlives the budget: each is cut at what is left of it, so a receiver
 /// that hangs costs the sweep its budget and no more.
+///
+/// `None` when the database failed it: that is logged, and the events stay
+/// due for the next sweep (the status route counts them). Every caller has
+/// committed its own work by then (a purge, a re-erasure, an email sweep),
+/// which a failure here does not undo or turn into an error.
 pub async fn sweep(
+    pool: &PgPool,
+    webhook: &Arc<Webhook>,
+    budget: Duration,
+) -> Option<EventSweepReport> {
+    match sweep_due(pool, webhook, budget).await {
+        Ok(report) => Some(report),
+        Err(error) => {
+            tracing::warn!(error = %error, "the webhook sweep failed; its events stay due");
+            None
+        }
+    }
+}
+
+async fn sweep_due(
     pool: &PgPool,
     webhook: &Arc<Webhook>,
     budget: Duration,

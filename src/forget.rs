@@ -101,15 +101,7 @@ pub async fn forget(
         }
     }
     if let Some(webhook) = webhook {
-        // The re-erasure has committed: a failure here leaves the events to
-        // the next sweep and is no reason to report the erasure failed.
-        done.events = match events::sweep(restored, webhook, EVENTS_BUDGET).await {
-            Ok(report) => Some(report),
-            Err(error) => {
-                tracing::warn!(error = %error, "could not send the re-erasure's events; the sweep will");
-                None
-            }
-        };
+        done.events = events::sweep(restored, webhook, EVENTS_BUDGET).await;
     }
     tracing::info!(
         tombstones = done.tombstones,

@@ -114,15 +114,7 @@ impl PurgeUsers {
         let mut body = PurgeBody::from(&outcome);
         if let (Some(webhook), false) = (&ready.webhook, dry_run) {
             let budget = events_budget(&ready.settings, &outcome);
-            // The purge has committed: a failure here leaves its events to
-            // the next sweep and does not turn the run into an error.
-            body.events = match events::sweep(&ready.pool, webhook, budget).await {
-                Ok(report) => Some(report),
-                Err(error) => {
-                    tracing::warn!(error = %error, "could not send the run's events; the sweep will");
-                    None
-                }
-            };
+            body.events = events::sweep(&ready.pool, webhook, budget).await;
         }
         Ok(json(StatusCode::OK, &body))
     }
