@@ -16,8 +16,8 @@ use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 use uuid::Uuid;
 
 use crate::helpers::{
-    APP_URL, AccountApp, CRON_SECRET, count, cron_config, env, run_sweep, show_logs_on_failure,
-    status_of,
+    APP_URL, AccountApp, CRON_SECRET, count, cron_config, env, run_sweep, seed_users,
+    show_logs_on_failure, status_of,
 };
 
 /// A second secret, for rotations.
@@ -513,6 +513,59 @@ async fn a_large_purge_groups_its_ids_a_thousand_to_an_event() {
     expected.sort();
     assert_eq!(got, expected);
     assert!(purged.iter().all(|r| r["verified"] == true));
+}
+
+/// The database refusing the event sweep (here a trigger on claiming an
+/// event) fails neither the purge before it nor the email sweep beside it:
+/// both answer for their own committed work, and the events stay due.
+#[tokio::test]
+async fn an_event_sweep_the_database_fails_leaves_the_purge_and_the_email_sweep_standing() {
+    let _logs = show_logs_on_failure();
+    let receiver = WebhookReceiver::start(SECRET).await;
+    let app = app_for(&receiver, SECRET, &[]).await;
+    let expired = seed_users(app.pool(), 3, Some("31 days")).await;
+    sqlx::raw_sql(
+        "create function account_deletion.refuse() returns trigger language plpgsql
+             as $$ begin raise exception 'refused by the test'; end $$;
+         create trigger refuse before update on account_deletion.webhook_events
+             for each row execute function account_deletion.refuse();",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+
+    let run = app.run_purge().await;
+    assert_eq!(run["deleted"], 3, "{run}");
+    assert!(run.get("events").is_none(), "{run}");
+    let swept = app.run_sweep().await;
+    assert_eq!(swept["sent"], 0, "{swept}");
+    assert!(swept.get("events").is_none(), "{swept}");
+    assert_eq!(
+        count(
+            app.pool(),
+            "select count(*) from account_deletion.webhook_events where status = 'pending' and attempts = 0"
+        )
+        .await,
+        1
+    );
+
+    // Once the database takes it again, the next sweep sends the event.
+    sqlx::raw_sql("drop trigger refuse on account_deletion.webhook_events")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(app.run_sweep().await["events"]["sent"], 1);
+    let purged = &receiver.accepted()[0]["event"];
+    let mut named: Vec<Uuid> = purged["data"]["user_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().parse().unwrap())
+        .collect();
+    named.sort_unstable();
+    let mut expected = expired;
+    expected.sort_unstable();
+    assert_eq!(named, expected);
 }
 
 #[tokio::test]
