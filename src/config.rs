@@ -13,11 +13,12 @@ use sqlx::postgres::PgConnectOptions;
 
 use lettre::message::Mailbox;
 
-use crate::auth::{AuthSecrets, HmacSecret, JwksUrl, JwtSettings, KeySource};
+use crate::app_url::AppUrl;
+use crate::auth::{AuthSecrets, HmacSecret, JwksUrl, JwtSettings, KeySource, SessionAuth};
 use crate::cors::AllowedOrigins;
 use crate::cron_secret::CronSecret;
 use crate::mail::{MailUrl, Mailer};
-use crate::schema::{Ident, SessionTable, UsersTable};
+use crate::schema::{Ident, UsersTable};
 use crate::webhook::{Webhook, WebhookSecrets, WebhookUrl};
 
 /// One variable that is missing or invalid.
@@ -77,73 +78,6 @@ impl RetentionDays {
     #[must_use]
     pub fn days(self) -> i32 {
         i32::from(self.0)
-    }
-}
-
-/// The public base URL links in emails start with, from `APP_URL`. Links
-/// are never built from request headers, which a client controls.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppUrl(String);
-
-impl AppUrl {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = url::Url::parse(raw.trim())
-            .map_err(|_| "expected an absolute URL such as https://app.example.com".to_owned())?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-            return Err("expected an http:// or https:// URL with a host".to_owned());
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err("must not have a query or fragment".to_owned());
-        }
-        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
-    }
-
-    /// `APP_URL` + `path` (which starts with `/`).
-    pub fn join(&self, path: &str) -> String {
-        format!("{}{path}", self.0)
-    }
-
-    /// `scheme://host[:port]`, as browsers send it in `Origin`.
-    pub fn origin(&self) -> String {
-        url::Url::parse(&self.0)
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default()
-    }
-
-    /// The host, for `Message-ID`s.
-    pub fn host(&self) -> String {
-        url::Url::parse(&self.0)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_else(|| "localhost".to_owned())
-    }
-}
-
-/// `SESSION_AUTH`: how the delete route finds the signed-in user, with what
-/// the mode needs.
-#[derive(Debug, Clone, Default)]
-pub enum SessionAuth {
-    /// Our `sessions` table (the default).
-    #[default]
-    Sessions,
-    /// Auth.js database sessions.
-    AuthjsDatabase,
-    /// Auth.js JWT session cookies, decrypted with `AUTH_SECRET`.
-    AuthjsJwt(AuthSecrets),
-    /// A provider's JWT, verified with `JWT_*`.
-    Jwt(JwtSettings),
-}
-
-impl SessionAuth {
-    /// The sessions table the mode reads (and empties of the user's rows on
-    /// deletion); token modes have none.
-    #[must_use]
-    pub fn session_table(&self) -> Option<SessionTable> {
-        match self {
-            Self::Sessions => Some(SessionTable::Ours),
-            Self::AuthjsDatabase => Some(SessionTable::Authjs),
-            Self::AuthjsJwt(_) | Self::Jwt(_) => None,
-        }
     }
 }
 

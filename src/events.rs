@@ -25,11 +25,6 @@ use crate::delivery::{self, CLAIM_SECONDS, DUE, Delivery, KEEP_SENT_DAYS, NEXT_A
 use crate::http_client::{self, Timeouts};
 use crate::webhook::Webhook;
 
-/// The most user ids one `account.purged` event carries: about 40 KB of
-/// body with uuids, 70 KB with 64-character ids. A batch that deleted more
-/// writes several events.
-pub const IDS_PER_EVENT: usize = 1000;
-
 /// Events claimed per round of the sweep, sent concurrently.
 const SWEEP_BATCH: i64 = 32;
 

@@ -5,6 +5,7 @@
 //! the environment and hand it to [`vercel::serve`].
 
 pub mod accounts;
+pub mod app_url;
 pub mod auth;
 pub mod config;
 pub mod cors;

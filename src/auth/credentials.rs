@@ -4,7 +4,7 @@
 use http::HeaderMap;
 use http::header::{COOKIE, ORIGIN};
 
-use crate::config::AppUrl;
+use crate::app_url::AppUrl;
 use crate::cors::AllowedOrigins;
 use crate::tokens::SessionToken;
 

@@ -20,63 +20,8 @@ use serde::Deserialize;
 
 use super::Refusal;
 use super::claims::{self, Claims};
-use super::jwks::{KeySet, Lookup};
+use super::jwks::{Alg, JwksUrl, KeySet, Lookup};
 use crate::tokens::SessionToken;
-
-/// The signature algorithms this service verifies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alg {
-    Rs256,
-    Es256,
-    Hs256,
-}
-
-impl Alg {
-    fn parse(name: &str) -> Option<Self> {
-        match name {
-            "RS256" => Some(Self::Rs256),
-            "ES256" => Some(Self::Es256),
-            "HS256" => Some(Self::Hs256),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Rs256 => "RS256",
-            Self::Es256 => "ES256",
-            Self::Hs256 => "HS256",
-        }
-    }
-}
-
-/// `JWT_JWKS_URL`: `https://`, or `http://` to a loopback address (a local
-/// provider in development).
-#[derive(Debug, Clone)]
-pub struct JwksUrl(url::Url);
-
-impl JwksUrl {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = url::Url::parse(raw.trim()).map_err(|_| {
-            "expected the provider's JWKS URL, https://…/.well-known/jwks.json".to_owned()
-        })?;
-        let loopback = match url.host() {
-            Some(url::Host::Domain(host)) => host == "localhost",
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
-        match url.scheme() {
-            "https" => Ok(Self(url)),
-            "http" if loopback => Ok(Self(url)),
-            _ => Err("expected an https:// URL (http:// only to localhost)".to_owned()),
-        }
-    }
-
-    pub(super) fn as_url(&self) -> &url::Url {
-        &self.0
-    }
-}
 
 /// `JWT_SECRET`: the HS256 secret shared with the provider.
 #[derive(Clone)]
@@ -214,21 +159,6 @@ pub(super) async fn subject(headers: &HeaderMap, verifier: &Verifier) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jwks_urls_must_be_https_except_on_loopback() {
-        for ok in [
-            "https://project.supabase.co/auth/v1/.well-known/jwks.json",
-            "http://127.0.0.1:8080/jwks",
-            "http://localhost/jwks",
-            "http://[::1]:9/jwks",
-        ] {
-            assert!(JwksUrl::parse(ok).is_ok(), "{ok}");
-        }
-        for bad in ["http://example.com/jwks", "ftp://x/y", "jwks.json", ""] {
-            assert!(JwksUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn a_short_shared_secret_is_refused_and_never_shown() {

@@ -34,15 +34,16 @@ use std::sync::Arc;
 use http::HeaderMap;
 use sqlx::PgPool;
 
-use crate::config::{AppUrl, SessionAuth};
+use crate::app_url::AppUrl;
 use crate::cors::AllowedOrigins;
-use crate::schema::UserId;
+use crate::schema::{SessionTable, UserId};
 use crate::sql::Statements;
 use crate::web::ApiError;
 
 pub use authjs_jwt::AuthSecrets;
 pub use credentials::TrustedOrigins;
-pub use jwt::{HmacSecret, JwksUrl, JwtSettings, KeySource};
+pub use jwks::JwksUrl;
+pub use jwt::{HmacSecret, JwtSettings, KeySource};
 
 /// Why a request has no signed-in user.
 #[derive(Debug)]
@@ -70,6 +71,34 @@ impl From<Refusal> for ApiError {
             Refusal::ForbiddenOrigin => Self::ForbiddenOrigin,
             Refusal::KeysUnavailable => Self::KeysUnavailable,
             Refusal::Database(error) => Self::from_database(error),
+        }
+    }
+}
+
+/// `SESSION_AUTH`: how the delete route finds the signed-in user, with what
+/// the mode needs.
+#[derive(Debug, Clone, Default)]
+pub enum SessionAuth {
+    /// Our `sessions` table (the default).
+    #[default]
+    Sessions,
+    /// Auth.js database sessions.
+    AuthjsDatabase,
+    /// Auth.js JWT session cookies, decrypted with `AUTH_SECRET`.
+    AuthjsJwt(AuthSecrets),
+    /// A provider's JWT, verified with `JWT_*`.
+    Jwt(JwtSettings),
+}
+
+impl SessionAuth {
+    /// The sessions table the mode reads (and empties of the user's rows on
+    /// deletion); token modes have none.
+    #[must_use]
+    pub fn session_table(&self) -> Option<SessionTable> {
+        match self {
+            Self::Sessions => Some(SessionTable::Ours),
+            Self::AuthjsDatabase => Some(SessionTable::Authjs),
+            Self::AuthjsJwt(_) | Self::Jwt(_) => None,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! - [`postgres`]: one PostgreSQL server per test run (a throwaway cluster
 //!   unless `DATABASE_URL` is set) and a fresh migrated database per test.
 //! - [`pgbouncer`]: a real PgBouncer in transaction mode in front of it.
+//! - [`process`]: the servers' processes, run as `postgres` under root.
 //! - [`smtp`]: a real SMTP server on loopback that keeps what it receives.
 //! - [`proxy`]: a TCP proxy a test can cut, to make a server unreachable.
 //! - [`time_zone_proxy`]: a proxy whose sessions run in another time zone.
@@ -16,6 +17,7 @@ pub mod http_client;
 pub mod jwks_server;
 pub mod pgbouncer;
 pub mod postgres;
+pub mod process;
 pub mod proxy;
 pub mod smtp;
 pub mod time_zone_proxy;

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::postgres::{as_owner, cluster_owner, spawn_watchdog};
+use crate::process::{as_owner, cluster_owner, spawn_watchdog};
 
 /// Server connections per database: what a small Supabase or Neon plan gives.
 pub const POOL_SIZE: u32 = 3;
