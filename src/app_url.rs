@@ -40,3 +40,31 @@ impl AppUrl {
             .unwrap_or_else(|| "localhost".to_owned())
     }
 }
+
+/// `APP_SIGN_IN_URL`: where the recovery pages' "Sign in" link points, so
+/// that a restored user is not left on a dead end. Default `APP_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInUrl(String);
+
+impl SignInUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = url::Url::parse(raw.trim()).map_err(|_| {
+            "expected an absolute URL such as https://app.example.com/login".to_owned()
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err("expected an http:// or https:// URL with a host".to_owned());
+        }
+        Ok(Self(url.into()))
+    }
+
+    /// The app's own URL, when no sign-in page is named.
+    #[must_use]
+    pub fn app(app_url: &AppUrl) -> Self {
+        Self(app_url.join("/"))
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}

@@ -13,10 +13,10 @@ use sqlx::postgres::PgConnectOptions;
 
 use lettre::message::Mailbox;
 
-use crate::app_url::AppUrl;
+use crate::app_url::{AppUrl, SignInUrl};
 use crate::auth::{AuthSecrets, HmacSecret, JwksUrl, JwtSettings, KeySource, SessionAuth};
+use crate::bearer_secret::BearerSecret;
 use crate::cors::AllowedOrigins;
-use crate::cron_secret::CronSecret;
 use crate::mail::{MailUrl, Mailer};
 use crate::schema::{Ident, UsersTable};
 use crate::webhook::{Webhook, WebhookSecrets, WebhookUrl};
@@ -139,7 +139,7 @@ impl Default for PurgeSettings {
 pub struct CronConfig {
     pub database: PgConnectOptions,
     pub users: UsersTable,
-    pub cron_secret: CronSecret,
+    pub cron_secret: BearerSecret,
     pub retention: RetentionDays,
     pub purge: PurgeSettings,
     /// Where account events go (`WEBHOOK_URL`); `None`: none are recorded.
@@ -159,7 +159,7 @@ impl CronConfig {
         let mut env = Env::new(lookup);
         let database = env.database_url();
         let users = env.users_table();
-        let cron_secret = env.required("CRON_SECRET", CronSecret::parse);
+        let cron_secret = env.required("CRON_SECRET", BearerSecret::parse);
         let retention = env.retention_days();
         let purge = env.purge_settings();
         let webhook = env.webhook();
@@ -195,6 +195,47 @@ impl OverdueAfter {
     }
 }
 
+/// What the status route needs: the cron secret, or a read-only
+/// `STATUS_SECRET` for an uptime monitor (which must not be able to start a
+/// purge), and the figures' settings.
+#[derive(Debug, Clone)]
+pub struct StatusConfig {
+    pub database: PgConnectOptions,
+    pub users: UsersTable,
+    pub cron_secret: BearerSecret,
+    /// `STATUS_SECRET`: opens the status route and nothing else.
+    pub status_secret: Option<BearerSecret>,
+    pub retention: RetentionDays,
+    pub overdue_after: OverdueAfter,
+}
+
+impl StatusConfig {
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut env = Env::new(lookup);
+        let database = env.database_url();
+        let users = env.users_table();
+        let cron_secret = env.required("CRON_SECRET", BearerSecret::parse);
+        let status_secret = env.optional("STATUS_SECRET", None, |raw| {
+            BearerSecret::parse(raw).map(Some)
+        });
+        let retention = env.retention_days();
+        let overdue_after = env.overdue_after();
+        env.finish()?;
+        Ok(Self {
+            database: database.expect("checked by finish"),
+            users: users.expect("checked by finish"),
+            cron_secret: cron_secret.expect("checked by finish"),
+            status_secret: status_secret.expect("checked by finish"),
+            retention: retention.expect("checked by finish"),
+            overdue_after: overdue_after.expect("checked by finish"),
+        })
+    }
+}
+
 /// What the account routes (delete, recover) need.
 #[derive(Debug, Clone)]
 pub struct AccountConfig {
@@ -207,6 +248,8 @@ pub struct AccountConfig {
     pub session_auth: SessionAuth,
     /// Where account events go (`WEBHOOK_URL`); `None`: none are recorded.
     pub webhook: Option<Webhook>,
+    /// `APP_SIGN_IN_URL`, default `APP_URL`: the pages' "Sign in" link.
+    pub sign_in_url: SignInUrl,
 }
 
 impl AccountConfig {
@@ -227,15 +270,23 @@ impl AccountConfig {
         );
         let session_auth = env.session_auth();
         let webhook = env.webhook();
+        let sign_in_url = env.optional("APP_SIGN_IN_URL", None, |raw| {
+            SignInUrl::parse(raw).map(Some)
+        });
         env.finish()?;
+        let mail = mail.expect("checked by finish");
+        let sign_in_url = sign_in_url
+            .expect("checked by finish")
+            .unwrap_or_else(|| SignInUrl::app(&mail.app_url));
         Ok(Self {
             database: database.expect("checked by finish"),
             users: users.expect("checked by finish"),
             retention: retention.expect("checked by finish"),
-            mail: mail.expect("checked by finish"),
+            mail,
             cors: cors.expect("checked by finish"),
             session_auth: session_auth.expect("checked by finish"),
             webhook: webhook.expect("checked by finish"),
+            sign_in_url,
         })
     }
 }
@@ -245,7 +296,7 @@ impl AccountConfig {
 pub struct EmailCronConfig {
     pub database: PgConnectOptions,
     pub users: UsersTable,
-    pub cron_secret: CronSecret,
+    pub cron_secret: BearerSecret,
     pub retention: RetentionDays,
     pub mail: MailConfig,
     /// Days before the purge the reminder goes out; 0 sends none.
@@ -265,7 +316,7 @@ impl EmailCronConfig {
         let mut env = Env::new(lookup);
         let database = env.database_url();
         let users = env.users_table();
-        let cron_secret = env.required("CRON_SECRET", CronSecret::parse);
+        let cron_secret = env.required("CRON_SECRET", BearerSecret::parse);
         let retention = env.retention_days();
         let mail = env.mail();
         let reminder_days = env.optional("REMINDER_DAYS_BEFORE", 3, |raw| {
@@ -408,12 +459,14 @@ impl<'a> Env<'a> {
             id: id?,
             email: email?,
             deleted_at: deleted_at?,
+            authjs_verification_tokens: preset.authjs_verification_tokens,
         })
     }
 
     /// `SESSION_AUTH`, and the variables its mode needs: `AUTH_SECRET` for
     /// `authjs-jwt`; for `jwt`, exactly one of `JWT_JWKS_URL` and `JWT_SECRET`,
-    /// `JWT_ISSUER`, and optionally `JWT_AUDIENCE` and `JWT_AUTHORIZED_PARTIES`.
+    /// `JWT_ISSUER`, `JWT_AUDIENCE` (or `none`), and optionally
+    /// `JWT_AUTHORIZED_PARTIES`.
     pub(crate) fn session_auth(&mut self) -> Option<SessionAuth> {
         #[derive(Clone, Copy)]
         enum Name {
@@ -445,8 +498,18 @@ impl<'a> Env<'a> {
         let jwks = self.optional("JWT_JWKS_URL", None, |raw| JwksUrl::parse(raw).map(Some));
         let secret = self.optional("JWT_SECRET", None, |raw| HmacSecret::parse(raw).map(Some));
         let issuer = self.required("JWT_ISSUER", |raw| non_empty(raw, "the tokens' iss"));
-        let audience = self.optional("JWT_AUDIENCE", None, |raw| {
-            non_empty(raw, "the tokens' aud").map(Some)
+        // Required: a token made for another API of the same provider (every
+        // Supabase project's tokens say `authenticated`, every Auth0 API has
+        // its own identifier) must not delete accounts here. `none` waives it
+        // where the provider issues no `aud` (Clerk, which
+        // JWT_AUTHORIZED_PARTIES guards instead).
+        let audience = self.required("JWT_AUDIENCE", |raw| match raw.trim() {
+            "none" => Ok(None),
+            _ => non_empty(
+                raw,
+                "the tokens' aud, or none where the provider issues none (Clerk)",
+            )
+            .map(Some),
         });
         let authorized_parties = self.optional("JWT_AUTHORIZED_PARTIES", Vec::new(), |raw| {
             let parties: Vec<String> = raw
@@ -532,6 +595,13 @@ impl<'a> Env<'a> {
         Some(Some(Webhook { url, secrets }))
     }
 
+    /// `OVERDUE_AFTER_HOURS`: one purge interval, `1..=8760` hours.
+    pub(crate) fn overdue_after(&mut self) -> Option<OverdueAfter> {
+        self.optional("OVERDUE_AFTER_HOURS", OverdueAfter::DEFAULT, |raw| {
+            bounded_u32(raw, 1, 8760).map(|hours| OverdueAfter { hours })
+        })
+    }
+
     pub(crate) fn retention_days(&mut self) -> Option<RetentionDays> {
         self.optional(
             "RETENTION_DAYS",
@@ -558,9 +628,7 @@ impl<'a> Env<'a> {
         let workers = self.optional("PURGE_WORKERS", defaults.workers, |raw| {
             bounded_u32(raw, 1, 16).map(|n| NonZeroU32::new(n).expect("at least 1"))
         });
-        let overdue_after = self.optional("OVERDUE_AFTER_HOURS", defaults.overdue_after, |raw| {
-            bounded_u32(raw, 1, 8760).map(|hours| OverdueAfter { hours })
-        });
+        let overdue_after = self.overdue_after();
         Some(PurgeSettings {
             batch_size: batch_size?,
             batch_target: batch_target?,
@@ -738,12 +806,31 @@ mod tests {
         );
         assert_eq!(
             variables(account_with(&[("SESSION_AUTH", "jwt")])),
-            ["JWT_ISSUER", "JWT_JWKS_URL"]
+            ["JWT_ISSUER", "JWT_AUDIENCE", "JWT_JWKS_URL"]
+        );
+        // The audience is required; `none` waives it explicitly.
+        let jwt = [
+            ("SESSION_AUTH", "jwt"),
+            ("JWT_ISSUER", "https://issuer.test/"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        assert_eq!(variables(account_with(&jwt)), ["JWT_AUDIENCE"]);
+        let waived = account_with(&[jwt.as_slice(), &[("JWT_AUDIENCE", "none")]].concat()).unwrap();
+        assert!(matches!(
+            waived.session_auth,
+            SessionAuth::Jwt(JwtSettings { audience: None, .. })
+        ));
+        assert_eq!(
+            variables(account_with(
+                &[jwt.as_slice(), &[("JWT_AUDIENCE", " ")]].concat()
+            )),
+            ["JWT_AUDIENCE"]
         );
         assert_eq!(
             variables(account_with(&[
                 ("SESSION_AUTH", "jwt"),
                 ("JWT_ISSUER", "https://issuer.test/"),
+                ("JWT_AUDIENCE", "authenticated"),
                 ("JWT_JWKS_URL", "https://issuer.test/jwks"),
                 ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
             ])),
@@ -753,6 +840,7 @@ mod tests {
             variables(account_with(&[
                 ("SESSION_AUTH", "jwt"),
                 ("JWT_ISSUER", "https://issuer.test/"),
+                ("JWT_AUDIENCE", "authenticated"),
                 ("JWT_JWKS_URL", "http://issuer.test/jwks"),
             ])),
             ["JWT_JWKS_URL"]

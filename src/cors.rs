@@ -1,10 +1,15 @@
 //! Cross-origin access to the account routes, for a frontend on another
 //! origin. Only exact origins listed in `CORS_ALLOWED_ORIGINS` get CORS
-//! headers, and only their own origin back (never `*`).
+//! headers: their own origin back (never `*`), and
+//! `Access-Control-Allow-Credentials: true`, without which a browser hands
+//! the page no answer to a `credentials: "include"` request (it still sends
+//! the request: a delete would happen while the page is told it failed).
+//! Who is signed in is still decided by the cookie rules of [`crate::auth`],
+//! which trust a cookie only from these origins and the app's own.
 
 use http::header::{
-    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_MAX_AGE, ALLOW, HeaderValue, ORIGIN, VARY,
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW, HeaderValue, ORIGIN, VARY,
 };
 use http::{HeaderMap, StatusCode};
 
@@ -53,6 +58,10 @@ impl AllowedOrigins {
         if let Some(origin) = self.allowed(origin) {
             let headers = response.headers_mut();
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
             headers.append(VARY, HeaderValue::from_static("Origin"));
         }
     }

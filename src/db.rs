@@ -34,7 +34,7 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow, Postgres};
 use sqlx::query::{Query, QueryAs, QueryScalar};
-use sqlx::{Executor, FromRow, PgConnection, PgPool, Transaction};
+use sqlx::{ConnectOptions as _, Executor, FromRow, PgConnection, PgPool, Transaction};
 use uuid::Uuid;
 
 /// `migrations/account_deletion/`: this project's own tables, in the
@@ -55,7 +55,8 @@ pub static APP_MIGRATOR: Migrator = Migrator {
 };
 
 /// The options every pool of ours connects with: `options` as parsed from a
-/// URL, minus what a transaction pooler refuses.
+/// URL, minus what a transaction pooler refuses, and with the driver's
+/// statement logging off.
 #[must_use]
 pub fn connect_options(options: PgConnectOptions) -> PgConnectOptions {
     options
@@ -64,6 +65,12 @@ pub fn connect_options(options: PgConnectOptions) -> PgConnectOptions {
         // Nothing is prepared under a name (see `query`); keep no cache that
         // could name one.
         .statement_cache_capacity(0)
+        // sqlx logs every statement's text at `debug` and any slower than a
+        // second at `warn`. A [`Statement`] carries its values in its text,
+        // and one of them is a credential (an Auth.js session token is
+        // looked up as it is), so the driver must print none of it, at any
+        // level. Our own log lines say what ran, with figures.
+        .disable_statement_logging()
 }
 
 /// A pool that connects on first use, so a function answers `/_vercel/ping`
@@ -168,8 +175,9 @@ pub enum Literal {
     Uuid(Uuid),
     Bytes(Vec<u8>),
     /// Text (a session token from a cookie, a user id from a token), written
-    /// as an escape string constant `E'…'` with every backslash and quote
-    /// escaped, so that whatever it holds stays inside the literal.
+    /// as an escape string constant `E'…'` with every backslash doubled and
+    /// every quote doubled, so that whatever it holds stays inside the
+    /// literal.
     Text(String),
     Null,
 }
@@ -200,15 +208,17 @@ impl Literal {
             // comparison with it is an index condition. (An expression such
             // as `convert_from(decode(…))` was not: its collation is not the
             // column's, and the planner scanned the table.) `E'…'` reads the
-            // same whatever `standard_conforming_strings` says. No PostgreSQL
-            // text holds a NUL, so a value with one equals nothing: null.
+            // same whatever `standard_conforming_strings` says; a quote is
+            // doubled, never backslashed, so a server with `backslash_quote
+            // = off` (which refuses `\'`) reads it too. No PostgreSQL text
+            // holds a NUL, so a value with one equals nothing: null.
             Self::Text(text) if text.contains('\0') => write!(out, "null"),
             Self::Text(text) => {
                 out.push_str("E'");
                 for c in text.chars() {
                     match c {
                         '\\' => out.push_str("\\\\"),
-                        '\'' => out.push_str("\\'"),
+                        '\'' => out.push_str("''"),
                         c => out.push(c),
                     }
                 }

@@ -7,9 +7,9 @@
 pub mod accounts;
 pub mod app_url;
 pub mod auth;
+pub mod bearer_secret;
 pub mod config;
 pub mod cors;
-pub mod cron_secret;
 pub mod db;
 pub mod delivery;
 pub mod events;

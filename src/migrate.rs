@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, Executor, PgConnection, Row};
+use sqlx::{ConnectOptions as _, Connection, Executor, PgConnection, Row};
 
 use crate::db::{APP_MIGRATOR, MIGRATOR};
 use crate::schema::{self, Ident, SchemaError, UsersTable};
@@ -131,7 +131,9 @@ pub async fn migrate_waiting(
     let connect = PgConnectOptions::from_str(url)
         .map_err(|_| MigrateError::InvalidUrl { variable })?
         // So that a pooler lets us in far enough to be recognised.
-        .extra_float_digits(None);
+        .extra_float_digits(None)
+        // As on every connection of ours (see `db::connect_options`).
+        .disable_statement_logging();
     let unreachable = |error: sqlx::Error| MigrateError::Unreachable {
         variable,
         // sqlx's own text names the failure, never the URL or password.

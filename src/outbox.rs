@@ -148,7 +148,12 @@ pub async fn send(
     let delivery = match attempt_delivery(&pool, &sql, &mail, retention, email).await {
         Ok(delivery) => delivery,
         Err(error) => {
-            tracing::warn!(outbox_id = %id, kind = kind.as_str(), attempt, error = %error, "email attempt failed");
+            // By its class only: a mail server's reply quotes the address
+            // (`550 <someone@example.com>: Recipient address rejected`).
+            tracing::warn!(outbox_id = %id, kind = kind.as_str(), attempt, error = error.class(), "email attempt failed");
+            if let AttemptError::Database(cause) = &error {
+                tracing::warn!(outbox_id = %id, error = %cause, "email attempt: database error");
+            }
             delivery::record_failure(&pool, &RECORD_FAILURE, id, error.class()).await
         }
     };

@@ -98,6 +98,10 @@ pub struct UsersTable {
     pub id: Ident,
     pub email: Ident,
     pub deleted_at: Ident,
+    /// Auth.js keeps sign-in links by address in `"VerificationToken"`
+    /// (`identifier` is the email): with the `prisma` preset the purge
+    /// deletes a purged user's rows there too, when the table exists.
+    pub authjs_verification_tokens: bool,
 }
 
 impl UsersTable {
@@ -110,15 +114,18 @@ impl UsersTable {
             id: Ident("id".into()),
             email: Ident("email".into()),
             deleted_at: Ident("deleted_at".into()),
+            authjs_verification_tokens: false,
         }
     }
 
-    /// Prisma's default naming: `model User { id … email … deletedAt … }`.
+    /// Prisma's default naming: `model User { id … email … deletedAt … }`,
+    /// next to the Auth.js Prisma adapter's models.
     #[must_use]
     pub fn prisma() -> Self {
         Self {
             name: Ident("User".into()),
             deleted_at: Ident("deletedAt".into()),
+            authjs_verification_tokens: true,
             ..Self::default_names()
         }
     }
@@ -335,6 +342,9 @@ pub struct Catalog {
     pub references: Vec<ForeignKey>,
     /// Every chain of keys that keeps a referenced user from being deleted.
     pub blocking: Vec<BlockingPath>,
+    /// Auth.js's `"VerificationToken"`, next to the users table, when the
+    /// configuration asks for it and it exists.
+    pub verification_tokens: Option<QualifiedName>,
 }
 
 /// The sessions table, found.
@@ -464,6 +474,11 @@ pub async fn inspect(
     };
     let references = foreign_keys(conn, oid).await?;
     let blocking = blocking_paths(conn, &references).await?;
+    let verification_tokens = if users.authjs_verification_tokens {
+        verification_tokens(conn, &table.schema).await?
+    } else {
+        None
+    };
     Ok(Catalog {
         users: table,
         id: users.id.clone(),
@@ -475,7 +490,32 @@ pub async fn inspect(
         sessions,
         references,
         blocking,
+        verification_tokens,
     })
+}
+
+/// Auth.js's `"VerificationToken"` in `schema`, if it is there with its
+/// `identifier` column (an app without email sign-in has none).
+async fn verification_tokens(
+    conn: &mut PgConnection,
+    schema: &Ident,
+) -> Result<Option<QualifiedName>, sqlx::Error> {
+    let found: bool = db::query_scalar(
+        "select exists (
+             select 1 from pg_attribute a
+             join pg_class c on c.oid = a.attrelid
+             join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = $1 and c.relname = 'VerificationToken' and c.relkind in ('r', 'p')
+               and a.attname = 'identifier' and not a.attisdropped
+         )",
+    )
+    .bind(schema.as_str())
+    .fetch_one(conn)
+    .await?;
+    Ok(found.then(|| QualifiedName {
+        schema: schema.clone(),
+        name: Ident::from_catalog("VerificationToken".to_owned()),
+    }))
 }
 
 fn time_type(variable: &'static str, column: &Ident, ty: &str) -> Result<TimeType, SchemaError> {

@@ -19,7 +19,9 @@ use sqlx::PgPool;
 use tokio::sync::RwLock;
 
 use crate::db::{self, Limits, Statement};
-use crate::schema::{self, BlockingPath, Catalog, SchemaError, SessionTable, TimeType, UsersTable};
+use crate::schema::{
+    self, BlockingPath, Catalog, QualifiedName, SchemaError, SessionTable, TimeType, UsersTable,
+};
 
 /// The most user ids one `account.purged` event carries: about 40 KB of
 /// body with uuids, 70 KB with 64-character ids. A batch that deleted more
@@ -90,7 +92,12 @@ impl Statements {
             recover: recover(&t),
             email_account: email_account(&t),
             queue_reminders: queue_reminders(&t),
-            purge_batch: Statement::new(purge_batch(&t, &catalog.blocking, records)),
+            purge_batch: Statement::new(purge_batch(
+                &t,
+                &catalog.blocking,
+                catalog.verification_tokens.as_ref(),
+                records,
+            )),
             count_expired: count_expired(&t, &catalog.blocking),
             count_pending: count_pending(&t),
             make_due: make_due(&t),
@@ -138,6 +145,22 @@ impl Names {
     /// like any other; there is just no email to send it.
     fn address_of(&self, alias: &str) -> String {
         format!("nullif(btrim({alias}.{}::text), '')", self.email)
+    }
+
+    /// `exists (…)`: the user made the deletion `alias` is in now through
+    /// the delete route (its history says so for this very deleted-at), as
+    /// opposed to the app setting the deleted-at by itself. Only such a
+    /// deletion gets an email or a link that can restore the account.
+    fn made_by_user(&self, alias: &str) -> String {
+        format!(
+            "exists (
+                   select 1 from account_deletion.history h
+                   where h.user_id = {alias}.{id}::text and h.action = 'deleted' and h.by = 'user'
+                     and h.for_deleted_at = {deleted_at}
+               )",
+            id = self.id,
+            deleted_at = self.deleted_at_of(alias),
+        )
     }
 }
 
@@ -221,6 +244,9 @@ fn delete_account(t: &Names, catalog: &Catalog, records: Records) -> String {
          ), token as (
              insert into account_deletion.recovery_tokens (user_id, outbox_id, token_hash, for_deleted_at)
              select user_id, id, $3, for_deleted_at from queued
+         ), recorded as (
+             insert into account_deletion.history (user_id, action, by, for_deleted_at)
+             select id, 'deleted', 'user', deleted_at from deleted
          ){announced}
          select q.id, d.id, d.email, d.deleted_at, d.deleted_at + make_interval(days => $2), {event_id}
          from deleted d left join queued q on q.user_id = d.id"
@@ -326,8 +352,11 @@ fn queue_reminders(t: &Names) -> String {
     let deleted_at_tz = t.deleted_at_of("u");
     let reminder_due = t.as_column("now() - make_interval(days => $1 - $2)");
     let in_retention = t.as_column("now() - make_interval(days => $1)");
-    // An account without an address gets no reminder (nor a failing row).
+    // An account without an address gets no reminder (nor a failing row),
+    // and neither does one the app soft-deleted by itself: a reminder's
+    // link restores the account, and a ban must not turn into one.
     let address = t.address_of("u");
+    let made_by_user = t.made_by_user("u");
     format!(
         "with due as (
              select u.{id}::text as id, {address} as email, {deleted_at_tz} as deleted_at
@@ -335,6 +364,7 @@ fn queue_reminders(t: &Names) -> String {
              where u.{deleted_at} <= {reminder_due}
                and u.{deleted_at} > {in_retention}
                and {address} is not null
+               and {made_by_user}
                and not exists (
                    select 1 from account_deletion.email_outbox o
                    where o.user_id = u.{id}::text and o.kind = 'reminder'
@@ -376,7 +406,8 @@ fn queue_reminders(t: &Names) -> String {
 ///   [`referenced_along`]), so they never fail the batch; the purge counts
 ///   and reports them.
 /// - Our own rows about each account (outbox, and through it recovery
-///   tokens) go in the same statement.
+///   tokens) go in the same statement, and so do Auth.js's sign-in links to
+///   its address (`"VerificationToken"`, with the `prisma` preset).
 /// - Nothing is claimed unless the run still holds the lease: a run that
 ///   outlived it (another run took over) deletes nothing and books nothing,
 ///   so the batch needs no rollback.
@@ -387,7 +418,12 @@ fn queue_reminders(t: &Names) -> String {
 ///   for this transaction only): if the server crashed right after, the
 ///   batch would simply be undone, ledger count included, and the next run
 ///   would delete those accounts again.
-fn purge_batch(t: &Names, blocking: &[BlockingPath], records: Records) -> String {
+fn purge_batch(
+    t: &Names,
+    blocking: &[BlockingPath],
+    verification_tokens: Option<&QualifiedName>,
+    records: Records,
+) -> String {
     let Names {
         users,
         id,
@@ -418,6 +454,20 @@ fn purge_batch(t: &Names, blocking: &[BlockingPath], records: Records) -> String
     } else {
         String::new()
     };
+    // Auth.js's sign-in links by address go with the account.
+    let (identifier_out, unverified) = match verification_tokens {
+        Some(table) => (
+            format!(", u.{}::text as identifier", t.email),
+            format!(
+                "
+), unverified as (
+    delete from {} v
+    where v.\"identifier\" = any(array(select identifier from deleted where identifier is not null))",
+                table.quoted()
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     // The address leaves with the account, except into this one email.
     let (email_out, farewell) = if records.erased_email {
         (
@@ -447,12 +497,12 @@ with lease as (
     delete from {users} u
     where u.ctid = any(array(select ctid from candidates))
       and u.{deleted_at} <= {cutoff}
-    returning u.{id}::text as id, {deleted_at_tz} as deleted_at{email_out}
+    returning u.{id}::text as id, {deleted_at_tz} as deleted_at{email_out}{identifier_out}
 ), forgotten as (
     delete from account_deletion.email_outbox
     where user_id = any(array(select id from deleted))
 ), tombstoned as (
-    insert into account_deletion.tombstones (user_id) select id from deleted{announced}{farewell}
+    insert into account_deletion.tombstones (user_id) select id from deleted{announced}{farewell}{unverified}
 ), tally as (
     select count(*) as n, max(deleted_at) as newest from deleted
 ), booked as (

@@ -27,7 +27,7 @@ impl SessionToken {
         let (Some(value), None) = (values.next(), values.next()) else {
             return None;
         };
-        Self::parse(crate::cron_secret::bearer_token(value.as_bytes())?)
+        Self::parse(crate::bearer_secret::bearer_token(value.as_bytes())?)
     }
 
     /// A token as sent (a bearer header's credentials, a cookie's value):

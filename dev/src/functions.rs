@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use account_deletion::config::{AccountConfig, CronConfig, EmailCronConfig};
+use account_deletion::config::{AccountConfig, CronConfig, EmailCronConfig, StatusConfig};
 use account_deletion::db::{self, Limits};
 use account_deletion::routes::delete_account::DeleteAccount;
 use account_deletion::routes::purge_users::PurgeUsers;
@@ -51,7 +51,7 @@ impl Functions {
             recover: RecoverAccount::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
             purge: PurgeUsers::with_pool(CronConfig::from_lookup(&lookup), pool.clone()),
             send_emails: SendEmails::with_pool(EmailCronConfig::from_lookup(&lookup), pool.clone()),
-            status: Status::with_pool(CronConfig::from_lookup(&lookup), pool.clone()),
+            status: Status::with_pool(StatusConfig::from_lookup(&lookup), pool.clone()),
             pool,
         }
     }
@@ -127,7 +127,10 @@ impl Functions {
     }
 
     /// Makes a soft-deleted account look deleted `days` ago, so the purge
-    /// can be tried without waiting a month.
+    /// (or the reminder) can be tried without waiting a month. What our
+    /// tables hold about the deletion moves with it, so it is still the
+    /// user's own deletion: its link keeps working while the grace period
+    /// lasts, and the reminder goes out.
     async fn backdate(&self, email: Option<String>, days: Option<String>) -> web::Response {
         let (Some(email), Some(Ok(days))) = (email, days.map(|d| d.parse::<i32>())) else {
             return text(
@@ -137,23 +140,37 @@ impl Functions {
         };
         let updated = async {
             let mut tx = db::begin(&self.pool, &Limits::CRON).await?;
-            let done = db::query(
-                "update users set deleted_at = now() - make_interval(days => $2)
-                 where email = $1 and deleted_at is not null",
+            let moved: i64 = db::query_scalar(
+                "with target as (
+                     select id, deleted_at as before from users
+                     where email = $1 and deleted_at is not null
+                     for update
+                 ), moved as (
+                     update users u set deleted_at = now() - make_interval(days => $2)
+                     from target where u.id = target.id
+                     returning u.id::text as id, target.before, u.deleted_at as after
+                 ), history as (
+                     update account_deletion.history h set for_deleted_at = moved.after
+                     from moved where h.user_id = moved.id and h.for_deleted_at = moved.before
+                 ), outbox as (
+                     update account_deletion.email_outbox o set for_deleted_at = moved.after
+                     from moved where o.user_id = moved.id and o.for_deleted_at = moved.before
+                 ), tokens as (
+                     update account_deletion.recovery_tokens t set for_deleted_at = moved.after
+                     from moved where t.user_id = moved.id and t.for_deleted_at = moved.before
+                 )
+                 select count(*) from moved",
             )
             .bind(&email)
             .bind(days)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok::<_, sqlx::Error>(done)
+            Ok::<_, sqlx::Error>(moved)
         }
         .await;
         match updated {
-            Ok(done) => web::json(
-                StatusCode::OK,
-                &serde_json::json!({ "backdated": done.rows_affected() }),
-            ),
+            Ok(moved) => web::json(StatusCode::OK, &serde_json::json!({ "backdated": moved })),
             Err(error) => {
                 eprintln!("backdate failed: {error}");
                 text(StatusCode::INTERNAL_SERVER_ERROR, "backdate failed")

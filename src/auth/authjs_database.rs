@@ -15,7 +15,7 @@ use crate::sql::Statements;
 /// The session token, from the bearer header or (from a trusted origin) the
 /// session cookie.
 pub(super) fn token(headers: &HeaderMap, trusted: &TrustedOrigins) -> Result<String, Refusal> {
-    let token = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES) {
+    let token = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES)? {
         // Refused before the token is looked at, so a forged request learns
         // nothing about it.
         Some(Credential::Cookie { .. }) if !trusted.allow(headers) => {

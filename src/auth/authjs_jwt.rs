@@ -59,7 +59,7 @@ pub(super) fn subject(
     trusted: &TrustedOrigins,
     secrets: &AuthSecrets,
 ) -> Result<String, Refusal> {
-    let (token, cookie) = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES) {
+    let (token, cookie) = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES)? {
         Some(Credential::Bearer(token)) => (token, None),
         Some(Credential::Cookie { .. }) if !trusted.allow(headers) => {
             return Err(Refusal::ForbiddenOrigin);

@@ -4,6 +4,7 @@
 use http::HeaderMap;
 use http::header::{COOKIE, ORIGIN};
 
+use super::Refusal;
 use crate::app_url::AppUrl;
 use crate::cors::AllowedOrigins;
 use crate::tokens::SessionToken;
@@ -28,50 +29,84 @@ pub(super) enum Credential {
 }
 
 /// The bearer token if there is one, else the first of `cookies` present.
+/// A cookie that comes more than once, or both whole and in chunks, or in
+/// chunks that do not fit together, is refused (401), never decided by
+/// which copy comes first: a sibling subdomain can set a cookie for the
+/// parent domain, which the browser sends next to the app's own, and the
+/// first would decide whose account is deleted.
 pub(super) fn bearer_or_cookie(
     headers: &HeaderMap,
     cookies: &[&'static str],
-) -> Option<Credential> {
+) -> Result<Option<Credential>, Refusal> {
     if let Some(token) = SessionToken::from_headers(headers) {
-        return Some(Credential::Bearer(token));
+        return Ok(Some(Credential::Bearer(token)));
     }
-    cookies
-        .iter()
-        .find_map(|&name| cookie(headers, name).map(|token| Credential::Cookie { name, token }))
+    for &name in cookies {
+        match cookie(headers, name) {
+            Cookie::Absent => {}
+            Cookie::One(token) => return Ok(Some(Credential::Cookie { name, token })),
+            Cookie::Ambiguous => return Err(Refusal::Unauthenticated),
+        }
+    }
+    Ok(None)
+}
+
+/// What the `Cookie` headers hold under one name.
+enum Cookie {
+    Absent,
+    One(SessionToken),
+    /// Twice, whole and in chunks, chunks that do not fit, or not a token.
+    Ambiguous,
 }
 
 /// The value of cookie `name`, from any `Cookie` header. A value too long
 /// for one cookie comes, as Auth.js writes it, in chunks `name.0`,
 /// `name.1`, … that are joined in order.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<SessionToken> {
-    let pairs = || {
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .map(|(key, value)| (key, unquoted(value)))
-    };
-    if let Some((_, value)) = pairs().find(|(key, _)| *key == name) {
-        return SessionToken::parse(value.as_bytes());
-    }
-    let mut chunks: Vec<(usize, &str)> = pairs()
-        .filter_map(|(key, value)| {
+fn cookie(headers: &HeaderMap, name: &str) -> Cookie {
+    let pairs: Vec<(&str, &str)> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .map(|(key, value)| (key, unquoted(value)))
+        .collect();
+    let whole: Vec<&str> = pairs
+        .iter()
+        .filter(|(key, _)| *key == name)
+        .map(|&(_, value)| value)
+        .collect();
+    let mut chunks: Vec<(Option<usize>, &str)> = pairs
+        .iter()
+        .filter_map(|&(key, value)| {
             let index = key.strip_prefix(name)?.strip_prefix('.')?;
             // Digits only: `usize::from_str` would take a leading `+`.
-            (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| index.parse().ok().map(|i| (i, value)))
-                .flatten()
+            let index = (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| index.parse().ok())
+                .flatten();
+            Some((index, value))
         })
         .collect();
-    chunks.sort_unstable_by_key(|&(index, _)| index);
-    // Chunks 0..n with none missing or repeated, or it is not a cookie.
-    if chunks.is_empty() || chunks.iter().enumerate().any(|(i, &(index, _))| i != index) {
-        return None;
+    let token =
+        |value: &str| SessionToken::parse(value.as_bytes()).map_or(Cookie::Ambiguous, Cookie::One);
+    match (whole.as_slice(), chunks.is_empty()) {
+        ([], true) => Cookie::Absent,
+        ([value], true) => token(value),
+        ([_, ..], _) => Cookie::Ambiguous,
+        ([], false) => {
+            chunks.sort_unstable_by_key(|&(index, _)| index);
+            // Chunks 0..n, each once, or it is not one cookie.
+            if chunks
+                .iter()
+                .enumerate()
+                .any(|(i, &(index, _))| index != Some(i))
+            {
+                return Cookie::Ambiguous;
+            }
+            let joined: String = chunks.into_iter().map(|(_, value)| value).collect();
+            token(&joined)
+        }
     }
-    let joined: String = chunks.into_iter().map(|(_, value)| value).collect();
-    SessionToken::parse(joined.as_bytes())
 }
 
 fn unquoted(value: &str) -> &str {
@@ -127,11 +162,12 @@ mod tests {
         map
     }
 
-    fn token(credential: Option<Credential>) -> (&'static str, Vec<u8>) {
+    fn token(credential: Result<Option<Credential>, Refusal>) -> (&'static str, Vec<u8>) {
         match credential {
-            Some(Credential::Bearer(t)) => ("bearer", t.as_bytes().to_vec()),
-            Some(Credential::Cookie { token, .. }) => ("cookie", token.as_bytes().to_vec()),
-            None => ("none", Vec::new()),
+            Ok(Some(Credential::Bearer(t))) => ("bearer", t.as_bytes().to_vec()),
+            Ok(Some(Credential::Cookie { token, .. })) => ("cookie", token.as_bytes().to_vec()),
+            Ok(None) => ("none", Vec::new()),
+            Err(_) => ("refused", Vec::new()),
         }
     }
 
@@ -170,20 +206,46 @@ mod tests {
             ),
             ("cookie", b"abcdefg".to_vec())
         );
-        // The whole cookie wins over stray chunks.
-        assert_eq!(
-            read("authjs.session-token.0=x; authjs.session-token=whole"),
-            ("cookie", b"whole".to_vec())
-        );
-        for incomplete in [
+        for not_one_cookie in [
+            "authjs.session-token.0=x; authjs.session-token=whole",
             "authjs.session-token.1=def",
             "authjs.session-token.0=abc; authjs.session-token.2=g",
             "authjs.session-token.0=abc; authjs.session-token.0=abc",
             "authjs.session-token.+0=abc",
             "authjs.session-token.=abc",
         ] {
-            assert_eq!(read(incomplete).0, "none", "{incomplete}");
+            assert_eq!(read(not_one_cookie).0, "refused", "{not_one_cookie}");
         }
+    }
+
+    #[test]
+    fn a_cookie_name_sent_twice_is_refused_whoever_comes_first() {
+        let names = AUTHJS_SESSION_COOKIES;
+        for cookies in [
+            vec!["authjs.session-token=mine; authjs.session-token=planted"],
+            vec!["authjs.session-token=mine", "authjs.session-token=planted"],
+            vec!["authjs.session-token=planted; theme=x; authjs.session-token=mine"],
+            // The first name found decides; a second copy of it still refuses.
+            vec![
+                "__Secure-authjs.session-token=a; __Secure-authjs.session-token=b; authjs.session-token=c",
+            ],
+        ] {
+            let pairs: Vec<(&str, &str)> = cookies.iter().map(|c| ("cookie", *c)).collect();
+            assert_eq!(
+                token(bearer_or_cookie(&headers(&pairs), &names)).0,
+                "refused",
+                "{cookies:?}"
+            );
+        }
+        // A value that is no token is refused, not passed over for the next name.
+        assert_eq!(
+            token(bearer_or_cookie(
+                &headers(&[("cookie", "authjs.session-token=; next-auth.session-token=b")]),
+                &names
+            ))
+            .0,
+            "refused"
+        );
     }
 
     #[test]

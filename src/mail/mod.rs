@@ -5,4 +5,4 @@ mod templates;
 mod transport;
 
 pub use templates::{Rendered, erased, recovery, reminder, restored};
-pub use transport::{MailUrl, Mailer, SendError};
+pub use transport::{MailUrl, Mailer, SendError, SmtpTls};

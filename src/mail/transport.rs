@@ -10,16 +10,32 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 /// Where email goes, from `MAIL_URL`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum MailUrl {
-    /// `smtp://` (STARTTLS when the server offers it) or `smtps://`
-    /// (implicit TLS), with optional `user:pass@`.
+    /// `smtp://` or `smtps://`, with optional `user:pass@`; see [`SmtpTls`]
+    /// for when the connection is encrypted.
     Smtp {
         host: String,
         port: u16,
-        implicit_tls: bool,
+        tls: SmtpTls,
         credentials: Option<(String, String)>,
     },
     /// `file:///abs/dir`: one `.eml` file per message.
     File(PathBuf),
+}
+
+/// How an SMTP connection is encrypted. A password and the message go over
+/// a connection in the clear only when `MAIL_URL` says so (`?tls=none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+    /// `smtp://` with credentials (or `?tls=required`): STARTTLS, and a
+    /// server that does not offer it gets neither the password nor the
+    /// message.
+    Required,
+    /// `smtp://` without credentials: STARTTLS when the server offers it.
+    Opportunistic,
+    /// `smtp://…?tls=none`: never encrypted, for a local mail catcher.
+    None,
 }
 
 impl MailUrl {
@@ -50,10 +66,11 @@ impl MailUrl {
                         decode(url.password().unwrap_or(""))?,
                     ))
                 };
+                let tls = Self::tls(&url, implicit_tls, credentials.is_some())?;
                 Ok(Self::Smtp {
                     host,
                     port,
-                    implicit_tls,
+                    tls,
                     credentials,
                 })
             }
@@ -66,6 +83,34 @@ impl MailUrl {
             other => Err(format!(
                 "unsupported scheme {other:?}; use smtp://, smtps:// or file://"
             )),
+        }
+    }
+}
+
+impl MailUrl {
+    /// The encryption `url` asks for: its `tls` parameter (`none` or
+    /// `required`), else what the scheme and credentials call for.
+    fn tls(url: &url::Url, implicit: bool, credentials: bool) -> Result<SmtpTls, String> {
+        let mut asked = None;
+        for (key, value) in url.query_pairs() {
+            match (key.as_ref(), value.as_ref()) {
+                ("tls", "none") => asked = Some(SmtpTls::None),
+                ("tls", "required" | "starttls") => asked = Some(SmtpTls::Required),
+                ("tls", other) => {
+                    return Err(format!(
+                        "tls={other:?} is not a choice: use tls=none (no encryption, for a \
+                         local mail catcher) or tls=required"
+                    ));
+                }
+                (other, _) => return Err(format!("has an unknown parameter {other:?}")),
+            }
+        }
+        match (implicit, asked) {
+            (true, None) => Ok(SmtpTls::Implicit),
+            (true, Some(_)) => Err("smtps:// is always encrypted; drop its tls parameter".into()),
+            (false, Some(tls)) => Ok(tls),
+            (false, None) if credentials => Ok(SmtpTls::Required),
+            (false, None) => Ok(SmtpTls::Opportunistic),
         }
     }
 }
@@ -83,13 +128,13 @@ impl fmt::Debug for MailUrl {
             Self::Smtp {
                 host,
                 port,
-                implicit_tls,
+                tls,
                 credentials,
             } => f
                 .debug_struct("Smtp")
                 .field("host", host)
                 .field("port", port)
-                .field("implicit_tls", implicit_tls)
+                .field("tls", tls)
                 .field("credentials", &credentials.as_ref().map(|_| "<redacted>"))
                 .finish(),
             Self::File(path) => f.debug_tuple("File").field(path).finish(),
@@ -108,13 +153,20 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// A short class for the outbox row; never the server's own text, which
-    /// may quote addresses.
+    /// A short class for the outbox row and the log; never the server's own
+    /// text, which may quote addresses.
     pub fn class(&self) -> &'static str {
         match self {
             Self::Build(_) => "build",
             Self::Smtp(error) if error.is_permanent() => "smtp_permanent",
             Self::Smtp(error) if error.is_transient() => "smtp_transient",
+            Self::Smtp(error) if error.is_tls() => "smtp_tls",
+            Self::Smtp(error) if error.is_timeout() => "smtp_timeout",
+            // lettre's own words (not the server's) for a STARTTLS the
+            // configuration requires and the server does not offer.
+            Self::Smtp(error) if error.is_client() && error.to_string().contains("STARTTLS") => {
+                "smtp_starttls_unavailable"
+            }
             Self::Smtp(_) => "smtp_connection",
             Self::File(_) => "file",
         }
@@ -144,15 +196,18 @@ impl Mailer {
             MailUrl::Smtp {
                 host,
                 port,
-                implicit_tls,
+                tls,
                 credentials,
             } => {
-                let tls_parameters = TlsParameters::new(host.clone())
-                    .map_err(|_| "cannot set up TLS for this host".to_owned())?;
-                let tls = if *implicit_tls {
-                    Tls::Wrapper(tls_parameters)
-                } else {
-                    Tls::Opportunistic(tls_parameters)
+                let parameters = || {
+                    TlsParameters::new(host.clone())
+                        .map_err(|_| "cannot set up TLS for this host".to_owned())
+                };
+                let tls = match tls {
+                    SmtpTls::Implicit => Tls::Wrapper(parameters()?),
+                    SmtpTls::Required => Tls::Required(parameters()?),
+                    SmtpTls::Opportunistic => Tls::Opportunistic(parameters()?),
+                    SmtpTls::None => Tls::None,
                 };
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
                     .port(*port)
@@ -198,7 +253,7 @@ mod tests {
             MailUrl::Smtp {
                 host: "mail.test".into(),
                 port: 2525,
-                implicit_tls: false,
+                tls: SmtpTls::Required,
                 credentials: Some(("me@x.test".into(), "p@ss".into())),
             }
         );
@@ -207,10 +262,26 @@ mod tests {
             MailUrl::Smtp {
                 host: "mail.test".into(),
                 port: 465,
-                implicit_tls: true,
+                tls: SmtpTls::Implicit,
                 credentials: None,
             }
         );
+        let tls = |raw: &str| match MailUrl::parse(raw) {
+            Ok(MailUrl::Smtp { tls, .. }) => Ok(tls),
+            Ok(MailUrl::File(_)) => unreachable!(),
+            Err(error) => Err(error),
+        };
+        assert_eq!(tls("smtp://mail.test"), Ok(SmtpTls::Opportunistic));
+        assert_eq!(tls("smtp://u:p@mail.test"), Ok(SmtpTls::Required));
+        assert_eq!(tls("smtp://u:p@mail.test?tls=none"), Ok(SmtpTls::None));
+        assert_eq!(tls("smtp://mail.test?tls=required"), Ok(SmtpTls::Required));
+        for refused in [
+            "smtps://mail.test?tls=none",
+            "smtp://mail.test?tls=maybe",
+            "smtp://mail.test?auth=plain",
+        ] {
+            assert!(tls(refused).is_err(), "{refused}");
+        }
         assert_eq!(
             MailUrl::parse("file:///tmp/mail").unwrap(),
             MailUrl::File("/tmp/mail".into())

@@ -2,6 +2,7 @@
 //! process and a `handle` that turns a request into a response.
 
 pub mod delete_account;
+mod protected;
 pub mod purge_users;
 pub mod recover_account;
 pub mod send_emails;
@@ -9,19 +10,18 @@ pub mod status;
 
 use std::sync::Arc;
 
-use http::{HeaderMap, Method};
-
 use sqlx::PgPool;
 
+use crate::app_url::SignInUrl;
 use crate::auth::SignIn;
 use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
 use crate::cors::AllowedOrigins;
-use crate::cron_secret::CronSecret;
 use crate::events::{self, PendingEvent};
 use crate::outbox::{self, PendingEmail};
+use crate::rate_limit::Limiter;
 use crate::schema::SchemaError;
 use crate::sql::{AppTables, Records, Statements};
-use crate::web::{ApiError, Background, method_not_allowed};
+use crate::web::{ApiError, Background};
 use crate::webhook::Webhook;
 
 /// A route's ready state, or why it has none. A misconfigured route still
@@ -84,24 +84,6 @@ pub(crate) fn schema_refusal(route: &'static str, error: SchemaError) -> ApiErro
     }
 }
 
-const CRON_METHODS: &[Method] = &[Method::GET, Method::POST];
-
-/// Cron routes take GET (what Vercel sends) and POST (manual runs), with the
-/// bearer secret.
-pub(crate) fn authorize_cron(
-    method: &Method,
-    headers: &HeaderMap,
-    secret: &CronSecret,
-) -> Result<(), ApiError> {
-    if let Some(error) = method_not_allowed(method, CRON_METHODS) {
-        return Err(error);
-    }
-    if !secret.authorizes(headers) {
-        return Err(ApiError::Unauthorized);
-    }
-    Ok(())
-}
-
 /// What the two account routes (delete, recover) hold once configured.
 pub(crate) struct AccountState {
     pub(crate) pool: PgPool,
@@ -112,6 +94,10 @@ pub(crate) struct AccountState {
     pub(crate) sign_in: SignIn,
     /// Where account events go; `None`: none are recorded.
     pub(crate) webhook: Option<Arc<Webhook>>,
+    /// Failed recoveries per client.
+    pub(crate) limiter: Limiter,
+    /// Where the pages' "Sign in" link points.
+    pub(crate) sign_in_url: SignInUrl,
 }
 
 impl AccountState {
@@ -135,6 +121,8 @@ impl AccountState {
             mail: config.mail,
             cors: config.cors,
             webhook: config.webhook.map(Arc::new),
+            limiter: Limiter::default(),
+            sign_in_url: config.sign_in_url,
         });
         Configured::new(name, state)
     }

@@ -12,10 +12,10 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::config::{ConfigErrors, CronConfig, PurgeSettings, RetentionDays};
-use crate::cron_secret::CronSecret;
 use crate::events::{self, EventSweepReport};
 use crate::purge::{self, PurgeOutcome};
-use crate::routes::{Configured, authorize_cron, statements};
+use crate::routes::protected::{CRON_METHODS, Opened, Protected};
+use crate::routes::statements;
 use crate::sql::{AppTables, Records};
 use crate::web::{ApiError, Request, Response, json};
 use crate::webhook::Webhook;
@@ -23,13 +23,12 @@ use crate::webhook::Webhook;
 /// The route, built once per process.
 #[derive(Clone)]
 pub struct PurgeUsers {
-    state: Configured<Ready>,
+    route: Protected<Ready>,
 }
 
 struct Ready {
     pool: PgPool,
     tables: AppTables,
-    secret: CronSecret,
     retention: RetentionDays,
     settings: PurgeSettings,
     webhook: Option<Arc<Webhook>>,
@@ -50,10 +49,7 @@ impl PurgeUsers {
     /// The route with a pool of its own, sized for one function instance.
     #[must_use]
     pub fn new(config: Result<CronConfig, ConfigErrors>) -> Self {
-        let pool = config.as_ref().ok().map(|config| {
-            crate::db::lazy_pool(config.database.clone(), config.purge.workers.get() + 1)
-        });
-        Self::build(config, pool)
+        Self::build(config, None)
     }
 
     /// The route on a pool the host shares between routes (the dev server's
@@ -64,34 +60,35 @@ impl PurgeUsers {
     }
 
     fn build(config: Result<CronConfig, ConfigErrors>, pool: Option<PgPool>) -> Self {
-        let state = config.map(|config| {
-            let pool = pool.expect("a pool accompanies every valid configuration");
-            Ready {
-                pool,
-                tables: AppTables::new(config.users, None).recording(Records {
-                    events: config.webhook.is_some(),
-                    erased_email: config.erased_email,
-                }),
-                secret: config.cron_secret,
-                retention: config.retention,
-                settings: config.purge,
-                webhook: config.webhook.map(Arc::new),
-            }
-        });
-        Self {
-            state: Configured::new("purge-users", state),
-        }
+        let route = Protected::new(
+            "purge-users",
+            CRON_METHODS,
+            config,
+            pool,
+            // One connection per batch worker, and one for the ledger.
+            |config| (config.database.clone(), config.purge.workers.get() + 1),
+            |config, pool| Opened {
+                state: Ready {
+                    pool,
+                    tables: AppTables::new(config.users, None).recording(Records {
+                        events: config.webhook.is_some(),
+                        erased_email: config.erased_email,
+                    }),
+                    retention: config.retention,
+                    settings: config.purge,
+                    webhook: config.webhook.map(Arc::new),
+                },
+                secrets: vec![config.cron_secret],
+            },
+        );
+        Self { route }
     }
 
     pub async fn handle(&self, request: Request) -> Response {
-        self.respond(request)
-            .await
-            .unwrap_or_else(ApiError::into_response)
+        self.route.handle(request, Self::respond).await
     }
 
-    async fn respond(&self, request: Request) -> Result<Response, ApiError> {
-        let ready = self.state.ready()?;
-        authorize_cron(request.method(), request.headers(), &ready.secret)?;
+    async fn respond(ready: &Ready, request: Request) -> Result<Response, ApiError> {
         let dry_run = dry_run(request.uri().query())?;
         // Checked here, so that tables that do not match the configuration
         // answer like any other bad setting.

@@ -1,6 +1,6 @@
 //! `/api/account/recover`: the page a recovery link opens (GET) and the
-//! restore itself (POST, JSON or form). No auth beyond the token; repeated
-//! failures from one client are slowed down with 429.
+//! restore itself (POST, JSON or form). No auth beyond the token; a valid
+//! one always restores, and a client's failures past the limit get 429.
 
 use chrono::{DateTime, Utc};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, REFERRER_POLICY};
@@ -8,13 +8,15 @@ use http::{Method, StatusCode};
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::app_url::SignInUrl;
 use crate::config::{AccountConfig, ConfigErrors};
 use crate::cors::AllowedOrigins;
 use crate::html::{escape, page};
+use crate::rate_limit::ClientAddress;
 use crate::routes::{AccountState, Configured, statements};
 use crate::tokens::RecoveryToken;
 use crate::web::{ApiError, Background, Request, Response, json, method_not_allowed};
-use crate::{accounts, outbox, rate_limit};
+use crate::{accounts, outbox};
 
 const ALLOWED: &[Method] = &[Method::GET, Method::OPTIONS, Method::POST];
 
@@ -99,23 +101,19 @@ impl RecoverAccount {
             None => None,
         };
         let body = match (token, purge_after) {
-            (Some(token), Some(purge_after)) => valid_link_page(&token, purge_after),
-            _ => invalid_link_page(),
+            (Some(token), Some(purge_after)) => {
+                valid_link_page(&token, purge_after, &ready.sign_in_url)
+            }
+            _ => invalid_link_page(&ready.sign_in_url),
         };
         Ok(html(StatusCode::OK, body))
     }
 
-    /// POST: restores the account, atomically with consuming the token.
+    /// POST: restores the account, atomically with consuming the token. The
+    /// token is tried before the client's failures are looked at: a valid
+    /// one restores whatever its client's count, and only a failure is
+    /// counted (and, past the limit, refused with 429).
     async fn restore(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
-        let client = rate_limit::client_key(request.headers());
-        if let Some(retry_after_seconds) = rate_limit::retry_after(&ready.pool, &client)
-            .await
-            .map_err(ApiError::from_database)?
-        {
-            return Err(ApiError::TooManyRequests {
-                retry_after_seconds,
-            });
-        }
         let (format, raw_token) = read_token(&request)?;
         let sql = statements("account-recover", &ready.tables, &ready.pool).await?;
         let restored = match raw_token.as_deref().and_then(RecoveryToken::parse) {
@@ -125,10 +123,14 @@ impl RecoverAccount {
             None => None,
         };
         let Some(restored) = restored else {
-            rate_limit::record_failure(&ready.pool, &client)
-                .await
-                .map_err(ApiError::from_database)?;
-            return Err(INVALID_TOKEN);
+            let client = ClientAddress::of(request.headers());
+            return match ready.limiter.record_failure(&ready.pool, &client).await {
+                Ok(None) => Err(INVALID_TOKEN),
+                Ok(Some(retry_after_seconds)) => Err(ApiError::TooManyRequests {
+                    retry_after_seconds,
+                }),
+                Err(error) => Err(ApiError::from_database(error)),
+            };
         };
         tracing::info!("account restored");
         let background = Background::of(&request);
@@ -136,7 +138,7 @@ impl RecoverAccount {
         ready.send_email_later(&background, sql, restored.email);
         Ok(match format {
             BodyFormat::Json => json(StatusCode::OK, &Recovered { recovered: true }),
-            BodyFormat::Form => html(StatusCode::OK, restored_page()),
+            BodyFormat::Form => html(StatusCode::OK, restored_page(&ready.sign_in_url)),
         })
     }
 }
@@ -209,7 +211,11 @@ fn html(status: StatusCode, body: String) -> Response {
     response
 }
 
-fn valid_link_page(token: &RecoveryToken, purge_after: DateTime<Utc>) -> String {
+fn valid_link_page(
+    token: &RecoveryToken,
+    purge_after: DateTime<Utc>,
+    sign_in: &SignInUrl,
+) -> String {
     let when = purge_after.format("%-d %B %Y at %H:%M UTC").to_string();
     page(
         "Restore your account",
@@ -221,28 +227,43 @@ fn valid_link_page(token: &RecoveryToken, purge_after: DateTime<Utc>) -> String 
              <input type=\"hidden\" name=\"token\" value=\"{}\">\
              <button type=\"submit\">Restore my account</button></form>\
              <p class=\"muted\">Restoring does not sign you in; sign in again afterwards. \
-             If you meant to delete your account, close this page.</p>",
+             If you meant to delete your account, close this page.</p>{}",
             escape(&when),
             outbox::RECOVER_PATH,
             escape(token.as_str()),
+            sign_in_link(sign_in),
         ),
     )
 }
 
-fn invalid_link_page() -> String {
+fn invalid_link_page(sign_in: &SignInUrl) -> String {
     page(
         "Link invalid or expired",
-        "<h1>This link is invalid or has expired</h1>\
-         <p>A recovery link works once, and only until the account is erased. \
-         A newer email about the same account replaces the link in an older one.</p>\
-         <p class=\"muted\">If you already restored your account, just sign in.</p>",
+        &format!(
+            "<h1>This link is invalid or has expired</h1>\
+             <p>A recovery link works once, and only until the account is erased. \
+             A newer email about the same account replaces the link in an older one.</p>\
+             <p class=\"muted\">If you already restored your account, just sign in.</p>{}",
+            sign_in_link(sign_in)
+        ),
     )
 }
 
-fn restored_page() -> String {
+fn restored_page(sign_in: &SignInUrl) -> String {
     page(
         "Account restored",
-        "<h1>Your account is restored</h1>\
-         <p>It will not be erased. Sign in again to use it.</p>",
+        &format!(
+            "<h1>Your account is restored</h1>\
+             <p>It will not be erased. Sign in again to use it.</p>{}",
+            sign_in_link(sign_in)
+        ),
+    )
+}
+
+/// Every page's way back to the app.
+fn sign_in_link(sign_in: &SignInUrl) -> String {
+    format!(
+        "<p><a class=\"button\" href=\"{}\">Sign in</a></p>",
+        escape(sign_in.as_str())
     )
 }

@@ -11,23 +11,22 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::config::{ConfigErrors, EmailCronConfig, MailConfig, RetentionDays};
-use crate::cron_secret::CronSecret;
 use crate::events::{self, EventSweepReport};
 use crate::outbox;
-use crate::routes::{Configured, authorize_cron, statements};
+use crate::routes::protected::{CRON_METHODS, Opened, Protected};
+use crate::routes::statements;
 use crate::sql::AppTables;
 use crate::web::{ApiError, Request, Response, json};
 use crate::webhook::Webhook;
 
 #[derive(Clone)]
 pub struct SendEmails {
-    state: Configured<Ready>,
+    route: Protected<Ready>,
 }
 
 struct Ready {
     pool: PgPool,
     tables: AppTables,
-    secret: CronSecret,
     retention: RetentionDays,
     mail: MailConfig,
     reminder_days: u16,
@@ -53,11 +52,7 @@ impl SendEmails {
     /// The route with a pool of its own, sized for one function instance.
     #[must_use]
     pub fn new(config: Result<EmailCronConfig, ConfigErrors>) -> Self {
-        let pool = config
-            .as_ref()
-            .ok()
-            .map(|config| crate::db::lazy_pool(config.database.clone(), 12));
-        Self::build(config, pool)
+        Self::build(config, None)
     }
 
     /// The route on a pool the host shares between routes (the dev server's
@@ -68,33 +63,34 @@ impl SendEmails {
     }
 
     fn build(config: Result<EmailCronConfig, ConfigErrors>, pool: Option<PgPool>) -> Self {
-        let state = config.map(|config| {
-            let pool = pool.expect("a pool accompanies every valid configuration");
-            Ready {
-                pool,
-                tables: AppTables::new(config.users, None),
-                secret: config.cron_secret,
-                retention: config.retention,
-                mail: config.mail,
-                reminder_days: config.reminder_days,
-                time_budget: config.time_budget,
-                webhook: config.webhook.map(Arc::new),
-            }
-        });
-        Self {
-            state: Configured::new("send-emails", state),
-        }
+        let route = Protected::new(
+            "send-emails",
+            CRON_METHODS,
+            config,
+            pool,
+            // A round of sends, concurrently, and the book-keeping.
+            |config| (config.database.clone(), 12),
+            |config, pool| Opened {
+                state: Ready {
+                    pool,
+                    tables: AppTables::new(config.users, None),
+                    retention: config.retention,
+                    mail: config.mail,
+                    reminder_days: config.reminder_days,
+                    time_budget: config.time_budget,
+                    webhook: config.webhook.map(Arc::new),
+                },
+                secrets: vec![config.cron_secret],
+            },
+        );
+        Self { route }
     }
 
     pub async fn handle(&self, request: Request) -> Response {
-        self.respond(request)
-            .await
-            .unwrap_or_else(ApiError::into_response)
+        self.route.handle(request, Self::respond).await
     }
 
-    async fn respond(&self, request: Request) -> Result<Response, ApiError> {
-        let ready = self.state.ready()?;
-        authorize_cron(request.method(), request.headers(), &ready.secret)?;
+    async fn respond(ready: &Ready, _request: Request) -> Result<Response, ApiError> {
         let sql = statements("send-emails", &ready.tables, &ready.pool).await?;
         // Side by side: a slow mail server does not hold up the events, nor
         // a slow receiver the emails.

@@ -1,77 +1,83 @@
 //! `GET /api/status`: whether erasure is keeping up, for an uptime monitor.
 //!
-//! Auth: `Authorization: Bearer $CRON_SECRET`, as the cron routes. Answers
+//! Auth: `Authorization: Bearer $STATUS_SECRET` (a read-only secret to give
+//! a monitor) or `Bearer $CRON_SECRET`, by the cron routes' rules. Answers
 //! the figures of [`crate::status`] with 200 when nothing needs a person and
 //! 503 when something does, so a monitor that only looks at the status code
 //! alarms at the right time.
 
-use http::StatusCode;
+use http::{Method, StatusCode};
 use sqlx::PgPool;
 
-use crate::config::{ConfigErrors, CronConfig, OverdueAfter, RetentionDays};
-use crate::cron_secret::CronSecret;
-use crate::routes::{Configured, authorize_cron, schema_refusal};
+use crate::config::{ConfigErrors, OverdueAfter, RetentionDays, StatusConfig};
+use crate::routes::protected::{Opened, Protected};
+use crate::routes::schema_refusal;
 use crate::sql::AppTables;
 use crate::status;
 use crate::web::{ApiError, Request, Response, json};
 
 #[derive(Clone)]
 pub struct Status {
-    state: Configured<Ready>,
+    route: Protected<Ready>,
 }
 
 struct Ready {
     pool: PgPool,
     tables: AppTables,
-    secret: CronSecret,
     retention: RetentionDays,
     overdue_after: OverdueAfter,
 }
 
+/// A monitor reads; the manual `POST` of the crons has no meaning here, but
+/// is kept for the monitors that can only send one.
+const METHODS: &[Method] = &[Method::GET, Method::POST];
+
 impl Status {
     #[must_use]
     pub fn from_env() -> Self {
-        Self::new(CronConfig::from_env())
+        Self::new(StatusConfig::from_env())
     }
 
     /// The route with a small pool of its own.
     #[must_use]
-    pub fn new(config: Result<CronConfig, ConfigErrors>) -> Self {
-        let pool = config
-            .as_ref()
-            .ok()
-            .map(|config| crate::db::lazy_pool(config.database.clone(), 2));
-        Self::build(config, pool)
+    pub fn new(config: Result<StatusConfig, ConfigErrors>) -> Self {
+        Self::build(config, None)
     }
 
     /// The route on a pool the host shares between routes.
     #[must_use]
-    pub fn with_pool(config: Result<CronConfig, ConfigErrors>, pool: PgPool) -> Self {
+    pub fn with_pool(config: Result<StatusConfig, ConfigErrors>, pool: PgPool) -> Self {
         Self::build(config, Some(pool))
     }
 
-    fn build(config: Result<CronConfig, ConfigErrors>, pool: Option<PgPool>) -> Self {
-        let state = config.map(|config| Ready {
-            pool: pool.expect("a pool accompanies every valid configuration"),
-            tables: AppTables::new(config.users, None),
-            secret: config.cron_secret,
-            retention: config.retention,
-            overdue_after: config.purge.overdue_after,
-        });
-        Self {
-            state: Configured::new("status", state),
-        }
+    fn build(config: Result<StatusConfig, ConfigErrors>, pool: Option<PgPool>) -> Self {
+        let route = Protected::new(
+            "status",
+            METHODS,
+            config,
+            pool,
+            |config| (config.database.clone(), 2),
+            |config, pool| Opened {
+                state: Ready {
+                    pool,
+                    tables: AppTables::new(config.users, None),
+                    retention: config.retention,
+                    overdue_after: config.overdue_after,
+                },
+                secrets: [Some(config.cron_secret), config.status_secret]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            },
+        );
+        Self { route }
     }
 
     pub async fn handle(&self, request: Request) -> Response {
-        self.respond(request)
-            .await
-            .unwrap_or_else(ApiError::into_response)
+        self.route.handle(request, Self::respond).await
     }
 
-    async fn respond(&self, request: Request) -> Result<Response, ApiError> {
-        let ready = self.state.ready()?;
-        authorize_cron(request.method(), request.headers(), &ready.secret)?;
+    async fn respond(ready: &Ready, _request: Request) -> Result<Response, ApiError> {
         // The catalog is read on every call: a restricting key the app added
         // since this instance started must not hide blocked accounts, and a
         // monitor calls this once a minute at most.

@@ -1,14 +1,18 @@
 //! A real SMTP server for the tests, speaking the protocol over TCP on
 //! loopback: greeting, EHLO with AUTH, MAIL/RCPT/DATA with dot-unstuffing,
 //! QUIT. It keeps every message it accepts, and can be taken down and
-//! brought back on the same port.
+//! brought back on the same port. It can also refuse recipients the way a
+//! real server does (quoting the address), and offer STARTTLS: it then
+//! records whether the client asked for it and began a TLS handshake (which
+//! it cannot finish: it has no certificate a client would trust), and
+//! whatever the client sent in the clear.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -76,6 +80,14 @@ struct Inbox {
     arrived: Notify,
     /// Sessions still to be cut in the middle of DATA.
     drops_in_data: AtomicU32,
+    /// Refuse every `RCPT TO` with a 550 that quotes the address.
+    refuse_recipients: AtomicBool,
+    /// Offer STARTTLS in the EHLO answer.
+    offer_starttls: AtomicBool,
+    /// What clients did: every command line they sent in the clear, and
+    /// the sessions that asked for STARTTLS and then sent a TLS ClientHello.
+    commands: Mutex<Vec<String>>,
+    tls_handshakes: AtomicU32,
 }
 
 pub struct SmtpSink {
@@ -93,9 +105,34 @@ impl SmtpSink {
         Self { port, inbox, task }
     }
 
-    /// `smtp://` URL with credentials the sink accepts.
+    /// `smtp://` URL with credentials the sink accepts, in the clear
+    /// (`?tls=none`: the sink has no certificate).
     pub fn url(&self) -> String {
-        format!("smtp://mailer%40app.test:s3cret%21@127.0.0.1:{}", self.port)
+        format!(
+            "smtp://mailer%40app.test:s3cret%21@127.0.0.1:{}?tls=none",
+            self.port
+        )
+    }
+
+    /// Answers every `RCPT TO` with `550 <address>: Recipient address
+    /// rejected`, as Postfix does.
+    pub fn refuse_recipients(&self) {
+        self.inbox.refuse_recipients.store(true, Ordering::SeqCst);
+    }
+
+    /// Offers STARTTLS from now on.
+    pub fn offer_starttls(&self) {
+        self.inbox.offer_starttls.store(true, Ordering::SeqCst);
+    }
+
+    /// Every command line clients sent in the clear, in order.
+    pub fn commands(&self) -> Vec<String> {
+        self.inbox.commands.lock().unwrap().clone()
+    }
+
+    /// Sessions that asked for STARTTLS and then began a TLS handshake.
+    pub fn tls_handshakes(&self) -> u32 {
+        self.inbox.tls_handshakes.load(Ordering::SeqCst)
     }
 
     pub fn take_down(&mut self) {
@@ -172,10 +209,24 @@ async fn session(stream: TcpStream, inbox: Arc<Inbox>) {
             return;
         }
         let command = line.trim_end().to_owned();
+        inbox.commands.lock().unwrap().push(command.clone());
         let upper = command.to_ascii_uppercase();
+        let starttls = inbox.offer_starttls.load(Ordering::SeqCst);
         let answer = if upper.starts_with("EHLO") {
-            "250-sink.test\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SIZE 10485760\r\n"
-                .to_owned()
+            let offer = if starttls { "250-STARTTLS\r\n" } else { "" };
+            format!(
+                "250-sink.test\r\n{offer}250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SIZE 10485760\r\n"
+            )
+        } else if upper == "STARTTLS" && starttls {
+            if !reply(&mut write, "220 2.0.0 ready to start TLS\r\n").await {
+                return;
+            }
+            // A TLS record starts with 0x16 (handshake) and major version 3.
+            let mut hello = [0u8; 2];
+            if lines.read_exact(&mut hello).await.is_ok() && hello == [0x16, 0x03] {
+                inbox.tls_handshakes.fetch_add(1, Ordering::SeqCst);
+            }
+            return;
         } else if upper.starts_with("HELO") {
             "250 sink.test\r\n".to_owned()
         } else if upper.starts_with("AUTH PLAIN") {
@@ -198,8 +249,13 @@ async fn session(stream: TcpStream, inbox: Arc<Inbox>) {
             to.clear();
             "250 2.1.0 ok\r\n".to_owned()
         } else if upper.starts_with("RCPT TO:") {
-            to.push(command[8..].trim().to_owned());
-            "250 2.1.5 ok\r\n".to_owned()
+            let address = command[8..].trim().to_owned();
+            if inbox.refuse_recipients.load(Ordering::SeqCst) {
+                format!("550 5.1.1 {address}: Recipient address rejected: User unknown\r\n")
+            } else {
+                to.push(address);
+                "250 2.1.5 ok\r\n".to_owned()
+            }
         } else if upper == "DATA" {
             if !reply(&mut write, "354 end with <CRLF>.<CRLF>\r\n").await {
                 return;

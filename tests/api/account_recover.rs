@@ -232,18 +232,7 @@ async fn the_reminder_carries_a_fresh_link_and_the_first_one_stops_working() {
     let (user_id, session) = app.user_with_session().await;
     let first = app.delete_and_read_token(&session).await;
     // 27 days later: three days before the purge.
-    sqlx::query(
-        "update users set deleted_at = deleted_at - interval '27 days 1 minute' where id = $1",
-    )
-    .bind(user_id)
-    .execute(app.pool())
-    .await
-    .unwrap();
-    sqlx::query("update account_deletion.recovery_tokens t set for_deleted_at = u.deleted_at from users u where u.id::text = t.user_id and u.id = $1")
-        .bind(user_id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.backdate(user_id, "27 days 1 minute").await;
     let report = app.run_sweep().await;
     assert_eq!(report["reminders_queued"], 1, "{report}");
     assert_eq!(report["sent"], 1, "{report}");

@@ -181,6 +181,7 @@ impl Framework {
         for table in [
             "account_deletion.email_outbox",
             "account_deletion.recovery_tokens",
+            "account_deletion.history",
         ] {
             sqlx::query(&format!(
                 "update {table} set for_deleted_at = for_deleted_at - make_interval(days => $2)
@@ -1034,10 +1035,12 @@ async fn migrating_an_existing_prisma_database_creates_nothing_in_its_schema() {
         [
             "_sqlx_migrations",
             "email_outbox",
+            "history",
             "purge_run_workers",
             "purge_runs",
             "recovery_failures",
             "recovery_tokens",
+            "server_keys",
             "tombstones",
             "webhook_events"
         ]

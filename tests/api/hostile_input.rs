@@ -139,7 +139,8 @@ async fn an_8_mib_body_gets_413_from_the_function_binary_which_keeps_serving() {
 }
 
 #[tokio::test]
-async fn twenty_one_failed_recoveries_from_one_client_get_429_with_retry_after() {
+async fn twenty_one_failed_recoveries_from_one_client_get_429_with_retry_after_but_a_valid_token_still_restores()
+ {
     let app = AccountApp::new().await;
     let (_, session) = app.user_with_session().await;
     let token = app.delete_and_read_token(&session).await;
@@ -171,11 +172,10 @@ async fn twenty_one_failed_recoveries_from_one_client_get_429_with_retry_after()
     assert_eq!(limited.error_code(), "too_many_requests");
     let retry_after: u64 = limited.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
-    // Even the right token waits, from that client.
+    // The right token restores, whatever its client's count: a neighbour
+    // behind the same address cannot lock the owner out.
     assert_eq!(
         attempt("203.0.113.7", token.clone()).await.status,
-        StatusCode::TOO_MANY_REQUESTS
+        StatusCode::OK
     );
-    // Another client is not affected.
-    assert_eq!(attempt("192.0.2.55", token).await.status, StatusCode::OK);
 }

@@ -97,7 +97,7 @@ impl Journey {
             (
                 "MAIL_URL",
                 format!(
-                    "smtp://mailer%40app.test:{mail_password}@127.0.0.1:{}",
+                    "smtp://mailer%40app.test:{mail_password}@127.0.0.1:{}?tls=none",
                     smtp.port
                 ),
             ),
@@ -187,26 +187,23 @@ impl Journey {
         token
     }
 
+    /// Moves the current deletion `days` into the past, our rows about it
+    /// with it (one transaction: one `now()`).
     async fn backdate(&self, days: i32) {
-        for table in [
-            "users",
-            "account_deletion.email_outbox",
-            "account_deletion.recovery_tokens",
-        ] {
-            let (column, key) = if table == "users" {
-                ("deleted_at", "id")
-            } else {
-                ("for_deleted_at", "user_id")
-            };
-            sqlx::query(&format!(
-                "update {table} set {column} = now() - make_interval(days => $2) where {key}::text = $1::text"
-            ))
-            .bind(self.user_id)
-            .bind(days)
-            .execute(&self.db.pool)
-            .await
-            .unwrap();
-        }
+        let id = self.user_id;
+        sqlx::raw_sql(&format!(
+            "update users set deleted_at = now() - make_interval(days => {days}) where id = '{id}';
+             update account_deletion.history set for_deleted_at = now() - make_interval(days => {days})
+             where user_id = '{id}' and action = 'deleted'
+               and for_deleted_at = (select max(for_deleted_at) from account_deletion.history where user_id = '{id}');
+             update account_deletion.email_outbox set for_deleted_at = now() - make_interval(days => {days})
+             where user_id = '{id}' and for_deleted_at is not null;
+             update account_deletion.recovery_tokens set for_deleted_at = now() - make_interval(days => {days})
+             where user_id = '{id}';"
+        ))
+        .execute(&self.db.pool)
+        .await
+        .unwrap();
     }
 
     async fn failures(&mut self) {

@@ -3,8 +3,8 @@
 //! A fixed number of cases from a fixed seed, so every run tries the same
 //! inputs and a failure reproduces.
 
+use account_deletion::bearer_secret::BearerSecret;
 use account_deletion::cors::AllowedOrigins;
-use account_deletion::cron_secret::CronSecret;
 use account_deletion::rate_limit;
 use account_deletion::tokens::{RecoveryToken, SessionToken};
 use account_deletion::web;
@@ -211,7 +211,7 @@ fn headers_with(name: &'static str, value: &[u8]) -> HeaderMap {
 
 #[test]
 fn the_token_and_header_parsers_take_anything_without_panicking() {
-    let secret = CronSecret::parse(CRON_SECRET).unwrap();
+    let secret = BearerSecret::parse(CRON_SECRET).unwrap();
     runner(2_000)
         .run(
             &(authorization(), header_bytes(), ".{0,64}"),
@@ -231,9 +231,9 @@ fn the_token_and_header_parsers_take_anything_without_panicking() {
                 }
                 let _ = AllowedOrigins::parse(&text);
                 let _ = AllowedOrigins::origin_of(&headers_with("origin", &other));
-                let _ = rate_limit::client_key(&headers_with("x-forwarded-for", &other));
-                let _ = rate_limit::client_key(&headers_with("x-real-ip", &other));
-                let _ = CronSecret::parse(&text);
+                let _ = rate_limit::ClientAddress::of(&headers_with("x-forwarded-for", &other));
+                let _ = rate_limit::ClientAddress::of(&headers_with("x-real-ip", &other));
+                let _ = BearerSecret::parse(&text);
                 Ok(())
             },
         )

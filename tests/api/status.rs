@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{CRON_SECRET, TestDb, cron_config, read, request, status_of};
+use crate::helpers::{CRON_SECRET, TestDb, cron_config, read, request, status_config, status_of};
 
 struct Monitored {
     db: TestDb,
@@ -20,7 +20,7 @@ impl Monitored {
         let db = TestDb::new().await;
         let url = db.url();
         Self {
-            status: Status::new(cron_config(&url, &[])),
+            status: Status::new(status_config(&url, &[])),
             purge: PurgeUsers::new(cron_config(&url, &[])),
             db,
         }

@@ -491,6 +491,7 @@ async fn requests_without_valid_credentials_are_refused_before_the_database() {
                 ("SESSION_AUTH", "jwt"),
                 ("JWT_SECRET", &jwt_vectors.hs256_secret),
                 ("JWT_ISSUER", &jwt_vectors.issuer),
+                ("JWT_AUDIENCE", &jwt_vectors.audience),
             ],
             vec![("authorization", &wrong_secret)],
             StatusCode::UNAUTHORIZED,

@@ -16,8 +16,8 @@ use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 use uuid::Uuid;
 
 use crate::helpers::{
-    APP_URL, AccountApp, CRON_SECRET, count, cron_config, env, run_sweep, seed_users,
-    show_logs_on_failure, status_of,
+    APP_URL, AccountApp, CRON_SECRET, count, env, run_sweep, seed_users, show_logs_on_failure,
+    status_config, status_of,
 };
 
 /// A second secret, for rotations.
@@ -284,7 +284,7 @@ async fn a_receiver_answering_500_is_retried_then_given_up_on_and_the_status_say
     let _logs = show_logs_on_failure();
     let receiver = WebhookReceiver::start(SECRET).await;
     let app = app_for(&receiver, SECRET, &[]).await;
-    let status = Status::new(cron_config(&app.db.url(), &[]));
+    let status = Status::new(status_config(&app.db.url(), &[]));
     // Installed just now, nothing wrong.
     assert_eq!(status_of(&status).await.0, StatusCode::OK);
 

@@ -39,7 +39,7 @@ pub mod postgres {
 
 use std::collections::HashMap;
 
-use account_deletion::config::{ConfigErrors, CronConfig};
+use account_deletion::config::{ConfigErrors, CronConfig, StatusConfig};
 use account_deletion::routes::purge_users::PurgeUsers;
 use account_deletion::web;
 use bytes::Bytes;
@@ -117,6 +117,12 @@ pub fn cron_config(db_url: &str, extra: &[(&str, &str)]) -> Result<CronConfig, C
     let mut vars = vec![("DATABASE_URL", db_url), ("CRON_SECRET", CRON_SECRET)];
     vars.extend_from_slice(extra);
     CronConfig::from_lookup(&env(&vars))
+}
+
+pub fn status_config(db_url: &str, extra: &[(&str, &str)]) -> Result<StatusConfig, ConfigErrors> {
+    let mut vars = vec![("DATABASE_URL", db_url), ("CRON_SECRET", CRON_SECRET)];
+    vars.extend_from_slice(extra);
+    StatusConfig::from_lookup(&env(&vars))
 }
 
 /// The purge route on a test database, called without a network.
@@ -452,6 +458,24 @@ impl AccountApp {
         .fetch_one(self.pool())
         .await
         .unwrap()
+    }
+
+    /// Moves the user's deletion `interval` (a PostgreSQL interval) into
+    /// the past, with what our tables hold about it, as if it had happened
+    /// then: it is still the user's own deletion.
+    pub async fn backdate(&self, user_id: uuid::Uuid, interval: &str) {
+        sqlx::raw_sql(&format!(
+            "update users set deleted_at = deleted_at - interval '{interval}' where id = '{user_id}';
+             update account_deletion.history set for_deleted_at = for_deleted_at - interval '{interval}'
+             where user_id = '{user_id}' and for_deleted_at is not null;
+             update account_deletion.email_outbox set for_deleted_at = for_deleted_at - interval '{interval}'
+             where user_id = '{user_id}' and for_deleted_at is not null;
+             update account_deletion.recovery_tokens set for_deleted_at = for_deleted_at - interval '{interval}'
+             where user_id = '{user_id}';"
+        ))
+        .execute(self.pool())
+        .await
+        .unwrap();
     }
 
     pub async fn deleted_at_of(
