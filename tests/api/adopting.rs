@@ -198,7 +198,7 @@ impl Framework {
 
 /// A database with the framework's schema, in a far time zone, migrated the
 /// way `cargo dev migrate` migrates it.
-async fn app_database(framework: Framework) -> TestDb {
+pub(crate) async fn app_database(framework: Framework) -> TestDb {
     let db = TestDb::empty().await;
     let mut conn = db.connect().await;
     match framework {

@@ -3,7 +3,12 @@
 //! way) through the real function binaries at `RUST_LOG=trace`, with every
 //! line they print scanned for the session tokens, the recovery tokens,
 //! `CRON_SECRET`, the mail password, the webhook's secret and the token in
-//! its URL, and the user's email address (sent a last time after the purge).
+//! its URL, and the user's email address (sent a last time after the purge);
+//! every other sign-in mode's credentials (an Auth.js session token, an
+//! Auth.js JWE cookie and `AUTH_SECRET`, a provider's JWT and `JWT_SECRET`)
+//! at `trace`; a statement made slow by a held lock at the default level
+//! (where the driver used to print slow statements, values and all); and a
+//! mail server's refusal, which quotes the address.
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -22,7 +27,18 @@ struct Logged {
 }
 
 impl Logged {
+    /// `bin` at `RUST_LOG=trace`, printing into `dir`.
     async fn start(bin: &str, env: &[(&str, String)], dir: &std::path::Path) -> Self {
+        Self::at_level(bin, env, dir, Some("trace")).await
+    }
+
+    /// `bin` at `level` (`None`: `RUST_LOG` unset, the default `info`).
+    async fn at_level(
+        bin: &str,
+        env: &[(&str, String)],
+        dir: &std::path::Path,
+        level: Option<&str>,
+    ) -> Self {
         let port = free_port();
         let log = dir.join(format!("{port}.log"));
         let file = std::fs::File::create(&log).unwrap();
@@ -30,9 +46,11 @@ impl Logged {
         command
             .env_clear()
             .env("VERCEL_DEV_PORT", port.to_string())
-            .env("RUST_LOG", "trace")
             .stdout(file.try_clone().unwrap())
             .stderr(file);
+        if let Some(level) = level {
+            command.env("RUST_LOG", level);
+        }
         for (name, value) in env {
             command.env(name, value);
         }
@@ -51,6 +69,41 @@ impl Drop for Logged {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A folder for the functions' output.
+fn log_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("log-hygiene-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every line printed into `dir`; fails on any that carries one of
+/// `secrets`. Returns how many lines there were, and how many of them at
+/// `debug` or `trace`.
+fn scan_dir(dir: &std::path::Path, secrets: &[String]) -> (usize, usize) {
+    let (mut lines, mut verbose) = (0, 0);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            lines += 1;
+            if line.contains("DEBUG") || line.contains("TRACE") {
+                verbose += 1;
+            }
+            for secret in secrets {
+                assert!(
+                    !secret.is_empty() && !line.contains(secret.as_str()),
+                    "a log line carries {secret:?}:\n{line}"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "scanned {lines} log lines ({verbose} debug or trace) for {} secrets",
+        secrets.len()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    (lines, verbose)
 }
 
 async fn post_json(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
@@ -81,8 +134,7 @@ impl Journey {
     async fn start() -> Self {
         let db = TestDb::new().await;
         let smtp = SmtpSink::start().await;
-        let dir = std::env::temp_dir().join(format!("log-hygiene-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = log_dir();
         let email = format!(
             "hygiene.{}@person.example",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -260,31 +312,11 @@ impl Journey {
             ..
         } = self;
         drop((delete, recover, sweep, purge));
-        let (mut lines, mut verbose) = (0, 0);
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-            for line in text.lines() {
-                lines += 1;
-                if line.contains("DEBUG") || line.contains("TRACE") {
-                    verbose += 1;
-                }
-                for secret in &secrets {
-                    assert!(
-                        !line.contains(secret.as_str()),
-                        "a log line carries {secret:?}:\n{line}"
-                    );
-                }
-            }
-        }
+        let (lines, verbose) = scan_dir(&dir, &secrets);
         assert!(
             verbose > 20,
             "trace logging was on: {verbose} of {lines} lines"
         );
-        eprintln!(
-            "scanned {lines} log lines ({verbose} debug or trace) for {} secrets",
-            secrets.len()
-        );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -376,4 +408,303 @@ async fn the_whole_journey_at_trace_level_logs_no_secret_and_no_email_address() 
     );
 
     journey.scan();
+}
+
+const AUTHJS: &str = include_str!("../fixtures/tokens/authjs.json");
+const JWT: &str = include_str!("../fixtures/tokens/jwt.json");
+
+/// An address of a person, unique to the test.
+fn person() -> String {
+    format!(
+        "hygiene.{}@person.example",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// What every account function needs, mailing `smtp` with `password`.
+fn account_env(db: &TestDb, smtp: &SmtpSink, password: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", db.url()),
+        ("CRON_SECRET", CRON_SECRET.to_owned()),
+        ("APP_URL", APP_URL.to_owned()),
+        (
+            "MAIL_URL",
+            format!(
+                "smtp://mailer%40app.test:{password}@127.0.0.1:{}?tls=none",
+                smtp.port
+            ),
+        ),
+        (
+            "MAIL_FROM",
+            "Example App <no-reply@app.example.test>".to_owned(),
+        ),
+    ]
+}
+
+/// A Prisma `"User"` with `id` and `email`; with `session`, an Auth.js
+/// database session for it.
+async fn prisma_user(db: &TestDb, id: &str, email: &str, session: Option<&str>) {
+    sqlx::query(r#"insert into "User" (id, email) values ($1, $2)"#)
+        .bind(id)
+        .bind(email)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    if let Some(token) = session {
+        sqlx::query(
+            r#"insert into "Session" ("sessionToken", "userId", expires, "updatedAt")
+               values ($1, $2, (now() at time zone 'UTC') + interval '1 day', now() at time zone 'UTC')"#,
+        )
+        .bind(token)
+        .bind(id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_sign_in_mode_at_trace_level_logs_no_credential_and_no_address() {
+    use crate::adopting::{Framework, app_database};
+    let smtp = SmtpSink::start().await;
+    let dir = log_dir();
+    let password = format!("mail-password-{}", uuid::Uuid::new_v4().simple());
+    let mut secrets = vec![password.clone()];
+    let mut functions = Vec::new();
+    let cookie_from_app = |cookie: String| {
+        vec![
+            ("cookie".to_owned(), cookie),
+            ("origin".to_owned(), APP_URL.to_owned()),
+        ]
+    };
+
+    // Auth.js database sessions: the token is the credential itself, and
+    // the session lookup carries it as a literal.
+    let authjs_db = app_database(Framework::Prisma).await;
+    let (email, token) = (person(), format!("authjs-session-{}", uuid::Uuid::new_v4()));
+    prisma_user(
+        &authjs_db,
+        "cmhygiene00000000000000001",
+        &email,
+        Some(&token),
+    )
+    .await;
+    let mut env = account_env(&authjs_db, &smtp, &password);
+    env.extend([
+        ("SCHEMA_PRESET", "prisma".to_owned()),
+        ("SESSION_AUTH", "authjs-database".to_owned()),
+    ]);
+    let delete = Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, &dir).await;
+    let wrong = format!("authjs-session-wrong-{}", uuid::Uuid::new_v4());
+    for (cookie, expected) in [(&wrong, 401), (&token, 202)] {
+        let headers = cookie_from_app(format!("authjs.session-token={cookie}"));
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (status, body) = post_json(delete.port, "/api/account/delete", &headers, "").await;
+        assert_eq!(status, expected, "authjs-database: {body}");
+    }
+    secrets.extend([token, wrong, email]);
+    functions.push(delete);
+
+    // Auth.js JWT sessions: the JWE cookie, and the secret that opens it.
+    let vectors: serde_json::Value = serde_json::from_str(AUTHJS).unwrap();
+    let vector = vectors["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v5 cookie")
+        .unwrap();
+    let authjs_jwt = app_database(Framework::Prisma).await;
+    let email = person();
+    prisma_user(&authjs_jwt, vector["sub"].as_str().unwrap(), &email, None).await;
+    let (current, previous) = (
+        vectors["secrets"]["current"].as_str().unwrap().to_owned(),
+        vectors["secrets"]["previous"].as_str().unwrap().to_owned(),
+    );
+    let mut env = account_env(&authjs_jwt, &smtp, &password);
+    env.extend([
+        ("SCHEMA_PRESET", "prisma".to_owned()),
+        ("SESSION_AUTH", "authjs-jwt".to_owned()),
+        ("AUTH_SECRET", format!("{current},{previous}")),
+    ]);
+    let delete = Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, &dir).await;
+    let cookie = vector["token"].as_str().unwrap().to_owned();
+    let headers = cookie_from_app(format!("{}={cookie}", vector["cookie"].as_str().unwrap()));
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, body) = post_json(delete.port, "/api/account/delete", &headers, "").await;
+    assert_eq!(status, 202, "authjs-jwt: {body}");
+    secrets.extend([cookie, current, previous, email]);
+    functions.push(delete);
+
+    // A provider's JWT, verified with a shared secret.
+    let vectors: serde_json::Value = serde_json::from_str(JWT).unwrap();
+    let vector = vectors["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "HS256 (shared secret)")
+        .unwrap();
+    let provider = TestDb::new().await;
+    let email = person();
+    sqlx::query("insert into users (id, email) values ($1::uuid, $2)")
+        .bind(vector["sub"].as_str().unwrap())
+        .bind(&email)
+        .execute(&provider.pool)
+        .await
+        .unwrap();
+    let jwt_secret = vectors["hs256_secret"].as_str().unwrap().to_owned();
+    let mut env = account_env(&provider, &smtp, &password);
+    env.extend([
+        ("SESSION_AUTH", "jwt".to_owned()),
+        ("JWT_SECRET", jwt_secret.clone()),
+        ("JWT_ISSUER", vectors["issuer"].as_str().unwrap().to_owned()),
+        (
+            "JWT_AUDIENCE",
+            vectors["audience"].as_str().unwrap().to_owned(),
+        ),
+    ]);
+    let delete = Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, &dir).await;
+    let jwt = vector["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {jwt}");
+    let (status, body) = post_json(
+        delete.port,
+        "/api/account/delete",
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 202, "jwt: {body}");
+    secrets.extend([jwt, jwt_secret, email]);
+    functions.push(delete);
+
+    // Each deletion's recovery email went out (and was logged) before the
+    // functions stop.
+    smtp.wait_for(3, Duration::from_secs(10)).await;
+    drop(functions);
+    let (lines, verbose) = scan_dir(&dir, &secrets);
+    assert!(
+        verbose > 0,
+        "trace logging was on: {verbose} of {lines} lines"
+    );
+}
+
+#[tokio::test]
+async fn a_statement_slowed_by_a_held_lock_logs_no_session_token_at_the_default_level() {
+    use crate::adopting::{Framework, app_database};
+    let smtp = SmtpSink::start().await;
+    let dir = log_dir();
+    let db = app_database(Framework::Prisma).await;
+    let (email, token) = (person(), format!("authjs-session-{}", uuid::Uuid::new_v4()));
+    prisma_user(&db, "cmhygiene00000000000000002", &email, Some(&token)).await;
+    let mut env = account_env(&db, &smtp, "mail-password");
+    env.extend([
+        ("SCHEMA_PRESET", "prisma".to_owned()),
+        ("SESSION_AUTH", "authjs-database".to_owned()),
+    ]);
+    let delete = Logged::at_level(env!("CARGO_BIN_EXE_account-delete"), &env, &dir, None).await;
+
+    // An app migration holding the sessions table for 1.6 s: the session
+    // lookup waits for it (inside the route's 2 s lock limit), past the
+    // driver's one-second "slow statement" threshold.
+    let mut holder = db.pool.begin().await.unwrap();
+    sqlx::query(r#"lock table "Session" in access exclusive mode"#)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        holder.commit().await.unwrap();
+    });
+    let started = Instant::now();
+    let bearer = format!("Bearer {token}");
+    let (status, body) = post_json(
+        delete.port,
+        "/api/account/delete",
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
+    release.await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the lookup waited for the lock: {:?}",
+        started.elapsed()
+    );
+    smtp.wait_for(1, Duration::from_secs(10)).await;
+    drop(delete);
+    let (lines, _) = scan_dir(&dir, &[token, email]);
+    assert!(lines > 0, "the function logged at its default level");
+}
+
+#[tokio::test]
+async fn a_mail_servers_refusal_is_logged_by_its_class_never_its_text() {
+    let smtp = SmtpSink::start().await;
+    smtp.refuse_recipients();
+    let dir = log_dir();
+    let db = TestDb::new().await;
+    let email = person();
+    let user_id: uuid::Uuid =
+        sqlx::query_scalar("insert into users (email) values ($1) returning id")
+            .bind(&email)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let token = format!("session-{}", uuid::Uuid::new_v4());
+    sqlx::query(
+        "insert into sessions (user_id, token_hash, expires_at)
+         values ($1, sha256(convert_to($2, 'UTF8')), now() + interval '1 day')",
+    )
+    .bind(user_id)
+    .bind(&token)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let env = account_env(&db, &smtp, "mail-password");
+    let delete = Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, &dir).await;
+    let bearer = format!("Bearer {token}");
+    let (status, body) = post_json(
+        delete.port,
+        "/api/account/delete",
+        &[("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    // The server refused the recipient, quoting the address.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let class = loop {
+        let class: Option<String> = sqlx::query_scalar(
+            "select last_error from account_deletion.email_outbox where user_id = $1::text",
+        )
+        .bind(user_id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if let Some(class) = class {
+            break class;
+        }
+        assert!(Instant::now() < deadline, "the attempt never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(class, "smtp_permanent");
+    assert!(
+        smtp.commands().iter().any(|c| c.contains(&email)),
+        "the refused recipient was this address"
+    );
+    drop(delete);
+    let logged: String = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        logged.contains("email attempt failed") && logged.contains("smtp_permanent"),
+        "the failure is logged, by its class:\n{logged}"
+    );
+    scan_dir(&dir, &[email, token]);
 }
