@@ -333,3 +333,98 @@ async fn forty_recoveries_racing_the_purge_never_answer_200_for_an_account_then_
         "the race was a race: {restored} of 40 restored"
     );
 }
+
+#[tokio::test]
+async fn an_account_the_app_soft_deleted_by_itself_gets_no_reminder_and_no_link_and_is_erased_on_schedule()
+ {
+    let app = AccountApp::with_env(&[("RETENTION_DAYS", "2"), ("REMINDER_DAYS_BEFORE", "1")]).await;
+    // One user deletes their own account; the app bans another by setting
+    // its deleted-at (as an admin tool over the app's own column would).
+    let (deleter, session) = app.user_with_session().await;
+    app.delete_and_read_token(&session).await;
+    let (banned, _) = app.user_with_session().await;
+    sqlx::query("update users set deleted_at = now() where id = $1")
+        .bind(banned)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    // 36 hours later: both inside the reminder window.
+    app.backdate(deleter, "36 hours").await;
+    app.backdate(banned, "36 hours").await;
+    let before = app.smtp.received().len();
+    let report = app.run_sweep().await;
+    assert_eq!(report["reminders_queued"], 1, "{report}");
+    let mail = app.smtp.wait_for(before + 1, Duration::from_secs(5)).await;
+    let banned_email: String = sqlx::query_scalar("select email from users where id = $1")
+        .bind(banned)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert!(
+        mail.iter()
+            .all(|m| m.to.iter().all(|to| !to.contains(&banned_email))),
+        "no email of ours ever reached the banned account"
+    );
+    assert_eq!(
+        crate::helpers::count(
+            app.pool(),
+            &format!(
+                "select count(*) from account_deletion.email_outbox where user_id = '{banned}'"
+            )
+        )
+        .await,
+        0
+    );
+    // Erased on schedule like any other.
+    app.backdate(deleter, "13 hours").await;
+    app.backdate(banned, "13 hours").await;
+    let purged = app.run_purge().await;
+    assert_eq!(purged["deleted"], 2, "{purged}");
+}
+
+#[tokio::test]
+async fn every_recovery_page_links_to_the_apps_sign_in() {
+    for (extra, sign_in) in [
+        (vec![], "https://app.example.test/"),
+        (
+            vec![(
+                "APP_SIGN_IN_URL",
+                "https://app.example.test/login?next=%2Fsettings",
+            )],
+            "https://app.example.test/login?next=%2Fsettings",
+        ),
+    ] {
+        let app = AccountApp::with_env(&extra).await;
+        let (_, session) = app.user_with_session().await;
+        let token = app.delete_and_read_token(&session).await;
+        let link = format!("href=\"{sign_in}\">Sign in</a>");
+        let valid = app.recover_page(&token).await.text();
+        let invalid = app.recover_page(&"A".repeat(43)).await.text();
+        let form = read(
+            app.recover
+                .handle(request(
+                    Method::POST,
+                    PATH,
+                    &[("content-type", "application/x-www-form-urlencoded")],
+                    format!("token={token}").as_bytes(),
+                ))
+                .await,
+        )
+        .await;
+        assert_eq!(form.status, StatusCode::OK);
+        for (page, text) in [
+            ("valid", valid),
+            ("invalid", invalid),
+            ("restored", form.text()),
+        ] {
+            assert!(text.contains(&link), "{page} page for {sign_in}:\n{text}");
+        }
+    }
+    let bad = AccountApp::with_env(&[("APP_SIGN_IN_URL", "/login")]).await;
+    let (_, session) = bad.user_with_session().await;
+    assert_eq!(
+        bad.delete_with(&session).await.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "a sign-in URL that is not absolute is a configuration error"
+    );
+}

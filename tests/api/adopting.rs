@@ -677,6 +677,137 @@ async fn each_authjs_cookie_deletes_from_a_trusted_origin_and_every_session_goes
 }
 
 #[tokio::test]
+async fn a_session_cookie_sent_twice_is_refused_and_deletes_no_one() {
+    // A sibling subdomain (evil.example.test next to app.example.test) can
+    // set a cookie for the parent domain; the browser then sends it next to
+    // the app's own, in an order the server cannot trust.
+    let app = app_for(Framework::Prisma, &[]).await;
+    let pool = app.pool();
+    let (victim, _) = Framework::Prisma.create_user(pool).await;
+    let victims = Framework::Prisma.add_session(pool, &victim, 1).await;
+    let (planter, _) = Framework::Prisma.create_user(pool).await;
+    let planted = Framework::Prisma.add_session(pool, &planter, 1).await;
+    for (name, cookies) in [
+        (
+            "one header, planted first",
+            vec![format!(
+                "authjs.session-token={planted}; authjs.session-token={victims}"
+            )],
+        ),
+        (
+            "one header, own first",
+            vec![format!(
+                "authjs.session-token={victims}; authjs.session-token={planted}"
+            )],
+        ),
+        (
+            "two headers",
+            vec![
+                format!("authjs.session-token={victims}"),
+                format!("authjs.session-token={planted}"),
+            ],
+        ),
+        (
+            "whole and in chunks",
+            vec![format!(
+                "authjs.session-token.0={}; authjs.session-token.1={}; authjs.session-token={victims}",
+                &planted[..10],
+                &planted[10..]
+            )],
+        ),
+    ] {
+        let mut headers: Vec<(&str, &str)> =
+            cookies.iter().map(|c| ("cookie", c.as_str())).collect();
+        headers.push(("origin", APP_URL));
+        let response = delete_with(&app, &headers).await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{name}");
+    }
+    for user in [&victim, &planter] {
+        assert_eq!(
+            Framework::Prisma.deleted_at_of(pool, user).await,
+            Some(None)
+        );
+        assert_eq!(Framework::Prisma.sessions_of(pool, user).await, 1);
+    }
+    // One copy signs in as before.
+    let cookie = format!("authjs.session-token={victims}");
+    assert_eq!(
+        delete_with(&app, &[("cookie", &cookie), ("origin", APP_URL)])
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+}
+
+#[tokio::test]
+async fn a_token_with_quotes_and_backslashes_signs_in_on_a_server_with_backslash_quote_off() {
+    let db = app_database(Framework::Prisma).await;
+    // A server configured the strict way: `\'` in a literal is an error.
+    sqlx::raw_sql(&format!(
+        r#"alter database "{}" set backslash_quote = off"#,
+        db.name
+    ))
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let app = AccountApp::on(db, None, &Framework::Prisma.env()).await;
+    let pool = app.pool();
+    let (user, _) = Framework::Prisma.create_user(pool).await;
+    let token = r"it's-a\token-'with\'-quotes";
+    sqlx::query(
+        r#"insert into "Session" ("sessionToken", "userId", expires, "updatedAt")
+           values ($1, $2, (now() at time zone 'UTC') + interval '1 day', now() at time zone 'UTC')"#,
+    )
+    .bind(token)
+    .bind(&user)
+    .execute(pool)
+    .await
+    .unwrap();
+    let auth = format!("Bearer {token}");
+    let response = delete_with(&app, &[("authorization", &auth)]).await;
+    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
+    assert!(matches!(
+        Framework::Prisma.deleted_at_of(pool, &user).await,
+        Some(Some(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_purge_takes_the_users_authjs_sign_in_links_with_it() {
+    let app = app_for(Framework::Prisma, &[]).await;
+    let pool = app.pool();
+    let (leaving, leaving_email) = Framework::Prisma.create_user(pool).await;
+    let (staying, staying_email) = Framework::Prisma.create_user(pool).await;
+    // Auth.js's email provider keeps a sign-in link per address.
+    sqlx::query(
+        r#"insert into "VerificationToken" (identifier, token, expires)
+           select e, md5(random()::text), now() + interval '1 day' from unnest($1::text[]) e"#,
+    )
+    .bind(vec![
+        leaving_email.clone(),
+        leaving_email,
+        staying_email.clone(),
+    ])
+    .execute(pool)
+    .await
+    .unwrap();
+    delete_signed_in(&app, &leaving).await;
+    Framework::Prisma.backdate(pool, &leaving, 31).await;
+    let purged = app.run_purge().await;
+    assert_eq!(purged["deleted"], 1, "{purged}");
+    let left: Vec<String> =
+        sqlx::query_scalar(r#"select identifier from "VerificationToken" order by 1"#)
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(left, [staying_email]);
+    assert_eq!(
+        Framework::Prisma.deleted_at_of(pool, &staying).await,
+        Some(None)
+    );
+}
+
+#[tokio::test]
 async fn a_cookie_without_a_trusted_origin_gets_403_and_changes_nothing() {
     let app = app_for(Framework::Prisma, &[]).await;
     let pool = app.pool();

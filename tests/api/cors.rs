@@ -46,6 +46,12 @@ async fn a_listed_origin_gets_the_preflight_and_its_origin_back_on_answers() {
         .to_lowercase();
     assert!(allowed_headers.contains("authorization") && allowed_headers.contains("content-type"));
     assert_eq!(preflight.header("vary"), Some("Origin"));
+    // Without it a browser hands the page no answer to a request made with
+    // `credentials: "include"` (a cookie's).
+    assert_eq!(
+        preflight.header("access-control-allow-credentials"),
+        Some("true")
+    );
 
     let (_, session) = app.user_with_session().await;
     let auth = format!("Bearer {session}");
@@ -62,6 +68,10 @@ async fn a_listed_origin_gets_the_preflight_and_its_origin_back_on_answers() {
     .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);
     assert_eq!(answer.header("access-control-allow-origin"), Some(LISTED));
+    assert_eq!(
+        answer.header("access-control-allow-credentials"),
+        Some("true")
+    );
     assert_eq!(answer.header("vary"), Some("Origin"));
 
     let recover = read(

@@ -244,3 +244,98 @@ async fn a_file_mail_url_writes_one_eml_file_per_message() {
     assert!(eml.contains("Message-ID: <"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The class of the first failed attempt at the user's email, once it is
+/// recorded; the row must still be waiting for a retry.
+async fn first_failure(app: &AccountApp, user_id: uuid::Uuid) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, last_error): (String, Option<String>) = sqlx::query_as(
+            "select status, last_error from account_deletion.email_outbox where user_id = $1::text",
+        )
+        .bind(user_id)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+        if let Some(class) = last_error {
+            assert_eq!(status, "pending", "queued for a retry");
+            return class;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failed attempt was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_credentials_a_server_without_starttls_gets_no_password_and_no_message() {
+    let smtp = crate::helpers::smtp::SmtpSink::start().await;
+    // `smtp://` with a password, and no `?tls=none`: STARTTLS is required.
+    let url = format!(
+        "smtp://mailer%40app.test:hunter2-password@127.0.0.1:{}",
+        smtp.port
+    );
+    let app = AccountApp::with_env(&[("MAIL_URL", &url)]).await;
+    let (user_id, session) = app.user_with_session().await;
+    assert_eq!(app.delete_with(&session).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        first_failure(&app, user_id).await,
+        "smtp_starttls_unavailable"
+    );
+    let commands = smtp.commands();
+    assert!(
+        commands.iter().any(|c| c.starts_with("EHLO")),
+        "it asked what the server offers: {commands:?}"
+    );
+    assert!(
+        commands
+            .iter()
+            .all(|c| !c.starts_with("AUTH") && !c.starts_with("MAIL") && !c.contains("hunter2")),
+        "no password and no message in the clear: {commands:?}"
+    );
+    assert!(smtp.received().is_empty() && app.smtp.received().is_empty());
+}
+
+#[tokio::test]
+async fn without_credentials_starttls_is_used_when_the_server_offers_it() {
+    let smtp = crate::helpers::smtp::SmtpSink::start().await;
+    smtp.offer_starttls();
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let app = AccountApp::with_env(&[("MAIL_URL", &url)]).await;
+    let (user_id, session) = app.user_with_session().await;
+    assert_eq!(app.delete_with(&session).await.status, StatusCode::ACCEPTED);
+    // The sink cannot finish the handshake (it has no certificate anyone
+    // trusts), so the email waits for a retry; what matters is that the
+    // client began it before sending anything.
+    let class = first_failure(&app, user_id).await;
+    assert!(
+        matches!(class.as_str(), "smtp_tls" | "smtp_connection"),
+        "the handshake broke off: {class}"
+    );
+    assert_eq!(smtp.tls_handshakes(), 1);
+    let commands = smtp.commands();
+    assert_eq!(
+        commands
+            .iter()
+            .map(|c| c.split_whitespace().next().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["EHLO", "STARTTLS"],
+        "nothing but the greeting before TLS: {commands:?}"
+    );
+}
+
+#[tokio::test]
+async fn tls_none_waives_encryption_explicitly_for_a_local_catcher() {
+    // Every other test mails the sink this way (`SmtpSink::url`).
+    let app = AccountApp::new().await;
+    assert!(app.smtp.url().ends_with("?tls=none"));
+    let (_, session) = app.user_with_session().await;
+    assert_eq!(app.delete_with(&session).await.status, StatusCode::ACCEPTED);
+    let mail = app.smtp.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(
+        mail[0].auth,
+        Some(("mailer@app.test".to_owned(), "s3cret!".to_owned()))
+    );
+}

@@ -179,3 +179,82 @@ async fn twenty_one_failed_recoveries_from_one_client_get_429_with_retry_after_b
         StatusCode::OK
     );
 }
+
+/// One wrong-token recovery from `address` (in `x-real-ip`).
+async fn fail_from(app: &AccountApp, address: &str) -> StatusCode {
+    app.recover_json_with(&"W".repeat(43), &[("x-real-ip", address)])
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn failures_are_counted_per_ipv6_64_under_a_keyed_hash_and_pruned_as_they_are_written() {
+    use sha2::{Digest, Sha256};
+    let app = AccountApp::new().await;
+    // Twenty addresses of one /64 are one client.
+    for i in 1..=20 {
+        let address = format!("2001:db8:1:2::{i:x}");
+        assert_eq!(
+            fail_from(&app, &address).await,
+            StatusCode::BAD_REQUEST,
+            "{address}"
+        );
+    }
+    assert_eq!(
+        fail_from(&app, "2001:db8:1:2:ffff:ffff:ffff:ffff").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The next /64 is another client.
+    assert_eq!(
+        fail_from(&app, "2001:db8:1:3::1").await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        fail_from(&app, "198.51.100.7").await,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Stored under the deployment's key: no row is a bare SHA-256 of the
+    // address (which a table of every IPv4 address would reverse).
+    let stored: Vec<Vec<u8>> =
+        sqlx::query_scalar("select client_hash from account_deletion.recovery_failures")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 3);
+    for address in ["198.51.100.7", "2001:db8:1:3::/64", "2001:db8:1:3::1"] {
+        let bare: Vec<u8> = Sha256::digest(address.as_bytes()).to_vec();
+        assert!(
+            !stored.contains(&bare),
+            "{address} is stored as a bare hash"
+        );
+    }
+
+    // A window that has passed goes with the next failure of anyone, not
+    // with the next daily sweep.
+    sqlx::query(
+        "update account_deletion.recovery_failures set window_started_at = now() - interval '16 minutes'
+         where failures > 1",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        fail_from(&app, "203.0.113.99").await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        crate::helpers::count(
+            app.pool(),
+            "select count(*) from account_deletion.recovery_failures"
+        )
+        .await,
+        3,
+        "the /64's passed window was pruned, the two others and the new one stay"
+    );
+    // And that client starts over.
+    assert_eq!(
+        fail_from(&app, "2001:db8:1:2::1").await,
+        StatusCode::BAD_REQUEST
+    );
+}

@@ -222,3 +222,55 @@ async fn the_purge_reports_overdue_accounts_in_its_answer_and_its_ledger() {
     .unwrap();
     assert_eq!((overdue, seconds), (3, Some(oldest)));
 }
+
+#[tokio::test]
+async fn a_status_secret_reads_the_status_and_opens_nothing_else() {
+    const STATUS_SECRET: &str = "monitor-only-secret-0123";
+    let db = TestDb::new().await;
+    let url = db.url();
+    let status = Status::new(status_config(&url, &[("STATUS_SECRET", STATUS_SECRET)]));
+    let purge = PurgeUsers::new(cron_config(&url, &[("STATUS_SECRET", STATUS_SECRET)]));
+    sqlx::query(
+        "insert into users (email, deleted_at) values ('due@example.test', now() - interval '31 days')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let call = |route: &'static str, secret: &str| {
+        request(
+            Method::GET,
+            route,
+            &[("authorization", &format!("Bearer {secret}"))],
+            b"",
+        )
+    };
+    for secret in [STATUS_SECRET, CRON_SECRET] {
+        let response = read(status.handle(call("/api/status", secret)).await).await;
+        assert!(
+            matches!(
+                response.status,
+                StatusCode::OK | StatusCode::SERVICE_UNAVAILABLE
+            ),
+            "{secret}: {}",
+            response.text()
+        );
+        assert_eq!(response.json()["due"], 1);
+    }
+    // It never starts a purge.
+    let refused = read(
+        purge
+            .handle(call("/api/cron/permanent-delete-users", STATUS_SECRET))
+            .await,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(crate::helpers::user_count(&db.pool).await, 1);
+    // Too short to be one: the status route refuses everything, naming it.
+    let short = Status::new(status_config(&url, &[("STATUS_SECRET", "short")]));
+    let response = read(short.handle(call("/api/status", CRON_SECRET)).await).await;
+    assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.error_code(), "server_misconfigured");
+    let errors = status_config(&url, &[("STATUS_SECRET", "short")]).unwrap_err();
+    assert_eq!(errors.0[0].variable(), "STATUS_SECRET");
+}

@@ -437,6 +437,41 @@ async fn an_authorized_party_list_refuses_tokens_made_for_other_origins() {
 }
 
 #[tokio::test]
+async fn the_audience_is_required_and_waived_only_by_saying_none() {
+    let vectors = jwt();
+    let server = JwksServer::start(&vectors.jwks.to_string()).await;
+    let no_audience = vectors.named("no audience");
+    // Required: a token made for another API of the provider is refused.
+    let app = provider_app(&[("JWT_JWKS_URL", &server.url())]).await;
+    user(app.pool(), &no_audience.sub).await;
+    assert_eq!(
+        with_bearer(&app, &no_audience.token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Waived explicitly, for a provider that issues none (Clerk).
+    let vectors_env = [
+        ("SESSION_AUTH", "jwt"),
+        ("JWT_ISSUER", vectors.issuer.as_str()),
+        ("JWT_AUDIENCE", "none"),
+    ];
+    let url = server.url();
+    let mut env = vectors_env.to_vec();
+    env.push(("JWT_JWKS_URL", &url));
+    let waived = AccountApp::on(TestDb::new().await, None, &env).await;
+    user(waived.pool(), &no_audience.sub).await;
+    assert_eq!(
+        with_bearer(&waived, &no_audience.token).await.status,
+        StatusCode::ACCEPTED
+    );
+    // Unset: every request is refused, naming the variable.
+    env.retain(|(name, _)| *name != "JWT_AUDIENCE");
+    let unset = AccountApp::on(TestDb::new().await, None, &env).await;
+    let response = with_bearer(&unset, &no_audience.token).await;
+    assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.error_code(), "server_misconfigured");
+}
+
+#[tokio::test]
 async fn a_token_mode_missing_its_settings_answers_500() {
     let app = AccountApp::on(
         TestDb::new().await,
