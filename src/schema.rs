@@ -388,32 +388,7 @@ pub async fn inspect(
     users: &UsersTable,
     sessions: Option<SessionTable>,
 ) -> Result<Catalog, SchemaError> {
-    let wanted = match &users.schema {
-        Some(schema) => format!("{}.{}", schema.quoted(), users.name.quoted()),
-        None => users.name.quoted(),
-    };
-    let found: Option<(i64, String, String)> = db::query_as(
-        "select c.oid::int8, n.nspname::text, c.relname::text
-         from pg_class c join pg_namespace n on n.oid = c.relnamespace
-         where c.oid = to_regclass($1) and c.relkind in ('r', 'p')",
-    )
-    .bind(&wanted)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((oid, schema, name)) = found else {
-        return Err(SchemaError::misconfigured(
-            "USERS_TABLE",
-            format!(
-                "no table {} in the database (names are case-sensitive; Prisma's default is \"User\", \
-                 SCHEMA_PRESET=prisma)",
-                users.display_name()
-            ),
-        ));
-    };
-    let table = QualifiedName {
-        schema: Ident::from_catalog(schema),
-        name: Ident::from_catalog(name),
-    };
+    let (oid, table) = find_users_table(conn, users).await?;
     let columns = columns(conn, oid).await?;
     let column_type = |variable: &'static str, column: &Ident| {
         columns
@@ -516,6 +491,40 @@ async fn verification_tokens(
         schema: schema.clone(),
         name: Ident::from_catalog("VerificationToken".to_owned()),
     }))
+}
+
+/// The users table's oid and exact name, or why there is none.
+async fn find_users_table(
+    conn: &mut PgConnection,
+    users: &UsersTable,
+) -> Result<(i64, QualifiedName), SchemaError> {
+    let wanted = match &users.schema {
+        Some(schema) => format!("{}.{}", schema.quoted(), users.name.quoted()),
+        None => users.name.quoted(),
+    };
+    let found: Option<(i64, String, String)> = db::query_as(
+        "select c.oid::int8, n.nspname::text, c.relname::text
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where c.oid = to_regclass($1) and c.relkind in ('r', 'p')",
+    )
+    .bind(&wanted)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((oid, schema, name)) = found else {
+        return Err(SchemaError::misconfigured(
+            "USERS_TABLE",
+            format!(
+                "no table {} in the database (names are case-sensitive; Prisma's default is \"User\", \
+                 SCHEMA_PRESET=prisma)",
+                users.display_name()
+            ),
+        ));
+    };
+    let table = QualifiedName {
+        schema: Ident::from_catalog(schema),
+        name: Ident::from_catalog(name),
+    };
+    Ok((oid, table))
 }
 
 fn time_type(variable: &'static str, column: &Ident, ty: &str) -> Result<TimeType, SchemaError> {

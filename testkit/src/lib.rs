@@ -10,15 +10,20 @@
 //! - [`http_client`]: one-request HTTP/1.1 client for real processes.
 //! - [`jwks_server`]: a provider's JWKS endpoint that counts fetches and can
 //!   go down.
+//! - [`browser`]: Debian's Chromium driven by Playwright, for CORS and
+//!   cookies as a browser decides them.
+//! - [`python`]: the Python the helper scripts run on.
 //! - [`webhook_receiver`]: a webhook receiver that verifies with the
 //!   `standardwebhooks` package from `PyPI`, and can fail, hang or go down.
 
+pub mod browser;
 pub mod http_client;
 pub mod jwks_server;
 pub mod pgbouncer;
 pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod python;
 pub mod smtp;
 pub mod time_zone_proxy;
 pub mod webhook_receiver;

@@ -85,7 +85,7 @@ struct Inbox {
     /// Offer STARTTLS in the EHLO answer.
     offer_starttls: AtomicBool,
     /// What clients did: every command line they sent in the clear, and
-    /// the sessions that asked for STARTTLS and then sent a TLS ClientHello.
+    /// the sessions that asked for STARTTLS and then sent a TLS `ClientHello`.
     commands: Mutex<Vec<String>>,
     tls_handshakes: AtomicU32,
 }
@@ -190,6 +190,26 @@ async fn serve(listener: TcpListener, inbox: Arc<Inbox>) {
     }
 }
 
+/// The user and password of `AUTH PLAIN <base64>`.
+fn plain_credentials(command: &str) -> Option<(String, String)> {
+    let encoded = command.split_whitespace().nth(2).unwrap_or("");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap_or_default();
+    let parts: Vec<String> = decoded
+        .split(|b| *b == 0)
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    (parts.len() == 3).then(|| (parts[1].clone(), parts[2].clone()))
+}
+
+/// Whether the client's next bytes begin a TLS handshake: a record of type
+/// 0x16 (handshake), major version 3.
+async fn tls_hello(lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> bool {
+    let mut hello = [0u8; 2];
+    lines.read_exact(&mut hello).await.is_ok() && hello == [0x16, 0x03]
+}
+
 async fn session(stream: TcpStream, inbox: Arc<Inbox>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
@@ -218,28 +238,17 @@ async fn session(stream: TcpStream, inbox: Arc<Inbox>) {
                 "250-sink.test\r\n{offer}250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250 SIZE 10485760\r\n"
             )
         } else if upper == "STARTTLS" && starttls {
-            if !reply(&mut write, "220 2.0.0 ready to start TLS\r\n").await {
-                return;
-            }
-            // A TLS record starts with 0x16 (handshake) and major version 3.
-            let mut hello = [0u8; 2];
-            if lines.read_exact(&mut hello).await.is_ok() && hello == [0x16, 0x03] {
+            if reply(&mut write, "220 2.0.0 ready to start TLS\r\n").await
+                && tls_hello(&mut lines).await
+            {
                 inbox.tls_handshakes.fetch_add(1, Ordering::SeqCst);
             }
             return;
         } else if upper.starts_with("HELO") {
             "250 sink.test\r\n".to_owned()
         } else if upper.starts_with("AUTH PLAIN") {
-            let encoded = command.split_whitespace().nth(2).unwrap_or("");
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .unwrap_or_default();
-            let parts: Vec<String> = decoded
-                .split(|b| *b == 0)
-                .map(|p| String::from_utf8_lossy(p).into_owned())
-                .collect();
-            if parts.len() == 3 {
-                auth = Some((parts[1].clone(), parts[2].clone()));
+            auth = plain_credentials(&command);
+            if auth.is_some() {
                 "235 2.7.0 accepted\r\n".to_owned()
             } else {
                 "535 5.7.8 bad credentials\r\n".to_owned()

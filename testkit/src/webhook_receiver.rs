@@ -26,21 +26,6 @@ pub struct WebhookReceiver {
     requests: Arc<Mutex<Vec<Value>>>,
 }
 
-/// The Python with `standardwebhooks`: `TEST_PYTHON`, else the one
-/// scripts/test made.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("TEST_PYTHON") {
-        return python.into();
-    }
-    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-python/bin/python");
-    assert!(
-        python.exists(),
-        "the webhook tests need Python with {STANDARDWEBHOOKS}: run scripts/test (it creates \
-         target/test-python), or set TEST_PYTHON to a python that has it"
-    );
-    python
-}
-
 impl WebhookReceiver {
     /// A receiver on a free port, verifying with `secret`.
     pub async fn start(secret: &str) -> Self {
@@ -50,7 +35,7 @@ impl WebhookReceiver {
     /// A receiver on `port` (0: any free one).
     pub async fn start_on(port: u16, secret: &str) -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/webhook_receiver.py");
-        let mut child = Command::new(python())
+        let mut child = Command::new(crate::python::interpreter(STANDARDWEBHOOKS))
             .arg(script)
             .arg(port.to_string())
             .env("WEBHOOK_SECRET", secret)

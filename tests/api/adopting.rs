@@ -85,7 +85,7 @@ impl Framework {
     }
 
     /// A new, active user, as the app's sign-up makes one; its id as text.
-    async fn create_user(self, pool: &PgPool) -> (String, String) {
+    pub(crate) async fn create_user(self, pool: &PgPool) -> (String, String) {
         let email = format!("person-{}@example.test", uuid::Uuid::new_v4());
         let sql = match self {
             Self::Prisma => {
@@ -106,7 +106,7 @@ impl Framework {
 
     /// A session `hours` from expiry (negative: expired), as the app's
     /// sign-in writes it; returns its token.
-    async fn add_session(self, pool: &PgPool, user: &str, hours: i32) -> String {
+    pub(crate) async fn add_session(self, pool: &PgPool, user: &str, hours: i32) -> String {
         let token = format!("session-{}", uuid::Uuid::new_v4());
         let sql = match self {
             // Auth.js's Prisma adapter: the token in plain text, naive UTC.
@@ -685,8 +685,8 @@ async fn a_session_cookie_sent_twice_is_refused_and_deletes_no_one() {
     let pool = app.pool();
     let (victim, _) = Framework::Prisma.create_user(pool).await;
     let victims = Framework::Prisma.add_session(pool, &victim, 1).await;
-    let (planter, _) = Framework::Prisma.create_user(pool).await;
-    let planted = Framework::Prisma.add_session(pool, &planter, 1).await;
+    let (sibling, _) = Framework::Prisma.create_user(pool).await;
+    let planted = Framework::Prisma.add_session(pool, &sibling, 1).await;
     for (name, cookies) in [
         (
             "one header, planted first",
@@ -722,7 +722,7 @@ async fn a_session_cookie_sent_twice_is_refused_and_deletes_no_one() {
         let response = delete_with(&app, &headers).await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{name}");
     }
-    for user in [&victim, &planter] {
+    for user in [&victim, &sibling] {
         assert_eq!(
             Framework::Prisma.deleted_at_of(pool, user).await,
             Some(None)

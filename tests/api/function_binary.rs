@@ -21,7 +21,11 @@ impl Function {
     }
 
     pub async fn start_bin(bin: &str, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
+        Self::start_bin_on(bin, free_port(), env).await
+    }
+
+    /// `bin` on `port`.
+    pub async fn start_bin_on(bin: &str, port: u16, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(bin);
         command
             .env_clear()

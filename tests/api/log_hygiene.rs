@@ -463,52 +463,54 @@ async fn prisma_user(db: &TestDb, id: &str, email: &str, session: Option<&str>) 
     }
 }
 
-#[tokio::test]
-async fn every_sign_in_mode_at_trace_level_logs_no_credential_and_no_address() {
-    use crate::adopting::{Framework, app_database};
-    let smtp = SmtpSink::start().await;
-    let dir = log_dir();
-    let password = format!("mail-password-{}", uuid::Uuid::new_v4().simple());
-    let mut secrets = vec![password.clone()];
-    let mut functions = Vec::new();
-    let cookie_from_app = |cookie: String| {
-        vec![
-            ("cookie".to_owned(), cookie),
-            ("origin".to_owned(), APP_URL.to_owned()),
-        ]
-    };
+/// One sign-in mode's delete function at `trace`, with its database and
+/// every credential and address it was handed.
+struct Mode {
+    _db: TestDb,
+    delete: Logged,
+    secrets: Vec<String>,
+}
 
-    // Auth.js database sessions: the token is the credential itself, and
-    // the session lookup carries it as a literal.
-    let authjs_db = app_database(Framework::Prisma).await;
+/// Posts a delete from the app's origin; its status.
+async fn delete_from_app(delete: &Logged, headers: &[(&str, &str)]) -> u16 {
+    let mut headers = headers.to_vec();
+    headers.push(("origin", APP_URL));
+    post_json(delete.port, "/api/account/delete", &headers, "")
+        .await
+        .0
+}
+
+/// Auth.js database sessions: the token is the credential itself, and the
+/// session lookup carries it as a literal.
+async fn authjs_database_mode(smtp: &SmtpSink, dir: &std::path::Path, password: &str) -> Mode {
+    use crate::adopting::{Framework, app_database};
+    let db = app_database(Framework::Prisma).await;
     let (email, token) = (person(), format!("authjs-session-{}", uuid::Uuid::new_v4()));
-    prisma_user(
-        &authjs_db,
-        "cmhygiene00000000000000001",
-        &email,
-        Some(&token),
-    )
-    .await;
-    let mut env = account_env(&authjs_db, &smtp, &password);
+    prisma_user(&db, "cmhygiene00000000000000001", &email, Some(&token)).await;
+    let mut env = account_env(&db, smtp, password);
     env.extend([
         ("SCHEMA_PRESET", "prisma".to_owned()),
         ("SESSION_AUTH", "authjs-database".to_owned()),
     ]);
-    let delete = Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, &dir).await;
+    let delete = Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, dir).await;
     let wrong = format!("authjs-session-wrong-{}", uuid::Uuid::new_v4());
     for (cookie, expected) in [(&wrong, 401), (&token, 202)] {
-        let headers = cookie_from_app(format!("authjs.session-token={cookie}"));
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let (status, body) = post_json(delete.port, "/api/account/delete", &headers, "").await;
-        assert_eq!(status, expected, "authjs-database: {body}");
+        let cookie = format!("authjs.session-token={cookie}");
+        assert_eq!(
+            delete_from_app(&delete, &[("cookie", &cookie)]).await,
+            expected
+        );
     }
-    secrets.extend([token, wrong, email]);
-    functions.push(delete);
+    Mode {
+        _db: db,
+        delete,
+        secrets: vec![token, wrong, email],
+    }
+}
 
-    // Auth.js JWT sessions: the JWE cookie, and the secret that opens it.
+/// Auth.js JWT sessions: the JWE cookie, and the secrets that open it.
+async fn authjs_jwt_mode(smtp: &SmtpSink, dir: &std::path::Path, password: &str) -> Mode {
+    use crate::adopting::{Framework, app_database};
     let vectors: serde_json::Value = serde_json::from_str(AUTHJS).unwrap();
     let vector = vectors["vectors"]
         .as_array()
@@ -516,32 +518,30 @@ async fn every_sign_in_mode_at_trace_level_logs_no_credential_and_no_address() {
         .iter()
         .find(|v| v["name"] == "v5 cookie")
         .unwrap();
-    let authjs_jwt = app_database(Framework::Prisma).await;
+    let db = app_database(Framework::Prisma).await;
     let email = person();
-    prisma_user(&authjs_jwt, vector["sub"].as_str().unwrap(), &email, None).await;
-    let (current, previous) = (
-        vectors["secrets"]["current"].as_str().unwrap().to_owned(),
-        vectors["secrets"]["previous"].as_str().unwrap().to_owned(),
-    );
-    let mut env = account_env(&authjs_jwt, &smtp, &password);
+    prisma_user(&db, vector["sub"].as_str().unwrap(), &email, None).await;
+    let current = vectors["secrets"]["current"].as_str().unwrap().to_owned();
+    let previous = vectors["secrets"]["previous"].as_str().unwrap().to_owned();
+    let mut env = account_env(&db, smtp, password);
     env.extend([
         ("SCHEMA_PRESET", "prisma".to_owned()),
         ("SESSION_AUTH", "authjs-jwt".to_owned()),
         ("AUTH_SECRET", format!("{current},{previous}")),
     ]);
-    let delete = Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, &dir).await;
-    let cookie = vector["token"].as_str().unwrap().to_owned();
-    let headers = cookie_from_app(format!("{}={cookie}", vector["cookie"].as_str().unwrap()));
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let (status, body) = post_json(delete.port, "/api/account/delete", &headers, "").await;
-    assert_eq!(status, 202, "authjs-jwt: {body}");
-    secrets.extend([cookie, current, previous, email]);
-    functions.push(delete);
+    let delete = Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, dir).await;
+    let jwe = vector["token"].as_str().unwrap().to_owned();
+    let cookie = format!("{}={jwe}", vector["cookie"].as_str().unwrap());
+    assert_eq!(delete_from_app(&delete, &[("cookie", &cookie)]).await, 202);
+    Mode {
+        _db: db,
+        delete,
+        secrets: vec![jwe, current, previous, email],
+    }
+}
 
-    // A provider's JWT, verified with a shared secret.
+/// A provider's JWT, verified with a shared secret.
+async fn jwt_mode(smtp: &SmtpSink, dir: &std::path::Path, password: &str) -> Mode {
     let vectors: serde_json::Value = serde_json::from_str(JWT).unwrap();
     let vector = vectors["vectors"]
         .as_array()
@@ -549,43 +549,57 @@ async fn every_sign_in_mode_at_trace_level_logs_no_credential_and_no_address() {
         .iter()
         .find(|v| v["name"] == "HS256 (shared secret)")
         .unwrap();
-    let provider = TestDb::new().await;
+    let db = TestDb::new().await;
     let email = person();
     sqlx::query("insert into users (id, email) values ($1::uuid, $2)")
         .bind(vector["sub"].as_str().unwrap())
         .bind(&email)
-        .execute(&provider.pool)
+        .execute(&db.pool)
         .await
         .unwrap();
-    let jwt_secret = vectors["hs256_secret"].as_str().unwrap().to_owned();
-    let mut env = account_env(&provider, &smtp, &password);
+    let secret = vectors["hs256_secret"].as_str().unwrap().to_owned();
+    let mut env = account_env(&db, smtp, password);
     env.extend([
         ("SESSION_AUTH", "jwt".to_owned()),
-        ("JWT_SECRET", jwt_secret.clone()),
+        ("JWT_SECRET", secret.clone()),
         ("JWT_ISSUER", vectors["issuer"].as_str().unwrap().to_owned()),
         (
             "JWT_AUDIENCE",
             vectors["audience"].as_str().unwrap().to_owned(),
         ),
     ]);
-    let delete = Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, &dir).await;
+    let delete = Logged::start(env!("CARGO_BIN_EXE_account-delete"), &env, dir).await;
     let jwt = vector["token"].as_str().unwrap().to_owned();
     let bearer = format!("Bearer {jwt}");
-    let (status, body) = post_json(
-        delete.port,
-        "/api/account/delete",
-        &[("authorization", &bearer)],
-        "",
-    )
-    .await;
-    assert_eq!(status, 202, "jwt: {body}");
-    secrets.extend([jwt, jwt_secret, email]);
-    functions.push(delete);
+    assert_eq!(
+        delete_from_app(&delete, &[("authorization", &bearer)]).await,
+        202
+    );
+    Mode {
+        _db: db,
+        delete,
+        secrets: vec![jwt, secret, email],
+    }
+}
 
+#[tokio::test]
+async fn every_sign_in_mode_at_trace_level_logs_no_credential_and_no_address() {
+    let smtp = SmtpSink::start().await;
+    let dir = log_dir();
+    let password = format!("mail-password-{}", uuid::Uuid::new_v4().simple());
+    let modes = [
+        authjs_database_mode(&smtp, &dir, &password).await,
+        authjs_jwt_mode(&smtp, &dir, &password).await,
+        jwt_mode(&smtp, &dir, &password).await,
+    ];
     // Each deletion's recovery email went out (and was logged) before the
     // functions stop.
     smtp.wait_for(3, Duration::from_secs(10)).await;
-    drop(functions);
+    let mut secrets = vec![password];
+    for mode in modes {
+        secrets.extend(mode.secrets);
+        drop(mode.delete);
+    }
     let (lines, verbose) = scan_dir(&dir, &secrets);
     assert!(
         verbose > 0,
