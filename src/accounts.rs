@@ -28,6 +28,7 @@ pub struct Deletion {
 /// its event when events are on.
 #[derive(Debug)]
 pub struct Restoration {
+    pub restored_at: DateTime<Utc>,
     pub email: Option<PendingEmail>,
     pub event: Option<PendingEvent>,
 }
@@ -136,24 +137,87 @@ pub async fn recover(
         .bind(token.hash().as_slice())
         .execute(&mut *tx)
         .await?;
-    revoke_tokens(&mut tx, &user_id).await?;
+    let restoration = restored_by(&mut tx, sql, &user_id, address, Via::Link).await?;
+    tx.commit().await?;
+    Ok(Some(restoration))
+}
+
+/// How an account was restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The emailed link.
+    Link,
+    /// The signed-in user (`POST /api/account/restore`).
+    SignIn,
+    /// An operator.
+    Admin,
+}
+
+impl Via {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Link => "link",
+            Self::SignIn => "sign_in",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// Who did it, as the history says.
+    fn by(self) -> &'static str {
+        match self {
+            Self::Link | Self::SignIn => "user",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// What every restore does after the user's row is restored, inside its
+/// transaction: the account's links stop working and its unsent link
+/// emails are cancelled, the "restored" email is queued (unless it has no
+/// address), `account.restored` is recorded (when events are on) and the
+/// history records how.
+pub(crate) async fn restored_by(
+    tx: &mut sqlx::PgConnection,
+    sql: &Statements,
+    user_id: &str,
+    address: Option<String>,
+    via: Via,
+) -> Result<Restoration, sqlx::Error> {
+    revoke_tokens(tx, user_id).await?;
+    outbox::supersede_link_emails(tx, user_id).await?;
     let email = match address {
         Some(address) => {
-            Some(outbox::queue(&mut tx, &user_id, EmailKind::Restored, &address, None).await?)
+            Some(outbox::queue(tx, user_id, EmailKind::Restored, &address, None).await?)
         }
         // Its address was removed while it was deleted.
         None => None,
     };
     let event = if sql.records.events {
-        Some(events::record_restored(&mut tx, &user_id).await?)
+        Some(events::record_restored(tx, user_id, via.as_str()).await?)
     } else {
         None
     };
-    tx.commit().await?;
-    Ok(Some(Restoration { email, event }))
+    let restored_at: DateTime<Utc> = db::query_scalar(
+        "insert into account_deletion.history (user_id, action, by, detail)
+         values ($1, 'restored', $2, $3) returning at",
+    )
+    .bind(user_id)
+    .bind(via.by())
+    .bind(via.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(Restoration {
+        restored_at,
+        email,
+        event,
+    })
 }
 
-async fn revoke_tokens(conn: &mut sqlx::PgConnection, user_id: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn revoke_tokens(
+    conn: &mut sqlx::PgConnection,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
     db::query(
         "update account_deletion.recovery_tokens set revoked_at = now()
          where user_id = $1 and used_at is null and revoked_at is null",
@@ -162,4 +226,102 @@ async fn revoke_tokens(conn: &mut sqlx::PgConnection, user_id: &str) -> Result<(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// A signed-in user's account, as `GET /api/account/deletion` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeletionState {
+    Active,
+    Scheduled {
+        deleted_at: DateTime<Utc>,
+        purge_after: DateTime<Utc>,
+        /// The user made the deletion and its grace period has not ended.
+        restorable: bool,
+    },
+}
+
+/// A row of [`Statements::deletion_state`]: deleted-at, purge-after,
+/// restorable.
+type StateRow = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, bool);
+
+/// Where `user`'s account stands; `None` when there is no such user.
+pub async fn deletion_state(
+    pool: &PgPool,
+    sql: &Statements,
+    user: &UserId,
+    retention: RetentionDays,
+) -> Result<Option<DeletionState>, sqlx::Error> {
+    let row: Option<StateRow> = sql
+        .deletion_state
+        .fetch_optional(
+            &mut *pool.acquire().await?,
+            &Limits::ACCOUNT,
+            &[user.as_str().into(), retention.days().into()],
+        )
+        .await?;
+    Ok(row.map(
+        |(deleted_at, purge_after, restorable)| match deleted_at.zip(purge_after) {
+            Some((deleted_at, purge_after)) => DeletionState::Scheduled {
+                deleted_at,
+                purge_after,
+                restorable,
+            },
+            None => DeletionState::Active,
+        },
+    ))
+}
+
+/// Why a restore did not happen; nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotRestored {
+    /// No such user (any more).
+    NoSuchUser,
+    NotDeleted,
+    /// Deleted, but not by the user (for the signed-in restore), or past its
+    /// grace period.
+    NotRestorable,
+}
+
+/// Restores `user`'s account, with the recovery link's guarantees: one
+/// transaction, its links dead, the "restored" email and event. `own`: only
+/// a deletion the user made (the signed-in user restoring); otherwise any
+/// soft-deleted account in its grace period (an operator).
+pub async fn restore(
+    pool: &PgPool,
+    sql: &Statements,
+    user: &UserId,
+    retention: RetentionDays,
+    via: Via,
+) -> Result<Result<Restoration, NotRestored>, sqlx::Error> {
+    let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
+    let statement = if via == Via::Admin {
+        &sql.restore_any
+    } else {
+        &sql.restore_own
+    };
+    let restored: Option<(String, Option<String>)> = db::query_as(statement)
+        .bind(user.as_str())
+        .bind(retention.days())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((user_id, address)) = restored else {
+        // Why not, read in the same transaction.
+        let state: Option<StateRow> = sql
+            .deletion_state
+            .fetch_optional(
+                &mut tx,
+                &Limits::ACCOUNT,
+                &[user.as_str().into(), retention.days().into()],
+            )
+            .await?;
+        tx.rollback().await?;
+        return Ok(Err(match state {
+            None => NotRestored::NoSuchUser,
+            Some((None, ..)) => NotRestored::NotDeleted,
+            Some((Some(_), ..)) => NotRestored::NotRestorable,
+        }));
+    };
+    let restoration = restored_by(&mut tx, sql, &user_id, address, via).await?;
+    tx.commit().await?;
+    Ok(Ok(restoration))
 }

@@ -236,6 +236,71 @@ impl StatusConfig {
     }
 }
 
+/// What support's actions need (the admin route, and `cargo dev account`
+/// for an operator with database access): the account functions' settings
+/// for mail and events, and the purge's for erasing one account now.
+#[derive(Debug, Clone)]
+pub struct SupportConfig {
+    pub database: PgConnectOptions,
+    pub users: UsersTable,
+    pub retention: RetentionDays,
+    pub mail: MailConfig,
+    /// Where account events go (`WEBHOOK_URL`); `None`: none are recorded.
+    pub webhook: Option<Webhook>,
+    /// `SEND_ERASED_EMAIL`, as the purge reads it: erasing now sends it too.
+    pub erased_email: bool,
+}
+
+impl SupportConfig {
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut env = Env::new(lookup);
+        let support = env.support();
+        env.finish()?;
+        Ok(support.expect("checked by finish"))
+    }
+}
+
+/// What the admin route needs: support's settings and `ADMIN_SECRET`.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub support: SupportConfig,
+    pub admin_secret: BearerSecret,
+}
+
+impl AdminConfig {
+    pub fn from_env() -> Result<Self, ConfigErrors> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// `ADMIN_SECRET` follows the cron secret's rules, with at least 32
+    /// characters, and must not be `CRON_SECRET` (whoever can start a purge
+    /// must not also be able to erase or restore any one account).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut env = Env::new(lookup);
+        let support = env.support();
+        let admin_secret = env.required("ADMIN_SECRET", BearerSecret::parse_admin);
+        let cron_secret = lookup("CRON_SECRET").and_then(|raw| BearerSecret::parse(&raw).ok());
+        if let (Some(admin), Some(cron)) = (&admin_secret, &cron_secret)
+            && admin.same_as(cron)
+        {
+            env.errors.push(ConfigError::Invalid {
+                name: "ADMIN_SECRET",
+                reason: "is the same as CRON_SECRET; give the admin route a secret of its own"
+                    .to_owned(),
+            });
+        }
+        env.finish()?;
+        Ok(Self {
+            support: support.expect("checked by finish"),
+            admin_secret: admin_secret.expect("checked by finish"),
+        })
+    }
+}
+
 /// What the account routes (delete, recover) need.
 #[derive(Debug, Clone)]
 pub struct AccountConfig {
@@ -414,6 +479,23 @@ impl<'a> Env<'a> {
                 None
             }
         }
+    }
+
+    pub(crate) fn support(&mut self) -> Option<SupportConfig> {
+        let database = self.database_url();
+        let users = self.users_table();
+        let retention = self.retention_days();
+        let mail = self.mail();
+        let webhook = self.webhook();
+        let erased_email = self.optional("SEND_ERASED_EMAIL", false, parse_bool);
+        Some(SupportConfig {
+            database: database?,
+            users: users?,
+            retention: retention?,
+            mail: mail?,
+            webhook: webhook?,
+            erased_email: erased_email?,
+        })
     }
 
     pub(crate) fn database_url(&mut self) -> Option<PgConnectOptions> {
@@ -862,6 +944,60 @@ mod tests {
                 if audience.as_deref() == Some("authenticated")
         ));
         assert!(config.session_auth.session_table().is_none());
+    }
+
+    #[test]
+    fn the_admin_secret_is_long_and_not_the_cron_secret() {
+        let admin = |secret: &str| {
+            let mut vars = GOOD.to_vec();
+            vars.extend([
+                ("MAIL_FROM", "no-reply@app.test"),
+                ("MAIL_URL", "file:///tmp/mail"),
+                ("APP_URL", "https://app.test"),
+                ("ADMIN_SECRET", secret),
+            ]);
+            AdminConfig::from_lookup(&lookup(&vars))
+        };
+        assert!(admin("0123456789abcdef0123456789abcdef").is_ok());
+        for (bad, why) in [
+            ("0123456789abcdef", "at least 32"),
+            ("", "empty"),
+            ("0123456789abcdef", "32"),
+        ] {
+            let errors = admin(bad).unwrap_err();
+            assert_eq!(errors.0[0].variable(), "ADMIN_SECRET");
+            assert!(errors.to_string().contains(why), "{errors}");
+        }
+        let mut same = GOOD.to_vec();
+        let long = "0123456789abcdef0123456789abcdef-cron";
+        same.retain(|(name, _)| *name != "CRON_SECRET");
+        same.extend([
+            ("CRON_SECRET", long),
+            ("ADMIN_SECRET", long),
+            ("MAIL_FROM", "no-reply@app.test"),
+            ("MAIL_URL", "file:///tmp/mail"),
+            ("APP_URL", "https://app.test"),
+        ]);
+        let errors = AdminConfig::from_lookup(&lookup(&same))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errors.contains("ADMIN_SECRET") && errors.contains("CRON_SECRET"),
+            "{errors}"
+        );
+        assert!(!errors.contains(long), "{errors}");
+        let mut unset = GOOD.to_vec();
+        unset.extend([
+            ("MAIL_FROM", "no-reply@app.test"),
+            ("MAIL_URL", "file:///tmp/mail"),
+            ("APP_URL", "https://app.test"),
+        ]);
+        assert_eq!(
+            AdminConfig::from_lookup(&lookup(&unset)).unwrap_err().0[0],
+            ConfigError::Missing {
+                name: "ADMIN_SECRET"
+            }
+        );
     }
 
     #[test]

@@ -66,12 +66,13 @@ impl AllowedOrigins {
         }
     }
 
-    /// The answer to an `OPTIONS` preflight: 204, with the allow headers only
-    /// for a listed origin.
-    pub fn preflight(&self, origin: Option<&HeaderValue>, methods: &'static str) -> Response {
+    /// The answer to an `OPTIONS` preflight: 204 with `Allow`, and the
+    /// allow headers only for a listed origin (the caller then adds the
+    /// headers of [`decorate`](Self::decorate), as to every answer).
+    pub fn preflight(&self, origin: Option<&HeaderValue>, allowed: &[http::Method]) -> Response {
         let mut response = Response::new(bytes::Bytes::new());
         *response.status_mut() = StatusCode::NO_CONTENT;
-        let allow = HeaderValue::from_static(methods);
+        let allow = crate::web::allow_header(allowed);
         response.headers_mut().insert(ALLOW, allow.clone());
         if self.allowed(origin).is_some() {
             let headers = response.headers_mut();
@@ -82,7 +83,6 @@ impl AllowedOrigins {
             );
             headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         }
-        self.decorate(origin, &mut response);
         response
     }
 }

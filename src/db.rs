@@ -157,6 +157,15 @@ impl Limits {
         }
     }
 
+    /// These limits, and then `statement` (a lock to take before the
+    /// statement they go with starts, and so before its snapshot).
+    #[must_use]
+    pub fn then(self, statement: &str) -> Self {
+        Self {
+            settings: Cow::Owned(format!("{}; {statement}", self.settings)),
+        }
+    }
+
     /// The statement that opens a transaction with these limits.
     #[must_use]
     pub fn begin_statement(&self) -> String {
@@ -383,7 +392,9 @@ impl Statement {
         out
     }
 
-    /// Runs it on `conn` and reads its first row, if any.
+    /// Runs it on `conn` and reads the first row of its last statement (a
+    /// statement may be several, run in order in the one transaction: the
+    /// purge batch takes a lock before its main statement starts), if any.
     pub async fn fetch_optional<O>(
         &self,
         conn: &mut PgConnection,
@@ -393,9 +404,21 @@ impl Statement {
     where
         O: for<'r> FromRow<'r, PgRow>,
     {
+        use futures_util::TryStreamExt as _;
         // A `&str` with no arguments goes out as one simple-protocol Query.
-        let rows = conn.fetch_all(self.render(limits, params).as_str()).await?;
-        rows.first().map(O::from_row).transpose()
+        let rendered = self.render(limits, params);
+        let mut results = conn.fetch_many(rendered.as_str());
+        let (mut current, mut last) = (None, None);
+        while let Some(item) = results.try_next().await? {
+            match item {
+                sqlx::Either::Right(row) => {
+                    current.get_or_insert(row);
+                }
+                // The end of one statement: its first row, if it had one.
+                sqlx::Either::Left(_) => last = current.take(),
+            }
+        }
+        last.or(current).as_ref().map(O::from_row).transpose()
     }
 
     /// Runs it on `conn`; how many rows it changed.

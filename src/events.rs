@@ -74,6 +74,8 @@ pub struct PendingEvent {
     user_ids: Vec<String>,
     occurred_at: DateTime<Utc>,
     purge_after: Option<DateTime<Utc>>,
+    /// For `account.restored`: how (`link`, `sign_in`, `admin`).
+    via: Option<String>,
     attempt: i32,
 }
 
@@ -92,6 +94,7 @@ impl PendingEvent {
             user_ids: vec![user_id],
             occurred_at: deleted_at,
             purge_after: Some(purge_after),
+            via: None,
             attempt: 1,
         }
     }
@@ -118,6 +121,7 @@ impl PendingEvent {
             EventType::Restored => Data::Restored {
                 user_id: one(),
                 restored_at: at(self.occurred_at),
+                via: self.via.as_deref(),
             },
             EventType::Purged => Data::Purged {
                 user_ids: &self.user_ids,
@@ -152,6 +156,8 @@ enum Data<'a> {
     Restored {
         user_id: &'a str,
         restored_at: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<&'a str>,
     },
     Purged {
         user_ids: &'a [String],
@@ -159,20 +165,23 @@ enum Data<'a> {
     },
 }
 
-/// Records `account.restored` inside the caller's transaction, claimed by
-/// the caller for its first attempt right after commit.
+/// Records `account.restored` (restored `via` the link, a sign-in or an
+/// operator) inside the caller's transaction, claimed by the caller for its
+/// first attempt right after commit.
 pub(crate) async fn record_restored(
     conn: &mut PgConnection,
     user_id: &str,
+    via: &str,
 ) -> Result<PendingEvent, sqlx::Error> {
     let (id, occurred_at): (Uuid, DateTime<Utc>) = db::query_as(
         "insert into account_deletion.webhook_events
-             (type, user_ids, occurred_at, attempts, claimed_until)
-         values ('account.restored', array[$1], now(), 1, now() + make_interval(secs => $2))
+             (type, user_ids, occurred_at, via, attempts, claimed_until)
+         values ('account.restored', array[$1], now(), $3, 1, now() + make_interval(secs => $2))
          returning id, occurred_at",
     )
     .bind(user_id)
     .bind(CLAIM_SECONDS)
+    .bind(via)
     .fetch_one(conn)
     .await?;
     Ok(PendingEvent {
@@ -181,6 +190,7 @@ pub(crate) async fn record_restored(
         user_ids: vec![user_id.to_owned()],
         occurred_at,
         purge_after: None,
+        via: Some(via.to_owned()),
         attempt: 1,
     })
 }
@@ -470,6 +480,7 @@ async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEvent>, sqlx::Error> {
         Vec<String>,
         DateTime<Utc>,
         Option<DateTime<Utc>>,
+        Option<String>,
         i32,
     );
     let mut tx = db::begin(pool, &Limits::CRON).await?;
@@ -483,7 +494,7 @@ async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEvent>, sqlx::Error> {
              limit $1
              for update skip locked
          )
-         returning e.id, e.type, e.user_ids, e.occurred_at, e.purge_after, e.attempts"
+         returning e.id, e.type, e.user_ids, e.occurred_at, e.purge_after, e.via, e.attempts"
     ))
     .bind(SWEEP_BATCH)
     .bind(CLAIM_SECONDS)
@@ -492,16 +503,19 @@ async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEvent>, sqlx::Error> {
     tx.commit().await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, kind, user_ids, occurred_at, purge_after, attempt)| {
-            Some(PendingEvent {
-                id,
-                kind: EventType::parse(&kind)?,
-                user_ids,
-                occurred_at,
-                purge_after,
-                attempt,
-            })
-        })
+        .filter_map(
+            |(id, kind, user_ids, occurred_at, purge_after, via, attempt)| {
+                Some(PendingEvent {
+                    id,
+                    kind: EventType::parse(&kind)?,
+                    user_ids,
+                    occurred_at,
+                    purge_after,
+                    via,
+                    attempt,
+                })
+            },
+        )
         .collect())
 }
 

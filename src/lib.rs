@@ -25,6 +25,7 @@ pub mod routes;
 pub mod schema;
 pub mod sql;
 pub mod status;
+pub mod support;
 pub mod telemetry;
 pub mod tokens;
 pub mod vercel;

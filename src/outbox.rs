@@ -303,7 +303,7 @@ async fn mint_link(
     Ok(Some((token, purge_after)))
 }
 
-async fn insert_token(
+pub(crate) async fn insert_token(
     conn: &mut PgConnection,
     user_id: &str,
     outbox_id: Uuid,
@@ -343,6 +343,8 @@ static RECORD_FAILURE: LazyLock<String> = LazyLock::new(|| {
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SweepReport {
+    /// Accounts found soft-deleted by the app itself, now in their history.
+    pub app_deletions_recorded: u64,
     pub reminders_queued: u64,
     pub sent: u64,
     pub retrying: u64,
@@ -365,6 +367,7 @@ pub async fn sweep(
 ) -> Result<SweepReport, sqlx::Error> {
     let started = Instant::now();
     let mut report = SweepReport {
+        app_deletions_recorded: record_app_deletions(pool, sql).await?,
         reminders_queued: queue_reminders(pool, sql, retention, reminder_days).await?,
         ..SweepReport::default()
     };
@@ -416,6 +419,7 @@ pub async fn sweep(
         cancelled = report.cancelled,
         remaining_due = report.remaining_due,
         duration_ms = started.elapsed().as_millis() as u64,
+        app_deletions_recorded = report.app_deletions_recorded,
         "email sweep finished"
     );
     Ok(report)
@@ -453,6 +457,19 @@ async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::Error> {
             })
         })
         .collect())
+}
+
+/// Puts the accounts the app soft-deleted by itself (a ban) in their
+/// history as deleted by the app, so that support can tell them apart. They
+/// get no email of ours.
+async fn record_app_deletions(pool: &PgPool, sql: &Statements) -> Result<u64, sqlx::Error> {
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let recorded = db::query(&sql.record_app_deletions)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(recorded)
 }
 
 /// One reminder per deletion, `reminder_days` before the purge.

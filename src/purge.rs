@@ -28,12 +28,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinSet;
 
 use crate::config::{OverdueAfter, PurgeSettings, RetentionDays};
-use crate::db::{self, Limits};
-use crate::schema::{Catalog, ForeignKey, SchemaError};
+use crate::db::{self, Limits, Literal};
+use crate::schema::{Catalog, ForeignKey, SchemaError, UserId};
 use crate::sql::{AppTables, Statements};
 
 mod batch_size;
@@ -89,6 +89,9 @@ pub struct PurgeOutcome {
     pub blocked: u64,
     /// The names of those keys.
     pub blocked_by: Vec<String>,
+    /// Eligible accounts left alone because they are held; not counted in
+    /// `remaining` or `blocked`.
+    pub held: u64,
     /// Accounts still present a purge interval after their retention ended
     /// (blocked ones included), when the run finished.
     pub overdue: Overdue,
@@ -299,7 +302,7 @@ async fn claim(
         "update account_deletion.purge_runs
          set status = 'abandoned', finished_at = now(), lease_expires_at = null, ",
         set_totals!(),
-        " where status = 'running' and lease_expires_at < now()"
+        " where status = 'running' and kind = 'scheduled' and lease_expires_at < now()"
     ))
     .execute(&mut *tx)
     .await?;
@@ -308,7 +311,7 @@ async fn claim(
     let claimed: Option<(i64, DateTime<Utc>)> = db::query_as(
         "insert into account_deletion.purge_runs (status, dry_run, cutoff, lease_expires_at)
          values ('running', false, now() - make_interval(days => $1), now() + make_interval(secs => $2))
-         on conflict (status) where status = 'running' do nothing
+         on conflict (status) where status = 'running' and kind = 'scheduled' do nothing
          returning id, cutoff",
     )
     .bind(retention.days())
@@ -327,6 +330,8 @@ pub(crate) struct Expired {
     /// The keys that block them, by name.
     pub blocked_by: Vec<String>,
     pub overdue: Overdue,
+    /// Those an operator holds (none of the above).
+    pub held: i64,
 }
 
 /// Accounts still present more than one purge interval after their
@@ -344,12 +349,13 @@ pub(crate) async fn count_expired(
     cutoff: DateTime<Utc>,
     overdue_after: OverdueAfter,
 ) -> Result<Expired, sqlx::Error> {
-    let (deletable, blocked, per_path, overdue, oldest_seconds): (
+    let (deletable, blocked, per_path, overdue, oldest_seconds, held): (
         i64,
         i64,
         Vec<i64>,
         i64,
         Option<i64>,
+        i64,
     ) = db::query_as(&sql.count_expired)
         .bind(cutoff)
         .bind(overdue_after.hours() as i32)
@@ -372,6 +378,7 @@ pub(crate) async fn count_expired(
             count: overdue as u64,
             oldest_seconds,
         },
+        held,
     })
 }
 
@@ -423,8 +430,8 @@ async fn ledger_only(
     let run_id: i64 = db::query_scalar(
         "insert into account_deletion.purge_runs
              (status, dry_run, cutoff, remaining, blocked, blocked_by, overdue,
-              oldest_overdue_seconds, finished_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, now())
+              oldest_overdue_seconds, held, finished_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
          returning id",
     )
     .bind(status.as_str())
@@ -435,6 +442,7 @@ async fn ledger_only(
     .bind(&expired.blocked_by)
     .bind(expired.overdue.count as i64)
     .bind(expired.overdue.oldest_seconds)
+    .bind(expired.held)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -446,6 +454,7 @@ async fn ledger_only(
         remaining: expired.deletable as u64,
         blocked: expired.blocked as u64,
         blocked_by: expired.blocked_by,
+        held: expired.held as u64,
         overdue: expired.overdue,
         findings: None,
         cutoff,
@@ -559,7 +568,7 @@ async fn purge_with_lease(
     db::query(concat!(
         "update account_deletion.purge_runs
          set status = $2, remaining = $3, blocked = $4, blocked_by = $5,
-             overdue = $6, oldest_overdue_seconds = $7,
+             overdue = $6, oldest_overdue_seconds = $7, held = $8,
              finished_at = now(), lease_expires_at = null, ",
         set_totals!(),
         " where id = $1 and status = 'running'"
@@ -571,9 +580,16 @@ async fn purge_with_lease(
     .bind(&expired.blocked_by)
     .bind(expired.overdue.count as i64)
     .bind(expired.overdue.oldest_seconds)
+    .bind(expired.held)
     .execute(&mut *tx)
     .await?;
+    // The history is kept as long as the tombstones: support can answer
+    // what happened to an account as long as its erasure is remembered.
     db::query("delete from account_deletion.tombstones where purged_at < now() - make_interval(days => $1)")
+        .bind(TOMBSTONE_DAYS)
+        .execute(&mut *tx)
+        .await?;
+    db::query("delete from account_deletion.history where at < now() - make_interval(days => $1)")
         .bind(TOMBSTONE_DAYS)
         .execute(&mut *tx)
         .await?;
@@ -587,6 +603,7 @@ async fn purge_with_lease(
         remaining: expired.deletable as u64,
         blocked: expired.blocked as u64,
         blocked_by: expired.blocked_by,
+        held: expired.held as u64,
         overdue: expired.overdue,
         findings: None,
         cutoff: lease.cutoff,
@@ -669,7 +686,17 @@ async fn worker(
             deleted,
             newest,
             took,
-        }) = delete_batch(&pool, &sql, &limits, lease, id, size, floor).await?
+        }) = delete_batch(
+            &mut *pool.acquire().await?,
+            &sql,
+            &limits,
+            lease,
+            id,
+            size,
+            floor,
+            None,
+        )
+        .await?
         else {
             progress.lease_lost.store(true, Ordering::Relaxed);
             progress.stop.store(true, Ordering::Relaxed);
@@ -717,21 +744,22 @@ struct Batch {
 /// statement is [`Statements::purge_batch`]). `None` when the run no longer
 /// holds the lease (it outlived it and another run took over); the batch
 /// then deleted nothing.
+#[allow(clippy::too_many_arguments)]
 async fn delete_batch(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     sql: &Statements,
     limits: &Limits,
     lease: Lease,
     worker: u32,
     batch_size: u32,
     floor: Option<DateTime<Utc>>,
+    only: Option<&UserId>,
 ) -> Result<Option<Batch>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
     let started = Instant::now();
     let (booked, deleted, newest, _): (bool, i64, Option<DateTime<Utc>>, String) = sql
         .purge_batch
         .fetch_optional(
-            &mut conn,
+            conn,
             limits,
             &[
                 lease.cutoff.into(),
@@ -739,6 +767,7 @@ async fn delete_batch(
                 floor.into(),
                 lease.run_id.into(),
                 worker.into(),
+                only.map_or(Literal::Null, |user| user.as_str().into()),
             ],
         )
         .await?
@@ -790,7 +819,8 @@ fn batch_limits(settings: &PurgeSettings) -> Limits {
         .min(settings.time_budget / 4)
         .max(Duration::from_secs(1));
     // A lock wait gives up first, so the ledger names the lock as the cause.
-    Limits::new(statement / 2, statement, Duration::from_secs(10))
+    // The gate goes first, before the batch's snapshot (see `sql`).
+    Limits::new(statement / 2, statement, Duration::from_secs(10)).then(crate::sql::GATE_SHARED)
 }
 
 #[cfg(test)]
@@ -842,4 +872,116 @@ mod tests {
                 .contains("lock_timeout = '1000ms'")
         );
     }
+}
+
+/// A row of [`Statements::lock_account`]: id, address, deleted-at,
+/// purge-after, whether the user made the deletion, whether it is in its
+/// grace period.
+pub(crate) type LockedAccount = (
+    String,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    bool,
+    bool,
+);
+
+/// Why erasing one account now did not happen; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotErased {
+    NoSuchUser,
+    NotDeleted,
+    Held,
+    /// Rows that must not go with it reference it, along these keys.
+    Blocked(Vec<String>),
+}
+
+/// Erases one soft-deleted, unheld account now, exactly as a purge batch
+/// would (it runs the batch's own statement, for that one account, with the
+/// cutoff at infinity): its rows through the cascade, our rows about it, its
+/// tombstone, its `account.purged` event, booked on the ledger as a run of
+/// its own (`kind` `erase_now`), and the history says an operator did it.
+/// One transaction: the gate first, then the account's row, in the order a
+/// hold takes them, so the two never deadlock and never both win.
+pub async fn erase_now(
+    pool: &PgPool,
+    sql: &Statements,
+    user: &UserId,
+) -> Result<Result<(), NotErased>, sqlx::Error> {
+    let limits = Limits::new(
+        Duration::from_secs(5),
+        Duration::from_secs(30),
+        Duration::from_secs(10),
+    );
+    let mut tx = db::begin(pool, &limits).await?;
+    db::query(crate::sql::GATE_SHARED).execute(&mut *tx).await?;
+    // (Its retention does not matter here: any soft-deleted account goes.)
+    let account: Option<LockedAccount> = db::query_as(&sql.lock_account)
+        .bind(user.as_str())
+        .bind(0_i32)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let held: bool =
+        db::query_scalar("select exists (select 1 from account_deletion.holds where user_id = $1)")
+            .bind(user.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+    match account {
+        None => return Ok(Err(NotErased::NoSuchUser)),
+        Some((_, _, None, ..)) => return Ok(Err(NotErased::NotDeleted)),
+        Some(_) if held => return Ok(Err(NotErased::Held)),
+        Some(_) => {}
+    }
+    let run_id: i64 = db::query_scalar(
+        "insert into account_deletion.purge_runs (status, kind, dry_run, cutoff, lease_expires_at)
+         values ('running', 'erase_now', false, now(), now() + interval '1 minute')
+         returning id",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    // Any soft-deleted account is due: the cutoff is as late as a date
+    // both sides write (the end of year 9999).
+    let end_of_time = "9999-12-31T23:59:59Z"
+        .parse::<DateTime<Utc>>()
+        .expect("a valid time");
+    let lease = Lease {
+        run_id,
+        cutoff: end_of_time,
+    };
+    let batch = delete_batch(&mut tx, sql, &limits, lease, 0, 1, None, Some(user)).await;
+    let deleted = match batch {
+        Ok(batch) => batch.map_or(0, |batch| batch.deleted),
+        // A key added since the statements were rendered.
+        Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => {
+            let constraint = error.constraint().unwrap_or("a foreign key").to_owned();
+            return Ok(Err(NotErased::Blocked(vec![constraint])));
+        }
+        Err(error) => return Err(error),
+    };
+    if deleted == 0 {
+        let blocked_by: Vec<String> = db::query_scalar(&sql.blocked_by)
+            .bind(user.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        return Ok(Err(NotErased::Blocked(blocked_by)));
+    }
+    db::query(concat!(
+        "update account_deletion.purge_runs
+         set status = 'completed', remaining = 0, finished_at = now(), lease_expires_at = null, ",
+        set_totals!(),
+        " where id = $1"
+    ))
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    db::query(
+        "insert into account_deletion.history (user_id, action, by) values ($1, 'erased', 'admin')",
+    )
+    .bind(user.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(run_id, "account erased now by an operator");
+    Ok(Ok(()))
 }

@@ -13,6 +13,7 @@
 //! the value, never on the column, so the comparison is right whatever the
 //! session's `TimeZone` and still an index condition.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use sqlx::PgPool;
@@ -27,6 +28,16 @@ use crate::schema::{
 /// body with uuids, 70 KB with 64-character ids. A batch that deleted more
 /// writes several events (the purge batch slices its ids into them).
 pub const IDS_PER_EVENT: usize = 1000;
+
+/// The purge gate, a transaction-scoped advisory lock (so it works through
+/// a transaction pooler, and goes with the transaction whatever happens to
+/// it): every purge batch takes it shared, before its main statement; a
+/// hold takes it exclusively, so that no batch whose snapshot predates the
+/// hold can still be running when the hold commits. The key pair is this
+/// project's own (`account_deletion` as two int4s, `0x61636364`,
+/// `0x656c6574`), unlikely to meet an app's.
+pub(crate) const GATE_SHARED: &str = "select pg_advisory_xact_lock_shared(1633903460, 1701602676)";
+pub(crate) const GATE_EXCLUSIVE: &str = "select pg_advisory_xact_lock(1633903460, 1701602676)";
 
 /// What the statements record besides the change itself, as configured:
 /// account events for the webhook (`WEBHOOK_URL`), and the purge's
@@ -48,10 +59,36 @@ pub struct Statements {
     /// null for an account without an address), when it was deleted and will
     /// be purged, and the event's id (null when events are off).
     pub delete_account: Statement,
-    /// The signed-in user of session token `$1` (its SHA-256 for our
-    /// `sessions`, the token itself for Auth.js), if the session is live
-    /// and the user not deleted. `None` when the sign-in uses no table.
+    /// The user session token `$1` (its SHA-256 for our `sessions`, the
+    /// token itself for Auth.js) signs in, if the session is live and the
+    /// user exists, deleted or not (each route decides what a deleted user
+    /// may do). `None` when the sign-in uses no table.
     pub session_user: Option<Statement>,
+    /// User `$1`'s deletion as the signed-in user sees it (`$2` retention
+    /// days): deleted-at and purge-after (null when active), and whether
+    /// it is restorable (the user's own deletion, in its grace period). No
+    /// row when there is no such user.
+    pub deletion_state: Statement,
+    /// Restores user `$1` (`$2` retention days) if it is soft-deleted and
+    /// inside its grace period, and, for `own`, only if the user made the
+    /// deletion; returns the id and address. The purge's re-check on its
+    /// locked row keeps the two from both winning, as with the link.
+    pub restore_own: String,
+    pub restore_any: String,
+    /// User `$1` (`$2` retention days) locked for an operator's action:
+    /// id, address, deleted-at, purge-after, whether the user made the
+    /// deletion, whether it is in its grace period.
+    pub lock_account: String,
+    /// The id of the user with address `$1`, if any.
+    pub account_by_email: String,
+    /// User `$1`'s deleted-at, purge-after (`$2` retention days) and
+    /// whether the user made the deletion, for support's view.
+    pub account_state: String,
+    /// Whether user `$1` exists.
+    pub account_exists: String,
+    /// Records the soft-deleted accounts the app deleted by itself (no
+    /// deletion of theirs in the history) as deleted by the app.
+    pub record_app_deletions: String,
     /// When the account recovery token `$1` can restore will be purged
     /// (`$2` retention days).
     pub recoverable_until: Statement,
@@ -66,10 +103,13 @@ pub struct Statements {
     pub queue_reminders: String,
     /// One purge batch; see [`purge_batch`] for its shape.
     pub purge_batch: Statement,
+    /// The names of the blocking keys along which rows reference user `$1`
+    /// (text[]; empty when none do).
+    pub blocked_by: String,
     /// Expired accounts at cutoff `$1`: how many the purge can delete, how
     /// many are blocked, how many each blocking path blocks, how many are
-    /// overdue (`$2` hours past the cutoff) and the oldest one's seconds past
-    /// its retention.
+    /// overdue (`$2` hours past the cutoff), the oldest one's seconds past
+    /// its retention, and how many are held (none of the others).
     pub count_expired: String,
     /// Soft-deleted accounts still in their grace period at cutoff `$1`.
     pub count_pending: String,
@@ -88,6 +128,17 @@ impl Statements {
                 .sessions
                 .as_ref()
                 .map(|sessions| Statement::new(session_user(&t, sessions))),
+            deletion_state: Statement::new(deletion_state(&t)),
+            restore_own: restore_by_id(&t, true),
+            restore_any: restore_by_id(&t, false),
+            lock_account: lock_account(&t),
+            account_by_email: account_by_email(&t),
+            account_state: account_state(&t),
+            account_exists: format!(
+                "select exists (select 1 from {} u where u.{} = $1::{})",
+                t.users, t.id, t.id_type
+            ),
+            record_app_deletions: record_app_deletions(&t),
             recoverable_until: Statement::new(recoverable_until(&t)),
             recover: recover(&t),
             email_account: email_account(&t),
@@ -99,6 +150,7 @@ impl Statements {
                 records,
             )),
             count_expired: count_expired(&t, &catalog.blocking),
+            blocked_by: blocked_by(&t, &catalog.blocking),
             count_pending: count_pending(&t),
             make_due: make_due(&t),
             catalog,
@@ -145,6 +197,14 @@ impl Names {
     /// like any other; there is just no email to send it.
     fn address_of(&self, alias: &str) -> String {
         format!("nullif(btrim({alias}.{}::text), '')", self.email)
+    }
+
+    /// No hold keeps user `alias` (an index probe of `holds`' key).
+    fn not_held(&self, alias: &str) -> String {
+        format!(
+            "not exists (select 1 from account_deletion.holds h where h.user_id = {alias}.{}::text)",
+            self.id
+        )
     }
 
     /// `exists (…)`: the user made the deletion `alias` is in now through
@@ -254,12 +314,7 @@ fn delete_account(t: &Names, catalog: &Catalog, records: Records) -> String {
 }
 
 fn session_user(t: &Names, sessions: &schema::Sessions) -> String {
-    let Names {
-        users,
-        id,
-        deleted_at,
-        ..
-    } = t;
+    let Names { users, id, .. } = t;
     let (token, user, expires) = match sessions.kind {
         SessionTable::Ours => ("token_hash", "user_id", "expires_at"),
         SessionTable::Authjs => ("\"sessionToken\"", "\"userId\"", "\"expires\""),
@@ -269,8 +324,116 @@ fn session_user(t: &Names, sessions: &schema::Sessions) -> String {
         "select s.{user}::text
          from {table} s
          join {users} u on u.{id} = s.{user}
-         where s.{token} = $1 and s.{expires} > {now} and u.{deleted_at} is null",
+         where s.{token} = $1 and s.{expires} > {now}",
         table = sessions.table.quoted()
+    )
+}
+
+fn deletion_state(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    let deleted_at_tz = t.deleted_at_of("u");
+    let in_retention = t.as_column("now() - make_interval(days => $2)");
+    let made_by_user = t.made_by_user("u");
+    format!(
+        "select {deleted_at_tz}, {deleted_at_tz} + make_interval(days => $2),
+                coalesce(u.{deleted_at} > {in_retention} and {made_by_user}, false)
+         from {users} u where u.{id} = $1::{id_type}"
+    )
+}
+
+fn restore_by_id(t: &Names, own: bool) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    let in_retention = t.as_column("now() - make_interval(days => $2)");
+    let address = t.address_of("u");
+    let made_by_user = if own {
+        format!("\n           and {}", t.made_by_user("u"))
+    } else {
+        String::new()
+    };
+    format!(
+        "update {users} u set {deleted_at} = null
+         where u.{id} = $1::{id_type}
+           and u.{deleted_at} > {in_retention}{made_by_user}
+         returning u.{id}::text, {address}"
+    )
+}
+
+fn lock_account(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    let deleted_at_tz = t.deleted_at_of("u");
+    let in_retention = t.as_column("now() - make_interval(days => $2)");
+    let made_by_user = t.made_by_user("u");
+    let address = t.address_of("u");
+    format!(
+        "select u.{id}::text, {address}, {deleted_at_tz}, {deleted_at_tz} + make_interval(days => $2),
+                coalesce({made_by_user}, false), coalesce(u.{deleted_at} > {in_retention}, false)
+         from {users} u where u.{id} = $1::{id_type}
+         for update of u"
+    )
+}
+
+fn account_state(t: &Names) -> String {
+    let Names {
+        users, id, id_type, ..
+    } = t;
+    let deleted_at_tz = t.deleted_at_of("u");
+    let made_by_user = t.made_by_user("u");
+    format!(
+        "select {deleted_at_tz}, {deleted_at_tz} + make_interval(days => $2), coalesce({made_by_user}, false)
+         from {users} u where u.{id} = $1::{id_type}"
+    )
+}
+
+fn account_by_email(t: &Names) -> String {
+    let Names {
+        users, id, email, ..
+    } = t;
+    // Exactly as stored, then as typed differently (case, spaces): support
+    // reads an address off a ticket.
+    format!(
+        "select u.{id}::text from {users} u
+         where u.{email} = $1 or lower(btrim(u.{email}::text)) = lower(btrim($1))
+         order by u.{email} = $1 desc
+         limit 1"
+    )
+}
+
+fn record_app_deletions(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        ..
+    } = t;
+    let deleted_at_tz = t.deleted_at_of("u");
+    format!(
+        "insert into account_deletion.history (user_id, at, action, by, for_deleted_at)
+         select u.{id}::text, {deleted_at_tz}, 'deleted', 'app', {deleted_at_tz}
+         from {users} u
+         where u.{deleted_at} is not null
+           and not exists (
+               select 1 from account_deletion.history h
+               where h.user_id = u.{id}::text and h.action = 'deleted'
+                 and h.for_deleted_at = {deleted_at_tz}
+           )"
     )
 }
 
@@ -382,12 +545,14 @@ fn queue_reminders(t: &Names) -> String {
 }
 
 /// One batch: claim up to `$2` expired accounts at or above the floor `$3`
-/// that nobody else holds, delete them (re-checking the cutoff on the locked
-/// rows), book them on the ledger row of worker `$5` of run `$4` if the run
-/// still holds the lease, and report whether it did, how many went and the
-/// newest `deleted_at` among them. One statement, sent with the batch's
-/// limits in one round trip and run as its own transaction
-/// ([`db::Statement`]).
+/// (all of them, or only user `$6` when it is not null) that nobody else
+/// holds and no hold keeps, delete them (re-checking the cutoff on the
+/// locked rows), book them on the ledger row of worker `$5` of run `$4` if
+/// the run still holds the lease, and report whether it did, how many went
+/// and the newest `deleted_at` among them. One message, sent with the
+/// batch's limits in one round trip and run as its own transaction
+/// ([`db::Statement`]); erasing one account now runs the same one, with
+/// the cutoff at infinity, inside the operator's transaction.
 ///
 /// The shape is what keeps every batch as cheap as the first:
 /// - `order by deleted_at` is answered by walking the partial index (no sort
@@ -408,6 +573,14 @@ fn queue_reminders(t: &Names) -> String {
 /// - Our own rows about each account (outbox, and through it recovery
 ///   tokens) go in the same statement, and so do Auth.js's sign-in links to
 ///   its address (`"VerificationToken"`, with the `prisma` preset).
+/// - Its message first takes the purge gate ([`GATE_SHARED`], sent with the
+///   batch's limits), in a statement of its own, so that this statement's
+///   snapshot is taken after the gate is granted: a hold placed while a run
+///   is under way takes the gate exclusively, waits for the batches in
+///   flight and keeps new ones out until it commits, and every later batch
+///   then sees it. (One statement could not: its snapshot predates any lock
+///   it waits for.)
+/// - Held accounts are left out like blocked ones; the purge counts them.
 /// - Nothing is claimed unless the run still holds the lease: a run that
 ///   outlived it (another run took over) deletes nothing and books nothing,
 ///   so the batch needs no rollback.
@@ -433,6 +606,8 @@ fn purge_batch(
     let cutoff = t.as_column("$1");
     let floor = t.as_column("coalesce($3, '-infinity'::timestamptz)");
     let deleted_at_tz = t.deleted_at_of("u");
+    let id_type = t.id_type;
+    let not_held = t.not_held("u");
     let not_blocked: String = blocking.iter().fold(String::new(), |mut sql, path| {
         sql.push_str("\n      and not ");
         sql.push_str(&referenced_along(path, "u"));
@@ -489,7 +664,9 @@ with lease as (
     from {users} u
     where u.{deleted_at} <= {cutoff}
       and u.{deleted_at} >= {floor}
-      and exists (select 1 from lease){not_blocked}
+      and ($6::text is null or u.{id} = $6::{id_type})
+      and exists (select 1 from lease)
+      and {not_held}{not_blocked}
     order by u.{deleted_at}
     limit $2
     for update of u skip locked
@@ -525,36 +702,73 @@ fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
     let cutoff = t.as_column("$1");
     let overdue_before = t.as_column("$1 - make_interval(hours => $2)");
     let deleted_at_tz = t.deleted_at_of("u");
-    // Overdue: still here `$2` hours after the retention ended; the oldest
-    // one's age past its retention, in seconds.
-    let overdue = "count(*) filter (where overdue),
-         case when bool_or(overdue) then extract(epoch from $1 - min(deleted_at))::int8 end";
-    let expired = format!(
-        "select u.{deleted_at} <= {overdue_before} as overdue, {deleted_at_tz} as deleted_at"
-    );
-    if blocking.is_empty() {
-        return format!(
-            "select count(*), 0::int8, '{{}}'::int8[], {overdue}
-             from ({expired} from {users} u where u.{deleted_at} <= {cutoff}) expired"
-        );
-    }
-    let flags: Vec<String> = blocking
+    let held = t.not_held("u");
+    let flags = blocking
         .iter()
         .enumerate()
-        .map(|(i, path)| format!("{} as b{i}", referenced_along(path, "u")))
-        .collect();
-    let any: Vec<String> = (0..blocking.len()).map(|i| format!("b{i}")).collect();
-    let each: Vec<String> = (0..blocking.len())
-        .map(|i| format!("count(*) filter (where b{i})"))
-        .collect();
+        .fold(String::new(), |mut flags, (i, path)| {
+            let _ = write!(flags, ", {} as b{i}", referenced_along(path, "u"));
+            flags
+        });
+    let any = if blocking.is_empty() {
+        "false".to_owned()
+    } else {
+        (0..blocking.len())
+            .map(|i| format!("b{i}"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let each = if blocking.is_empty() {
+        "'{}'::int8[]".to_owned()
+    } else {
+        let counts: Vec<String> = (0..blocking.len())
+            .map(|i| format!("count(*) filter (where not held and b{i})"))
+            .collect();
+        format!("array[{}]::int8[]", counts.join(", "))
+    };
+    // A held account is neither deletable, nor blocked, nor overdue: the
+    // purge leaves it on purpose. Overdue: still here `$2` hours after the
+    // retention ended; the oldest one's age past its retention, in seconds.
     format!(
-        "select count(*) filter (where not ({any})), count(*) filter (where {any}), array[{each}]::int8[],
-                {overdue}
-         from ({expired}, {flags} from {users} u where u.{deleted_at} <= {cutoff}) expired",
-        any = any.join(" or "),
-        each = each.join(", "),
-        flags = flags.join(", "),
+        "select count(*) filter (where not held and not ({any})),
+                count(*) filter (where not held and ({any})),
+                {each},
+                count(*) filter (where not held and overdue),
+                extract(epoch from $1 - min(deleted_at) filter (where not held and overdue))::int8,
+                count(*) filter (where held)
+         from (select u.{deleted_at} <= {overdue_before} as overdue, {deleted_at_tz} as deleted_at,
+                      not {held} as held{flags}
+               from {users} u where u.{deleted_at} <= {cutoff}) expired"
     )
+}
+
+fn blocked_by(t: &Names, blocking: &[BlockingPath]) -> String {
+    let Names {
+        users, id, id_type, ..
+    } = t;
+    let names: Vec<String> = blocking
+        .iter()
+        .map(|path| {
+            format!(
+                "case when {} then {} end",
+                referenced_along(path, "u"),
+                text_literal(path.constraint().as_str())
+            )
+        })
+        .collect();
+    if names.is_empty() {
+        return "select '{}'::text[]".to_owned();
+    }
+    format!(
+        "select array_remove(array[{}], null) from {users} u where u.{id} = $1::{id_type}",
+        names.join(", ")
+    )
+}
+
+/// A constant the catalog gave us (a constraint's name), as an SQL string
+/// that reads the same whatever `standard_conforming_strings` says.
+fn text_literal(text: &str) -> String {
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 fn make_due(t: &Names) -> String {

@@ -47,12 +47,16 @@ pub struct Health {
     pub problems: Vec<&'static str>,
     /// Soft-deleted accounts in their grace period.
     pub pending: i64,
-    /// Accounts past their retention, still present (blocked ones included).
+    /// Accounts past their retention, still present (blocked ones included,
+    /// held ones not: they are not due while the hold stands).
     pub due: i64,
     pub overdue: u64,
     pub oldest_overdue_seconds: Option<i64>,
     pub blocked: i64,
     pub blocked_by: Vec<String>,
+    /// Accounts past their retention that an operator holds: left alone on
+    /// purpose, not a problem.
+    pub held: i64,
     pub last_completed_purge: Option<String>,
     pub last_completed_purge_age_seconds: Option<i64>,
     pub emails_pending: i64,
@@ -82,7 +86,7 @@ pub async fn check(
     ): Ours = db::query_as(
         "select now(), now() - make_interval(days => $1),
                 (select max(finished_at) from account_deletion.purge_runs
-                 where status = 'completed' and not dry_run),
+                 where status = 'completed' and not dry_run and kind = 'scheduled'),
                 (select min(installed_on) from account_deletion._sqlx_migrations),
                 (select count(*) from account_deletion.email_outbox where status = 'pending'),
                 (select count(*) from account_deletion.email_outbox
@@ -133,6 +137,7 @@ pub async fn check(
         oldest_overdue_seconds: expired.overdue.oldest_seconds,
         blocked: expired.blocked,
         blocked_by: expired.blocked_by,
+        held: expired.held,
         last_completed_purge: last_completed
             .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
         last_completed_purge_age_seconds: last_completed.map(|at| (now - at).num_seconds()),

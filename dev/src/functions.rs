@@ -4,13 +4,19 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use account_deletion::config::{AccountConfig, CronConfig, EmailCronConfig, StatusConfig};
+use account_deletion::config::{
+    AccountConfig, AdminConfig, CronConfig, EmailCronConfig, StatusConfig, SupportConfig,
+};
 use account_deletion::db::{self, Limits};
+use account_deletion::routes::admin_accounts::AdminAccounts;
 use account_deletion::routes::delete_account::DeleteAccount;
+use account_deletion::routes::deletion_status::DeletionStatus;
 use account_deletion::routes::purge_users::PurgeUsers;
 use account_deletion::routes::recover_account::RecoverAccount;
+use account_deletion::routes::restore_account::RestoreAccount;
 use account_deletion::routes::send_emails::SendEmails;
 use account_deletion::routes::status::Status;
+use account_deletion::support::Support;
 use account_deletion::web;
 use bytes::Bytes;
 use http::StatusCode;
@@ -23,6 +29,9 @@ use crate::settings::DevSettings;
 pub const PATHS: &[(&str, &str)] = &[
     ("/api/account/delete", "api/account/delete.rs"),
     ("/api/account/recover", "api/account/recover.rs"),
+    ("/api/account/deletion", "api/account/deletion.rs"),
+    ("/api/account/restore", "api/account/restore.rs"),
+    ("/api/admin/accounts", "api/admin/accounts.rs"),
     (
         "/api/cron/permanent-delete-users",
         "api/cron/permanent-delete-users.rs",
@@ -35,6 +44,12 @@ pub const PATHS: &[(&str, &str)] = &[
 pub struct Functions {
     delete: DeleteAccount,
     recover: RecoverAccount,
+    deletion: DeletionStatus,
+    restore: RestoreAccount,
+    admin: AdminAccounts,
+    /// Support's tools, for `cargo dev account` on the embedded database
+    /// (`None` while the settings they need are invalid).
+    support: Option<Arc<Support>>,
     purge: PurgeUsers,
     send_emails: SendEmails,
     status: Status,
@@ -49,6 +64,12 @@ impl Functions {
         Self {
             delete: DeleteAccount::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
             recover: RecoverAccount::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
+            deletion: DeletionStatus::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
+            restore: RestoreAccount::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
+            admin: AdminAccounts::with_pool(AdminConfig::from_lookup(&lookup), pool.clone()),
+            support: SupportConfig::from_lookup(&lookup)
+                .ok()
+                .map(|config| Arc::new(Support::new(config, Some(pool.clone())))),
             purge: PurgeUsers::with_pool(CronConfig::from_lookup(&lookup), pool.clone()),
             send_emails: SendEmails::with_pool(EmailCronConfig::from_lookup(&lookup), pool.clone()),
             status: Status::with_pool(StatusConfig::from_lookup(&lookup), pool.clone()),
@@ -62,6 +83,9 @@ impl Functions {
         let response = match path.as_str() {
             "/api/account/delete" => self.delete.handle(request).await,
             "/api/account/recover" => self.recover.handle(request).await,
+            "/api/account/deletion" => self.deletion.handle(request).await,
+            "/api/account/restore" => self.restore.handle(request).await,
+            "/api/admin/accounts" => self.admin.handle(request).await,
             "/api/cron/permanent-delete-users" => self.purge.handle(request).await,
             "/api/cron/send-emails" => self.send_emails.handle(request).await,
             "/api/status" => self.status.handle(request).await,
@@ -69,6 +93,7 @@ impl Functions {
             "/_dev/seed" if method == http::Method::POST => {
                 self.seed(query_param(&request, "email")).await
             }
+            "/_dev/account" if method == http::Method::POST => self.account(&request).await,
             "/_dev/backdate" if method == http::Method::POST => {
                 self.backdate(
                     query_param(&request, "email"),
@@ -123,6 +148,36 @@ impl Functions {
                 eprintln!("seed failed: {error}");
                 text(StatusCode::INTERNAL_SERVER_ERROR, "seed failed")
             }
+        }
+    }
+
+    /// `cargo dev account` on the embedded database, which only this process
+    /// can open: `?who=…&command=…[&reason=…]`, run by the same calls.
+    async fn account(&self, request: &web::Request) -> web::Response {
+        let Some(support) = &self.support else {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "support's settings are invalid; the dev server said which at start",
+            );
+        };
+        let who = query_param(request, "who").unwrap_or_default();
+        let mut words = vec![query_param(request, "command").unwrap_or_default()];
+        words.extend(query_param(request, "reason"));
+        let words: Vec<&str> = words
+            .iter()
+            .map(String::as_str)
+            .filter(|w| !w.is_empty())
+            .collect();
+        let answer = match crate::account::parse(&who, &words) {
+            Ok((who, command)) => crate::account::run(support, &who, &command).await,
+            Err(error) => Err(error),
+        };
+        match answer {
+            Ok(view) => web::json(StatusCode::OK, &view),
+            Err(error) => web::json(
+                StatusCode::CONFLICT,
+                &serde_json::json!({ "error": format!("{error:#}") }),
+            ),
         }
     }
 

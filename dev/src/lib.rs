@@ -6,6 +6,7 @@
 //! This crate is a workspace member of its own so that nothing here (the
 //! embedded database, the cron parser) is compiled into a function.
 
+pub mod account;
 pub mod client;
 pub mod crons;
 pub mod database;

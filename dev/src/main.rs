@@ -9,18 +9,21 @@
 //!                           an existing users table that lacks them
 //! cargo dev seed [email]    a session for a new demo user, or for `email` (server must be running)
 //! cargo dev backdate <email> [days]   make a deleted account look deleted `days` (31) ago
+//! cargo dev account <email | user id> [show | restore | resend-link | hold <reason> | release | erase-now]
+//!                           support's actions, against DATABASE_URL (or the running server's
+//!                           embedded database)
 //! ```
 
 use std::process::ExitCode;
 
 use account_deletion_dev::settings::DevSettings;
-use account_deletion_dev::{client, crons, database, functions, mailbox};
+use account_deletion_dev::{account, client, crons, database, functions, mailbox};
 use std::str::FromStr;
 
 use account_deletion::db;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-const USAGE: &str = "usage: cargo dev [serve | cron <path> | migrate [--add-deleted-at] | forget --from <url> | seed [email] | backdate <email> [days]]";
+const USAGE: &str = "usage: cargo dev [serve | cron <path> | migrate [--add-deleted-at] | forget --from <url> | seed [email] | backdate <email> [days] | account <email | user id> [action]]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -36,6 +39,7 @@ async fn main() -> ExitCode {
         ["seed", email] => seed(Some(email)).await,
         ["backdate", email] => backdate(email, "31").await,
         ["backdate", email, days] => backdate(email, days).await,
+        ["account", who, rest @ ..] => account(who, rest).await,
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(())
@@ -175,9 +179,14 @@ fn banner(
             job.schedule.next_after(chrono::Utc::now())
         );
     }
-    println!(
-        "  functions  /api/account/delete  /api/account/recover  /api/cron/permanent-delete-users  /api/cron/send-emails  /api/status"
-    );
+    let paths: Vec<&str> = functions::PATHS.iter().map(|(path, _)| *path).collect();
+    println!("  functions  {}", paths.join("  "));
+    if std::env::var("ADMIN_SECRET").is_err() {
+        println!(
+            "  ADMIN_SECRET {} (generated; kept in .dev-data/admin-secret)",
+            settings.get("ADMIN_SECRET").unwrap_or_default()
+        );
+    }
     println!();
     println!("try:");
     println!(
@@ -317,6 +326,50 @@ async fn backdate(email: &str, days: &str) -> anyhow::Result<()> {
         anyhow::bail!("no deleted account with email {email}");
     }
     println!("{email}: deleted_at is now {days} days ago");
+    Ok(())
+}
+
+/// Support's actions: straight against `DATABASE_URL` when it is set,
+/// otherwise through the running dev server (the embedded database is its
+/// own); the same library calls either way.
+async fn account(who: &str, rest: &[&str]) -> anyhow::Result<()> {
+    let (parsed_who, command) = account::parse(who, rest)?;
+    let settings = DevSettings::load()?;
+    let view = if settings.get("DATABASE_URL").is_some() {
+        account_deletion::telemetry::init();
+        let config =
+            account_deletion::config::SupportConfig::from_lookup(&|name| settings.get(name))
+                .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(3)
+            .connect_with(db::connect_options(config.database.clone()))
+            .await?;
+        let support = account_deletion::support::Support::new(config, Some(pool));
+        serde_json::to_value(account::run(&support, &parsed_who, &command).await?)?
+    } else {
+        let (command, reason) = match rest {
+            [] => ("show", None),
+            [command] => (*command, None),
+            [command, reason, ..] => (*command, Some(*reason)),
+        };
+        let reason = reason.map_or(String::new(), |reason| {
+            format!("&reason={}", encode(reason))
+        });
+        let path = format!(
+            "/_dev/account?who={}&command={}{reason}",
+            encode(who),
+            encode(command)
+        );
+        let answer = client::call(settings.port, http::Method::POST, &path, &[]).await?;
+        let body: serde_json::Value = serde_json::from_str(&answer.body).map_err(|_| {
+            anyhow::anyhow!("the dev server answered {}: {}", answer.status, answer.body)
+        })?;
+        if answer.status != http::StatusCode::OK {
+            anyhow::bail!("{}", body["error"].as_str().unwrap_or(&answer.body));
+        }
+        body
+    };
+    println!("{}", serde_json::to_string_pretty(&view)?);
     Ok(())
 }
 

@@ -33,8 +33,13 @@ impl DevSettings {
         let mut defaults = HashMap::new();
         let mut generated_cron_secret = false;
         if std::env::var("CRON_SECRET").is_err() {
-            defaults.insert("CRON_SECRET", stored_or_new_secret(&root)?);
+            defaults.insert("CRON_SECRET", stored_or_new_secret(&root, "cron-secret")?);
             generated_cron_secret = true;
+        }
+        // The admin route's own secret (at least 32 characters, not the
+        // cron secret's), so that it works locally too.
+        if std::env::var("ADMIN_SECRET").is_err() {
+            defaults.insert("ADMIN_SECRET", stored_or_new_secret(&root, "admin-secret")?);
         }
         defaults.insert("APP_URL", format!("http://127.0.0.1:{port}"));
         defaults.insert(
@@ -97,11 +102,11 @@ pub fn project_root() -> anyhow::Result<PathBuf> {
         })
 }
 
-fn stored_or_new_secret(root: &Path) -> anyhow::Result<String> {
-    let file = root.join(DATA_DIR).join("cron-secret");
+fn stored_or_new_secret(root: &Path, name: &str) -> anyhow::Result<String> {
+    let file = root.join(DATA_DIR).join(name);
     if let Ok(secret) = std::fs::read_to_string(&file) {
         let secret = secret.trim().to_owned();
-        if secret.len() >= 16 {
+        if secret.len() >= 48 || (name == "cron-secret" && secret.len() >= 16) {
             return Ok(secret);
         }
     }

@@ -7,18 +7,24 @@ use http::HeaderMap;
 use sqlx::PgPool;
 
 use super::Refusal;
-use super::credentials::{AUTHJS_SESSION_COOKIES, Credential, TrustedOrigins, bearer_or_cookie};
+use super::credentials::{
+    AUTHJS_SESSION_COOKIES, Credential, Purpose, TrustedOrigins, bearer_or_cookie,
+};
 use crate::db::Limits;
 use crate::schema::UserId;
 use crate::sql::Statements;
 
 /// The session token, from the bearer header or (from a trusted origin) the
 /// session cookie.
-pub(super) fn token(headers: &HeaderMap, trusted: &TrustedOrigins) -> Result<String, Refusal> {
+pub(super) fn token(
+    headers: &HeaderMap,
+    trusted: &TrustedOrigins,
+    purpose: Purpose,
+) -> Result<String, Refusal> {
     let token = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES)? {
         // Refused before the token is looked at, so a forged request learns
         // nothing about it.
-        Some(Credential::Cookie { .. }) if !trusted.allow(headers) => {
+        Some(Credential::Cookie { .. }) if !trusted.allows(headers, purpose) => {
             return Err(Refusal::ForbiddenOrigin);
         }
         Some(Credential::Bearer(token) | Credential::Cookie { token, .. }) => token,

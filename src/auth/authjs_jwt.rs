@@ -24,7 +24,9 @@ use subtle::ConstantTimeEq;
 
 use super::Refusal;
 use super::claims::{self, Claims};
-use super::credentials::{AUTHJS_SESSION_COOKIES, Credential, TrustedOrigins, bearer_or_cookie};
+use super::credentials::{
+    AUTHJS_SESSION_COOKIES, Credential, Purpose, TrustedOrigins, bearer_or_cookie,
+};
 
 /// `AUTH_SECRET`: one secret, or several comma-separated during a rotation
 /// (the first is the one Auth.js encrypts with; all decrypt).
@@ -57,11 +59,12 @@ impl fmt::Debug for AuthSecrets {
 pub(super) fn subject(
     headers: &HeaderMap,
     trusted: &TrustedOrigins,
+    purpose: Purpose,
     secrets: &AuthSecrets,
 ) -> Result<String, Refusal> {
     let (token, cookie) = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES)? {
         Some(Credential::Bearer(token)) => (token, None),
-        Some(Credential::Cookie { .. }) if !trusted.allow(headers) => {
+        Some(Credential::Cookie { .. }) if !trusted.allows(headers, purpose) => {
             return Err(Refusal::ForbiddenOrigin);
         }
         Some(Credential::Cookie { name, token }) => (token, Some(name)),

@@ -130,19 +130,33 @@ impl TrustedOrigins {
         Self(origins)
     }
 
-    /// Whether the request names one of them in `Origin`. A request without
-    /// `Origin` is refused: browsers send it with every cross-origin request
-    /// and every `POST`, so only a non-browser client omits it, and such a
-    /// client can send a bearer header instead.
-    pub(super) fn allow(&self, headers: &HeaderMap) -> bool {
+    /// Whether a cookie may sign this request in, by its `Origin`. A change
+    /// needs one of the trusted origins: browsers send `Origin` with every
+    /// cross-origin request and every `POST`, so only a non-browser client
+    /// omits it, and such a client can send a bearer header instead. A read
+    /// may also come without `Origin` (browsers omit it on a same-origin
+    /// `GET`, as the app's own banner sends it); a foreign page can make the
+    /// browser send the cookie with a `GET` but can never read its answer,
+    /// and a read changes nothing.
+    pub(super) fn allows(&self, headers: &HeaderMap, purpose: Purpose) -> bool {
         let mut values = headers.get_all(ORIGIN).iter();
-        match (values.next(), values.next()) {
-            (Some(origin), None) => origin
+        match (values.next(), values.next(), purpose) {
+            (Some(origin), None, _) => origin
                 .to_str()
                 .is_ok_and(|origin| self.0.iter().any(|trusted| trusted == origin)),
+            (None, None, Purpose::Read) => true,
             _ => false,
         }
     }
+}
+
+/// What a signed-in request is for: the cookie's origin rule depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// It changes the account (delete, restore).
+    Change,
+    /// It only reads (the deletion state).
+    Read,
 }
 
 #[cfg(test)]
@@ -254,8 +268,9 @@ mod tests {
             &AppUrl::parse("https://app.test/base").unwrap(),
             &AllowedOrigins::parse("https://admin.test").unwrap(),
         );
-        assert!(trusted.allow(&headers(&[("origin", "https://app.test")])));
-        assert!(trusted.allow(&headers(&[("origin", "https://admin.test")])));
+        let allow = |headers: &HeaderMap| trusted.allows(headers, Purpose::Change);
+        assert!(allow(&headers(&[("origin", "https://app.test")])));
+        assert!(allow(&headers(&[("origin", "https://admin.test")])));
         for refused in [
             vec![],
             vec![("origin", "null")],
@@ -267,7 +282,13 @@ mod tests {
                 ("origin", "https://evil.test"),
             ],
         ] {
-            assert!(!trusted.allow(&headers(&refused)), "{refused:?}");
+            assert!(!allow(&headers(&refused)), "{refused:?}");
         }
+        // A read may come without `Origin` (a same-origin GET), never from
+        // an untrusted one.
+        let read = |headers: &HeaderMap| trusted.allows(headers, Purpose::Read);
+        assert!(read(&HeaderMap::new()));
+        assert!(read(&headers(&[("origin", "https://app.test")])));
+        assert!(!read(&headers(&[("origin", "https://evil.test")])));
     }
 }

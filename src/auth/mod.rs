@@ -41,7 +41,7 @@ use crate::sql::Statements;
 use crate::web::ApiError;
 
 pub use authjs_jwt::AuthSecrets;
-pub use credentials::TrustedOrigins;
+pub use credentials::{Purpose, TrustedOrigins};
 pub use jwks::JwksUrl;
 pub use jwt::{HmacSecret, JwtSettings, KeySource};
 
@@ -140,14 +140,19 @@ impl SignIn {
     /// database: a request with no credentials, a cookie from an untrusted
     /// origin or a token that does not verify is refused here, before the
     /// function touches the database at all.
-    pub async fn present(&self, headers: &HeaderMap) -> Result<Presented, Refusal> {
+    pub async fn present(
+        &self,
+        headers: &HeaderMap,
+        purpose: Purpose,
+    ) -> Result<Presented, Refusal> {
         match &self.mode {
             Mode::Sessions => sessions::token(headers).map(Presented::SessionHash),
             Mode::AuthjsDatabase => {
-                authjs_database::token(headers, &self.trusted).map(Presented::SessionToken)
+                authjs_database::token(headers, &self.trusted, purpose).map(Presented::SessionToken)
             }
             Mode::AuthjsJwt(secrets) => {
-                authjs_jwt::subject(headers, &self.trusted, secrets).map(Presented::Subject)
+                authjs_jwt::subject(headers, &self.trusted, purpose, secrets)
+                    .map(Presented::Subject)
             }
             Mode::Jwt(verifier) => jwt::subject(headers, verifier)
                 .await

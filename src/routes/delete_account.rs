@@ -12,10 +12,10 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::accounts;
+use crate::auth::Purpose;
 use crate::config::{AccountConfig, ConfigErrors};
-use crate::cors::AllowedOrigins;
 use crate::routes::{AccountState, Configured, statements};
-use crate::web::{ApiError, Background, Request, Response, json, method_not_allowed};
+use crate::web::{ApiError, Background, Request, Response, json};
 
 const ALLOWED: &[Method] = &[Method::OPTIONS, Method::POST];
 
@@ -48,28 +48,15 @@ impl DeleteAccount {
     }
 
     pub async fn handle(&self, request: Request) -> Response {
-        let origin = AllowedOrigins::origin_of(request.headers());
-        let ready = match self.state.ready() {
-            Ok(ready) => ready,
-            Err(error) => return error.into_response(),
-        };
-        let mut response = Self::respond(ready, request)
-            .await
-            .unwrap_or_else(ApiError::into_response);
-        ready.cors.decorate(origin.as_ref(), &mut response);
-        response
+        self.state.serve(request, ALLOWED, Self::respond).await
     }
 
     async fn respond(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
-        if request.method() == Method::OPTIONS {
-            let origin = AllowedOrigins::origin_of(request.headers());
-            return Ok(ready.cors.preflight(origin.as_ref(), "OPTIONS, POST"));
-        }
-        if let Some(error) = method_not_allowed(request.method(), ALLOWED) {
-            return Err(error);
-        }
         // Credentials first: a request without valid ones costs no query.
-        let presented = ready.sign_in.present(request.headers()).await?;
+        let presented = ready
+            .sign_in
+            .present(request.headers(), Purpose::Change)
+            .await?;
         let sql = statements("account-delete", &ready.tables, &ready.pool).await?;
         let user = ready.sign_in.user(presented, &ready.pool, &sql).await?;
         let deletion = accounts::delete(&ready.pool, &sql, &user, ready.retention)

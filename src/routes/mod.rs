@@ -1,14 +1,20 @@
 //! One module per Vercel function, each exposing a route built once per
 //! process and a `handle` that turns a request into a response.
 
+pub mod admin_accounts;
 pub mod delete_account;
+pub mod deletion_status;
 mod protected;
 pub mod purge_users;
 pub mod recover_account;
+pub mod restore_account;
 pub mod send_emails;
 pub mod status;
 
+use std::future::Future;
 use std::sync::Arc;
+
+use http::Method;
 
 use sqlx::PgPool;
 
@@ -21,7 +27,7 @@ use crate::outbox::{self, PendingEmail};
 use crate::rate_limit::Limiter;
 use crate::schema::SchemaError;
 use crate::sql::{AppTables, Records, Statements};
-use crate::web::{ApiError, Background};
+use crate::web::{ApiError, Background, Request, Response, method_not_allowed};
 use crate::webhook::Webhook;
 
 /// A route's ready state, or why it has none. A misconfigured route still
@@ -98,6 +104,40 @@ pub(crate) struct AccountState {
     pub(crate) limiter: Limiter,
     /// Where the pages' "Sign in" link points.
     pub(crate) sign_in_url: SignInUrl,
+}
+
+impl Configured<AccountState> {
+    /// Serves an account route: 500 while misconfigured, the CORS preflight
+    /// for `OPTIONS`, 405 for a method not in `allowed`, otherwise
+    /// `respond`'s answer; every answer with the CORS headers a listed
+    /// origin gets.
+    pub(crate) async fn serve<'a, F, Fut>(
+        &'a self,
+        request: Request,
+        allowed: &'static [Method],
+        respond: F,
+    ) -> Response
+    where
+        F: FnOnce(&'a AccountState, Request) -> Fut,
+        Fut: Future<Output = Result<Response, ApiError>>,
+    {
+        let origin = AllowedOrigins::origin_of(request.headers());
+        let ready = match self.ready() {
+            Ok(ready) => ready,
+            Err(error) => return error.into_response(),
+        };
+        let mut response = if request.method() == Method::OPTIONS {
+            ready.cors.preflight(origin.as_ref(), allowed)
+        } else if let Some(error) = method_not_allowed(request.method(), allowed) {
+            error.into_response()
+        } else {
+            respond(ready, request)
+                .await
+                .unwrap_or_else(ApiError::into_response)
+        };
+        ready.cors.decorate(origin.as_ref(), &mut response);
+        response
+    }
 }
 
 impl AccountState {

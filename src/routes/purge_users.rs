@@ -154,6 +154,8 @@ struct PurgeBody {
     blocked: u64,
     /// Those keys, by name.
     blocked_by: Vec<String>,
+    /// Expired accounts an operator holds; left alone, not a problem.
+    held: u64,
     /// Accounts still present a purge interval (`OVERDUE_AFTER_HOURS`) after
     /// their retention ended, and how long past it the oldest one is.
     overdue: u64,
@@ -184,6 +186,7 @@ impl From<&PurgeOutcome> for PurgeBody {
             remaining: outcome.remaining,
             blocked: outcome.blocked,
             blocked_by: outcome.blocked_by.clone(),
+            held: outcome.held,
             overdue: outcome.overdue.count,
             oldest_overdue_seconds: outcome.overdue.oldest_seconds,
             dry_run: outcome.dry_run,

@@ -10,12 +10,11 @@ use sqlx::PgPool;
 
 use crate::app_url::SignInUrl;
 use crate::config::{AccountConfig, ConfigErrors};
-use crate::cors::AllowedOrigins;
 use crate::html::{escape, page};
 use crate::rate_limit::ClientAddress;
 use crate::routes::{AccountState, Configured, statements};
 use crate::tokens::RecoveryToken;
-use crate::web::{ApiError, Background, Request, Response, json, method_not_allowed};
+use crate::web::{ApiError, Background, Request, Response, json};
 use crate::{accounts, outbox};
 
 const ALLOWED: &[Method] = &[Method::GET, Method::OPTIONS, Method::POST];
@@ -63,27 +62,14 @@ impl RecoverAccount {
     }
 
     pub async fn handle(&self, request: Request) -> Response {
-        let origin = AllowedOrigins::origin_of(request.headers());
-        let ready = match self.state.ready() {
-            Ok(ready) => ready,
-            Err(error) => return error.into_response(),
-        };
-        let mut response = Self::respond(ready, request)
-            .await
-            .unwrap_or_else(ApiError::into_response);
-        ready.cors.decorate(origin.as_ref(), &mut response);
-        response
+        self.state.serve(request, ALLOWED, Self::respond).await
     }
 
     async fn respond(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
-        match *request.method() {
-            Method::OPTIONS => {
-                let origin = AllowedOrigins::origin_of(request.headers());
-                Ok(ready.cors.preflight(origin.as_ref(), "GET, OPTIONS, POST"))
-            }
-            Method::GET => Self::page(ready, &request).await,
-            Method::POST => Self::restore(ready, request).await,
-            ref other => Err(method_not_allowed(other, ALLOWED).expect("not an allowed method")),
+        if request.method() == Method::GET {
+            Self::page(ready, &request).await
+        } else {
+            Self::restore(ready, request).await
         }
     }
 

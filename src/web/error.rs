@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Method, StatusCode};
 use serde::Serialize;
@@ -24,6 +26,17 @@ pub enum ApiError {
     /// does not trust (a cross-site request a browser sent them with).
     #[error("forbidden origin")]
     ForbiddenOrigin,
+    /// 404: no such account (the admin route).
+    #[error("not found")]
+    NotFound,
+    /// 409: the action does not apply to the account as it stands; `code`
+    /// says why, `message` in a sentence (it may name a constraint, never
+    /// data).
+    #[error("conflict: {code}")]
+    Conflict {
+        code: &'static str,
+        message: Cow<'static, str>,
+    },
     /// 405: the route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed { allowed: &'static [Method] },
@@ -75,6 +88,8 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -84,9 +99,11 @@ impl ApiError {
         }
     }
 
-    fn code_and_message(&self) -> (&'static str, &'static str) {
+    fn code_and_message(&self) -> (&'static str, &str) {
         match self {
             Self::BadRequest { code, message } => (code, message),
+            Self::NotFound => ("not_found", "There is no such account."),
+            Self::Conflict { code, message } => (code, message),
             Self::Unauthorized => ("unauthorized", "Missing or invalid credentials."),
             Self::ForbiddenOrigin => (
                 "forbidden_origin",

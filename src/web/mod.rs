@@ -10,7 +10,7 @@ mod response;
 pub use background::Background;
 pub use body::{MAX_BODY_BYTES, read_limited};
 pub use error::ApiError;
-pub use response::{json, method_not_allowed};
+pub use response::{allow_header, json, method_not_allowed};
 
 /// A request whose body has already been read, within [`MAX_BODY_BYTES`].
 pub type Request = http::Request<bytes::Bytes>;

@@ -27,7 +27,8 @@ pub fn method_not_allowed(method: &Method, allowed: &'static [Method]) -> Option
     }
 }
 
-pub(super) fn allow_header(allowed: &[Method]) -> HeaderValue {
+/// `Allow`'s value: the methods, comma-separated.
+pub fn allow_header(allowed: &[Method]) -> HeaderValue {
     let list = allowed
         .iter()
         .map(Method::as_str)

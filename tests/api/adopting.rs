@@ -1076,6 +1076,18 @@ async fn plans_use_the_apps_indexes(framework: Framework) {
                 None::<DateTime<Utc>>.into(),
                 1_i64.into(),
                 0.into(),
+                account_deletion::db::Literal::Null,
+            ]),
+        ),
+        (
+            "erase one account now",
+            sql.purge_batch.with_literals(&[
+                (cutoff + chrono::Duration::days(3650)).into(),
+                1.into(),
+                None::<DateTime<Utc>>.into(),
+                1_i64.into(),
+                0.into(),
+                user.into(),
             ]),
         ),
     ];
@@ -1167,6 +1179,7 @@ async fn migrating_an_existing_prisma_database_creates_nothing_in_its_schema() {
             "_sqlx_migrations",
             "email_outbox",
             "history",
+            "holds",
             "purge_run_workers",
             "purge_runs",
             "recovery_failures",

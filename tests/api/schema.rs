@@ -65,6 +65,7 @@ async fn batch_plans(db: &TestDb) -> Vec<(&'static str, String)> {
             floor.into(),
             1_i64.into(),
             0_i32.into(),
+            account_deletion::db::Literal::Null,
         ]);
         let plan: Vec<String> = sqlx::query_scalar(&format!("explain {statement}"))
             .fetch_all(&mut conn)
@@ -153,14 +154,21 @@ async fn text_literals_read_back_exactly_and_cannot_break_out() {
         assert_eq!(back.as_deref(), Some(text), "{sql}");
     }
     for setting in ["on", "off"] {
-        let mut conn = db.connect().await;
-        sqlx::query(&format!("set standard_conforming_strings = {setting}"))
+        for backslash_quote in ["on", "off"] {
+            let mut conn = db.connect().await;
+            sqlx::raw_sql(&format!(
+                "set standard_conforming_strings = {setting}; set backslash_quote = {backslash_quote}"
+            ))
             .execute(&mut conn)
             .await
             .unwrap();
-        let sql = statement.with_literals(&[Literal::Text(r"a\'b".to_owned())]);
-        let back: String = sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap();
-        assert_eq!(back, r"a\'b", "standard_conforming_strings = {setting}");
+            let sql = statement.with_literals(&[Literal::Text(r"a\'b".to_owned())]);
+            let back: String = sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap();
+            assert_eq!(
+                back, r"a\'b",
+                "standard_conforming_strings = {setting}, backslash_quote = {backslash_quote}"
+            );
+        }
     }
     let sql = statement.with_literals(&[Literal::Text("a\0b".to_owned())]);
     let back: Option<String> = sqlx::query_scalar(&sql).fetch_one(&db.pool).await.unwrap();

@@ -1,0 +1,112 @@
+//! `POST /api/account/restore`: the signed-in user restores their own
+//! deleted account during its grace period, with the recovery link's
+//! guarantees (one transaction; the links stop working; the "restored"
+//! email and an `account.restored` event with `"via": "sign_in"`; a race
+//! with the purge either restores, and the purge leaves the account alone,
+//! or answers 409, and the purge erases it). The session used stays valid.
+//!
+//! Auth: the configured sign-in, which accepts a soft-deleted user's
+//! credential, with the delete route's cookie and `Origin` rules.
+
+use http::{Method, StatusCode};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::accounts::{self, DeletionState, NotRestored, Via};
+use crate::auth::Purpose;
+use crate::config::{AccountConfig, ConfigErrors};
+use crate::routes::deletion_status::rfc3339;
+use crate::routes::{AccountState, Configured, statements};
+use crate::web::{ApiError, Background, Request, Response, json};
+
+const ALLOWED: &[Method] = &[Method::OPTIONS, Method::POST];
+
+const NOT_DELETED: ApiError = ApiError::Conflict {
+    code: "not_deleted",
+    message: std::borrow::Cow::Borrowed("This account is not deleted."),
+};
+
+const NOT_RESTORABLE: ApiError = ApiError::Conflict {
+    code: "not_restorable",
+    message: std::borrow::Cow::Borrowed(
+        "This account cannot be restored here: its grace period has ended, or the deletion was not made by its owner.",
+    ),
+};
+
+#[derive(Clone)]
+pub struct RestoreAccount {
+    state: Configured<AccountState>,
+}
+
+impl RestoreAccount {
+    #[must_use]
+    pub fn from_env() -> Self {
+        Self::new(AccountConfig::from_env())
+    }
+
+    /// The route with a pool of its own, sized for one function instance.
+    #[must_use]
+    pub fn new(config: Result<AccountConfig, ConfigErrors>) -> Self {
+        Self {
+            state: AccountState::configured("account-restore", config, None),
+        }
+    }
+
+    /// The route on a pool the host shares between routes.
+    #[must_use]
+    pub fn with_pool(config: Result<AccountConfig, ConfigErrors>, pool: PgPool) -> Self {
+        Self {
+            state: AccountState::configured("account-restore", config, Some(pool)),
+        }
+    }
+
+    pub async fn handle(&self, request: Request) -> Response {
+        self.state.serve(request, ALLOWED, Self::respond).await
+    }
+
+    async fn respond(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
+        let presented = ready
+            .sign_in
+            .present(request.headers(), Purpose::Change)
+            .await?;
+        let sql = statements("account-restore", &ready.tables, &ready.pool).await?;
+        let user = ready.sign_in.user(presented, &ready.pool, &sql).await?;
+        // A credential whose user is not there is no sign-in; one whose
+        // account is not restorable is told why, before any write.
+        match accounts::deletion_state(&ready.pool, &sql, &user, ready.retention)
+            .await
+            .map_err(ApiError::from_database)?
+        {
+            None => return Err(ApiError::Unauthorized),
+            Some(DeletionState::Active) => return Err(NOT_DELETED),
+            Some(DeletionState::Scheduled {
+                restorable: false, ..
+            }) => return Err(NOT_RESTORABLE),
+            Some(DeletionState::Scheduled { .. }) => {}
+        }
+        let restored = accounts::restore(&ready.pool, &sql, &user, ready.retention, Via::SignIn)
+            .await
+            .map_err(ApiError::from_database)?
+            .map_err(|why| match why {
+                NotRestored::NotDeleted => NOT_DELETED,
+                // Restored and deleted again meanwhile, past its grace
+                // period, or erased by the purge meanwhile.
+                NotRestored::NotRestorable | NotRestored::NoSuchUser => NOT_RESTORABLE,
+            })?;
+        tracing::info!(via = Via::SignIn.as_str(), "account restored");
+        let background = Background::of(&request);
+        ready.send_event_later(&background, restored.event);
+        ready.send_email_later(&background, sql, restored.email);
+        Ok(json(
+            StatusCode::OK,
+            &Restored {
+                restored_at: rfc3339(restored.restored_at),
+            },
+        ))
+    }
+}
+
+#[derive(Serialize)]
+struct Restored {
+    restored_at: String,
+}
