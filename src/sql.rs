@@ -36,8 +36,8 @@ pub const IDS_PER_EVENT: usize = 1000;
 /// hold can still be running when the hold commits. The key pair is this
 /// project's own (`account_deletion` as two int4s, `0x61636364`,
 /// `0x656c6574`), unlikely to meet an app's.
-pub(crate) const GATE_SHARED: &str = "select pg_advisory_xact_lock_shared(1633903460, 1701602676)";
-pub(crate) const GATE_EXCLUSIVE: &str = "select pg_advisory_xact_lock(1633903460, 1701602676)";
+pub const GATE_SHARED: &str = "select pg_advisory_xact_lock_shared(1633903460, 1701602676)";
+pub const GATE_EXCLUSIVE: &str = "select pg_advisory_xact_lock(1633903460, 1701602676)";
 
 /// What the statements record besides the change itself, as configured:
 /// account events for the webhook (`WEBHOOK_URL`), and the purge's

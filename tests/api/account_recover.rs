@@ -375,6 +375,13 @@ async fn an_account_the_app_soft_deleted_by_itself_gets_no_reminder_and_no_link_
         .await,
         0
     );
+    // The sweep found it and put it in its history, as deleted by the app.
+    assert_eq!(report["app_deletions_recorded"], 1, "{report}");
+    let view = app.admin_show(&format!("user_id={banned}")).await.json();
+    assert_eq!(view["deleted_by"], "app", "{view}");
+    assert_eq!(view["history"][0]["action"], "deleted");
+    assert_eq!(view["history"][0]["by"], "app");
+    assert_eq!(app.run_sweep().await["app_deletions_recorded"], 0);
     // Erased on schedule like any other.
     app.backdate(deleter, "13 hours").await;
     app.backdate(banned, "13 hours").await;

@@ -134,7 +134,7 @@ impl Framework {
         token
     }
 
-    async fn sessions_of(self, pool: &PgPool, user: &str) -> i64 {
+    pub(crate) async fn sessions_of(self, pool: &PgPool, user: &str) -> i64 {
         let sql = match self {
             Self::Prisma => r#"select count(*) from "Session" where "userId" = $1"#,
             Self::Django | Self::Default => {

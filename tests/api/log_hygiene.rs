@@ -20,6 +20,7 @@ use crate::helpers::{APP_URL, TestDb, urlencode};
 use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 
 const CRON_SECRET: &str = "log-hygiene-cron-secret-9f8e7d6c5b4a";
+const ADMIN_SECRET: &str = "log-hygiene-admin-secret-0123456789abcdef";
 
 struct Logged {
     child: Child,
@@ -126,7 +127,10 @@ struct Journey {
     recover: Logged,
     sweep: Logged,
     purge: Logged,
+    deletion: Logged,
+    admin: Logged,
     user_id: uuid::Uuid,
+    email: String,
     secrets: Vec<String>,
 }
 
@@ -145,6 +149,7 @@ impl Journey {
         let env = vec![
             ("DATABASE_URL", db.url()),
             ("CRON_SECRET", CRON_SECRET.to_owned()),
+            ("ADMIN_SECRET", ADMIN_SECRET.to_owned()),
             ("APP_URL", APP_URL.to_owned()),
             (
                 "MAIL_URL",
@@ -179,14 +184,18 @@ impl Journey {
                 &dir,
             )
             .await,
+            deletion: Logged::start(env!("CARGO_BIN_EXE_account-deletion"), &env, &dir).await,
+            admin: Logged::start(env!("CARGO_BIN_EXE_admin-accounts"), &env, &dir).await,
             secrets: vec![
                 CRON_SECRET.to_owned(),
+                ADMIN_SECRET.to_owned(),
                 mail_password,
                 hook_token,
                 SECRET.trim_start_matches("whsec_").to_owned(),
                 urlencode(&email),
-                email,
+                email.clone(),
             ],
+            email,
             db,
             smtp,
             receiver,
@@ -230,6 +239,56 @@ impl Journey {
             .await
             .unwrap();
         assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+
+    /// The signed-in deletion state, and support's look-up, hold and
+    /// release by address: logged by action and account id only.
+    async fn support(&mut self) {
+        let session = self.sign_in().await;
+        let auth = format!("Bearer {session}");
+        let answer = send(
+            self.deletion.port,
+            "GET",
+            "/api/account/deletion",
+            &[("authorization", &auth)],
+            b"",
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let admin = format!("Bearer {ADMIN_SECRET}");
+        let email = self.email.clone();
+        let answer = send(
+            self.admin.port,
+            "GET",
+            &format!("/api/admin/accounts?email={}", urlencode(&email)),
+            &[("authorization", &admin)],
+            b"",
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        for action in [
+            r#""action":"hold","reason":"legal_hold""#,
+            r#""action":"release""#,
+        ] {
+            let (status, body) = post_json(
+                self.admin.port,
+                "/api/admin/accounts",
+                &[("authorization", &admin)],
+                &format!(r#"{{"email":"{email}",{action}}}"#),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let logged: String = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+            .collect();
+        assert!(
+            logged.contains("admin request") && logged.contains(&self.user_id.to_string()),
+            "admin requests are logged, with the account's id"
+        );
     }
 
     /// The token in the `nth` email (from 1), once it has arrived.
@@ -307,11 +366,13 @@ impl Journey {
             recover,
             sweep,
             purge,
+            deletion,
+            admin,
             dir,
             secrets,
             ..
         } = self;
-        drop((delete, recover, sweep, purge));
+        drop((delete, recover, sweep, purge, deletion, admin));
         let (lines, verbose) = scan_dir(&dir, &secrets);
         assert!(
             verbose > 20,
@@ -371,9 +432,12 @@ async fn the_whole_journey_at_trace_level_logs_no_secret_and_no_email_address() 
     assert_eq!(status, 200, "{body}");
     journey.smtp.wait_for(2, Duration::from_secs(10)).await;
 
-    // Deleted again; the reminder three days before the purge; the purge.
+    // Deleted again; the user signs in again and reads the deletion; support
+    // looks the account up by its address, holds it and releases it; the
+    // reminder three days before the purge; the purge.
     journey.delete_account().await;
     journey.token_of_email(3).await;
+    journey.support().await;
     journey.backdate(28).await;
     journey.cron(&journey.sweep, "/api/cron/send-emails").await;
     journey.token_of_email(4).await;

@@ -50,6 +50,7 @@ use sqlx::PgPool;
 pub use postgres::TestDb;
 
 pub const CRON_SECRET: &str = "test-cron-secret-0123456789";
+pub const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef0123";
 
 /// A response, read.
 #[derive(Debug)]
@@ -261,6 +262,9 @@ pub struct AccountApp {
     pub smtp: smtp::SmtpSink,
     pub delete: account_deletion::routes::delete_account::DeleteAccount,
     pub recover: account_deletion::routes::recover_account::RecoverAccount,
+    pub deletion: account_deletion::routes::deletion_status::DeletionStatus,
+    pub restore: account_deletion::routes::restore_account::RestoreAccount,
+    pub admin: account_deletion::routes::admin_accounts::AdminAccounts,
     pub sweep: account_deletion::routes::send_emails::SendEmails,
     pub purge: PurgeUsers,
 }
@@ -292,11 +296,16 @@ impl AccountApp {
         let mut vars = vec![
             ("DATABASE_URL", url.as_str()),
             ("CRON_SECRET", CRON_SECRET),
+            ("ADMIN_SECRET", ADMIN_SECRET),
             ("APP_URL", APP_URL),
             ("MAIL_URL", mail_url.as_str()),
             ("MAIL_FROM", "Example App <no-reply@app.example.test>"),
         ];
-        vars.extend_from_slice(extra);
+        // A later setting of the same name wins, as in a shell.
+        for (name, value) in extra {
+            vars.retain(|(n, _)| n != name);
+            vars.push((name, value));
+        }
         let lookup = env(&vars);
         Self {
             delete: account_deletion::routes::delete_account::DeleteAccount::new(
@@ -304,6 +313,15 @@ impl AccountApp {
             ),
             recover: account_deletion::routes::recover_account::RecoverAccount::new(
                 account_deletion::config::AccountConfig::from_lookup(&lookup),
+            ),
+            deletion: account_deletion::routes::deletion_status::DeletionStatus::new(
+                account_deletion::config::AccountConfig::from_lookup(&lookup),
+            ),
+            restore: account_deletion::routes::restore_account::RestoreAccount::new(
+                account_deletion::config::AccountConfig::from_lookup(&lookup),
+            ),
+            admin: account_deletion::routes::admin_accounts::AdminAccounts::new(
+                account_deletion::config::AdminConfig::from_lookup(&lookup),
             ),
             sweep: account_deletion::routes::send_emails::SendEmails::new(
                 account_deletion::config::EmailCronConfig::from_lookup(&lookup),
@@ -389,6 +407,61 @@ impl AccountApp {
             }
             seen = mail.len();
         }
+    }
+
+    /// `GET /api/account/deletion` with `headers` (a session's bearer).
+    pub async fn deletion_with(&self, headers: &[(&str, &str)]) -> TestResponse {
+        read(
+            self.deletion
+                .handle(request(Method::GET, "/api/account/deletion", headers, b""))
+                .await,
+        )
+        .await
+    }
+
+    /// `POST /api/account/restore` with `headers`.
+    pub async fn restore_with(&self, headers: &[(&str, &str)]) -> TestResponse {
+        read(
+            self.restore
+                .handle(request(Method::POST, "/api/account/restore", headers, b""))
+                .await,
+        )
+        .await
+    }
+
+    /// `GET /api/admin/accounts?{query}` with the admin secret.
+    pub async fn admin_show(&self, query: &str) -> TestResponse {
+        let auth = format!("Bearer {ADMIN_SECRET}");
+        read(
+            self.admin
+                .handle(request(
+                    Method::GET,
+                    &format!("/api/admin/accounts?{query}"),
+                    &[("authorization", &auth)],
+                    b"",
+                ))
+                .await,
+        )
+        .await
+    }
+
+    /// `POST /api/admin/accounts` with `body`, with the admin secret.
+    pub async fn admin_post(&self, body: &Value) -> TestResponse {
+        let auth = format!("Bearer {ADMIN_SECRET}");
+        read(
+            self.admin
+                .handle(request(
+                    Method::POST,
+                    "/api/admin/accounts",
+                    &[
+                        ("authorization", &auth),
+                        ("content-type", "application/json"),
+                    ],
+                    body.to_string().as_bytes(),
+                ))
+                .await,
+        )
+        .await
     }
 
     pub async fn recover_json(&self, token: &str) -> TestResponse {
