@@ -336,7 +336,6 @@ async fn account(who: &str, rest: &[&str]) -> anyhow::Result<()> {
     let (parsed_who, command) = account::parse(who, rest)?;
     let settings = DevSettings::load()?;
     let view = if settings.get("DATABASE_URL").is_some() {
-        account_deletion::telemetry::init();
         let config =
             account_deletion::config::SupportConfig::from_lookup(&|name| settings.get(name))
                 .map_err(|errors| anyhow::anyhow!("{errors}"))?;

@@ -29,6 +29,9 @@ struct DevServer {
     child: Child,
     port: u16,
     dir: PathBuf,
+    /// What `cargo dev` commands see as `DATABASE_URL`, as an operator
+    /// with database access would have it.
+    database_url: Option<String>,
 }
 
 impl DevServer {
@@ -49,7 +52,12 @@ impl DevServer {
             command.env("DATABASE_URL", url);
         }
         let child = command.spawn().unwrap();
-        let server = Self { child, port, dir };
+        let server = Self {
+            child,
+            port,
+            dir,
+            database_url: database_url.map(str::to_owned),
+        };
         let deadline = Instant::now() + ready_within;
         while send(port, "GET", "/_vercel/ping", &[], b"").await.is_err() {
             assert!(
@@ -72,14 +80,18 @@ impl DevServer {
 
     /// `cargo dev <args>` against this server.
     fn command(&self, args: &[&str]) -> Output {
-        Command::new(DEV)
+        let mut command = Command::new(DEV);
+        command
             .current_dir(&self.dir)
             .env_remove("CRON_SECRET")
+            .env_remove("DATABASE_URL")
             .env("PORT", self.port.to_string())
             .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        if let Some(url) = &self.database_url {
+            command.env("DATABASE_URL", url);
+        }
+        command.output().unwrap()
     }
 
     async fn wait_for_mail(&self, count: usize) -> Vec<(String, Vec<String>)> {
@@ -270,4 +282,147 @@ async fn with_no_database_url_the_embedded_database_serves_everything() {
         "{}",
         server.logs()
     );
+    // Support's command reaches the embedded database through the server.
+    let seeded = stdout(&server.command(&["seed"]));
+    let email = seeded
+        .lines()
+        .find_map(|l| l.strip_prefix("user     "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let shown = account(&server, &[&email]);
+    assert_eq!(shown["status"], "active", "{shown}");
+}
+
+/// `cargo dev account …`'s printed account.
+fn account(server: &DevServer, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["account"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&stdout(&server.command(&all))).unwrap()
+}
+
+#[tokio::test]
+async fn the_way_back_journey_sign_in_see_the_banner_restore_then_the_support_path() {
+    testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
+    let db = TestDb::new().await;
+    let server = DevServer::start(Some(&db.url()), Duration::from_secs(30)).await;
+    let port = server.port;
+    let session_of = |seeded: &str| {
+        seeded
+            .lines()
+            .find_map(|l| l.strip_prefix("session  "))
+            .expect("a session token")
+            .trim()
+            .to_owned()
+    };
+    let seeded = stdout(&server.command(&["seed"]));
+    let email = seeded
+        .lines()
+        .find_map(|l| l.strip_prefix("user     "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let first = format!("Bearer {}", session_of(&seeded));
+    let deleted = send(
+        port,
+        "POST",
+        "/api/account/delete",
+        &[("authorization", &first)],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted.status, 202, "{}", deleted.body);
+
+    // Sign in again: a new session for the soft-deleted user; the banner's
+    // state; the restore.
+    let again = format!(
+        "Bearer {}",
+        session_of(&stdout(&server.command(&["seed", &email])))
+    );
+    let banner = send(
+        port,
+        "GET",
+        "/api/account/deletion",
+        &[("authorization", &again)],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(banner.status, 200, "{}", banner.body);
+    let banner: serde_json::Value = serde_json::from_str(&banner.body).unwrap();
+    assert_eq!(banner["status"], "scheduled");
+    assert_eq!(banner["restorable"], true);
+    let restored = send(
+        port,
+        "POST",
+        "/api/account/restore",
+        &[("authorization", &again)],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.status, 200, "{}", restored.body);
+    assert!(restored.body.contains("restored_at"));
+
+    // The support path: deleted again, looked up, held through a month and
+    // a purge, released, erased now.
+    let deleted = send(
+        port,
+        "POST",
+        "/api/account/delete",
+        &[("authorization", &again)],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted.status, 202, "{}", deleted.body);
+    let shown = account(&server, &[&email]);
+    assert_eq!(shown["status"], "scheduled", "{shown}");
+    assert_eq!(shown["deleted_by"], "user");
+    let user_id = shown["user_id"].as_str().unwrap().to_owned();
+    let held = account(&server, &[&email, "hold", "legal_hold"]);
+    assert_eq!(held["hold"]["reason"], "legal_hold");
+    stdout(&server.command(&["backdate", &email]));
+    let answer = stdout(&server.command(&["cron", "/api/cron/permanent-delete-users"]));
+    let answer: serde_json::Value = serde_json::from_str(answer.trim()).unwrap();
+    assert_eq!(
+        (answer["deleted"].clone(), answer["held"].clone()),
+        (0.into(), 1.into()),
+        "{answer}"
+    );
+    assert_eq!(
+        account(&server, &[&email, "release"])["hold"],
+        serde_json::Value::Null
+    );
+    let erased = account(&server, &[&email, "erase-now"]);
+    assert_eq!(erased["status"], "erased", "{erased}");
+    let history = account(&server, &[&user_id])["history"].clone();
+    let steps: Vec<String> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} by {}",
+                e["action"].as_str().unwrap(),
+                e["by"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "deleted by user",
+            "restored by user",
+            "deleted by user",
+            "held by admin",
+            "released by admin",
+            "erased by admin"
+        ]
+    );
+    // A refusal is an error naming why.
+    let refused = server.command(&["account", &user_id, "restore"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not_found"));
 }
