@@ -301,82 +301,57 @@ fn account(server: &DevServer, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&stdout(&server.command(&all))).unwrap()
 }
 
+/// `cargo dev seed [email]`: the user's address and a session's bearer.
+fn seed(server: &DevServer, email: Option<&str>) -> (String, String) {
+    let mut args = vec!["seed"];
+    args.extend(email);
+    let seeded = stdout(&server.command(&args));
+    let line = |prefix: &str| {
+        seeded
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    (line("user     "), format!("Bearer {}", line("session  ")))
+}
+
+/// `method path` with `auth`, expecting `status`; the JSON answer.
+async fn call(
+    server: &DevServer,
+    method: &str,
+    path: &str,
+    auth: &str,
+    status: u16,
+) -> serde_json::Value {
+    let answer = send(server.port, method, path, &[("authorization", auth)], b"")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, status, "{path}: {}", answer.body);
+    serde_json::from_str(&answer.body).unwrap_or_default()
+}
+
 #[tokio::test]
 async fn the_way_back_journey_sign_in_see_the_banner_restore_then_the_support_path() {
     testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
     let db = TestDb::new().await;
     let server = DevServer::start(Some(&db.url()), Duration::from_secs(30)).await;
-    let port = server.port;
-    let session_of = |seeded: &str| {
-        seeded
-            .lines()
-            .find_map(|l| l.strip_prefix("session  "))
-            .expect("a session token")
-            .trim()
-            .to_owned()
-    };
-    let seeded = stdout(&server.command(&["seed"]));
-    let email = seeded
-        .lines()
-        .find_map(|l| l.strip_prefix("user     "))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let first = format!("Bearer {}", session_of(&seeded));
-    let deleted = send(
-        port,
-        "POST",
-        "/api/account/delete",
-        &[("authorization", &first)],
-        b"",
-    )
-    .await
-    .unwrap();
-    assert_eq!(deleted.status, 202, "{}", deleted.body);
+    let (email, first) = seed(&server, None);
+    call(&server, "POST", "/api/account/delete", &first, 202).await;
 
     // Sign in again: a new session for the soft-deleted user; the banner's
     // state; the restore.
-    let again = format!(
-        "Bearer {}",
-        session_of(&stdout(&server.command(&["seed", &email])))
-    );
-    let banner = send(
-        port,
-        "GET",
-        "/api/account/deletion",
-        &[("authorization", &again)],
-        b"",
-    )
-    .await
-    .unwrap();
-    assert_eq!(banner.status, 200, "{}", banner.body);
-    let banner: serde_json::Value = serde_json::from_str(&banner.body).unwrap();
+    let (_, again) = seed(&server, Some(&email));
+    let banner = call(&server, "GET", "/api/account/deletion", &again, 200).await;
     assert_eq!(banner["status"], "scheduled");
     assert_eq!(banner["restorable"], true);
-    let restored = send(
-        port,
-        "POST",
-        "/api/account/restore",
-        &[("authorization", &again)],
-        b"",
-    )
-    .await
-    .unwrap();
-    assert_eq!(restored.status, 200, "{}", restored.body);
-    assert!(restored.body.contains("restored_at"));
+    let restored = call(&server, "POST", "/api/account/restore", &again, 200).await;
+    assert!(restored["restored_at"].is_string());
 
     // The support path: deleted again, looked up, held through a month and
     // a purge, released, erased now.
-    let deleted = send(
-        port,
-        "POST",
-        "/api/account/delete",
-        &[("authorization", &again)],
-        b"",
-    )
-    .await
-    .unwrap();
-    assert_eq!(deleted.status, 202, "{}", deleted.body);
+    call(&server, "POST", "/api/account/delete", &again, 202).await;
     let shown = account(&server, &[&email]);
     assert_eq!(shown["status"], "scheduled", "{shown}");
     assert_eq!(shown["deleted_by"], "user");
