@@ -20,7 +20,7 @@
 //! latency is the "gentleness" figure. Prints a Markdown report; writes the
 //! chart of batch latency to `--chart` (default `bench/purge-batches.svg`).
 //! With `DATABASE_URL` set, the data template is kept between runs of the
-//! same scale.
+//! same scale. `--holds N` puts N active accounts on hold in every copy.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -96,6 +96,9 @@ struct Measurement {
 async fn main() -> anyhow::Result<()> {
     let expired: i64 = arg("--expired", 20_000);
     let runs: usize = arg("--runs", 1);
+    // Holds on that many active accounts: every purge batch then looks
+    // each candidate up among them, and deletes as much as without.
+    let holds: i64 = arg("--holds", 0);
     let chart: String = arg("--chart", "bench/purge-batches.svg".to_owned());
     let server = account_deletion_bench::server();
 
@@ -134,6 +137,9 @@ async fn main() -> anyhow::Result<()> {
                     r#"create database "{name}" template "{DATA_TEMPLATE}" strategy file_copy"#
                 ))
                 .await;
+            if holds > 0 {
+                hold_accounts(server, &name, holds).await?;
+            }
             let measurement = measure(server, &name, variant).await?;
             assert_eq!(
                 measurement.deleted, expired as u64,
@@ -231,6 +237,27 @@ async fn build_template(server: &testkit::postgres::Server, expired: i64) -> any
     ))
     .execute(&mut admin)
     .await?;
+    Ok(())
+}
+
+/// `count` active accounts on hold, as support would place them.
+async fn hold_accounts(
+    server: &testkit::postgres::Server,
+    database: &str,
+    count: i64,
+) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect_with(&server.options(database)).await?;
+    sqlx::query(
+        "insert into account_deletion.holds (user_id, reason)
+         select id::text, 'bench' from users where deleted_at is null limit $1",
+    )
+    .bind(count)
+    .execute(&mut conn)
+    .await?;
+    sqlx::raw_sql("analyze account_deletion.holds")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
     Ok(())
 }
 
