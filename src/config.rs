@@ -18,7 +18,7 @@ use crate::auth::{AuthSecrets, HmacSecret, JwksUrl, JwtSettings, KeySource, Sess
 use crate::bearer_secret::BearerSecret;
 use crate::cors::AllowedOrigins;
 use crate::mail::{MailUrl, Mailer};
-use crate::schema::{Ident, UsersTable};
+use crate::schema::{AnonymizeColumns, Ident, UsersTable};
 use crate::webhook::{Webhook, WebhookSecrets, WebhookUrl};
 
 /// One variable that is missing or invalid.
@@ -114,6 +114,30 @@ pub struct PurgeSettings {
     /// `OVERDUE_AFTER_HOURS`: an account still present this long after its
     /// retention ended is overdue.
     pub overdue_after: OverdueAfter,
+    /// `ERASE_BLOCKED`: what becomes of an expired account that rows
+    /// without a delete action still reference.
+    pub erase_blocked: EraseBlocked,
+}
+
+/// `ERASE_BLOCKED`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EraseBlocked {
+    /// It stays, counted as blocked, until nothing references it.
+    #[default]
+    Wait,
+    /// It is anonymized: the person erased, the row kept for the records
+    /// that reference it, and deleted once nothing does.
+    Anonymize,
+}
+
+impl EraseBlocked {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim() {
+            "wait" => Ok(Self::Wait),
+            "anonymize" => Ok(Self::Anonymize),
+            _ => Err(format!("expected wait or anonymize, got {raw:?}")),
+        }
+    }
 }
 
 impl Default for PurgeSettings {
@@ -130,6 +154,7 @@ impl Default for PurgeSettings {
             // and concurrent traffic within target; four gain nothing more.
             workers: NonZeroU32::new(2).expect("non-zero"),
             overdue_after: OverdueAfter::DEFAULT,
+            erase_blocked: EraseBlocked::Wait,
         }
     }
 }
@@ -207,6 +232,9 @@ pub struct StatusConfig {
     pub status_secret: Option<BearerSecret>,
     pub retention: RetentionDays,
     pub overdue_after: OverdueAfter,
+    /// Under `anonymize`, a blocked account is not a problem: the purge
+    /// anonymizes it.
+    pub erase_blocked: EraseBlocked,
 }
 
 impl StatusConfig {
@@ -224,6 +252,7 @@ impl StatusConfig {
         });
         let retention = env.retention_days();
         let overdue_after = env.overdue_after();
+        let erase_blocked = env.erase_blocked();
         env.finish()?;
         Ok(Self {
             database: database.expect("checked by finish"),
@@ -232,6 +261,7 @@ impl StatusConfig {
             status_secret: status_secret.expect("checked by finish"),
             retention: retention.expect("checked by finish"),
             overdue_after: overdue_after.expect("checked by finish"),
+            erase_blocked: erase_blocked.expect("checked by finish"),
         })
     }
 }
@@ -249,6 +279,9 @@ pub struct SupportConfig {
     pub webhook: Option<Webhook>,
     /// `SEND_ERASED_EMAIL`, as the purge reads it: erasing now sends it too.
     pub erased_email: bool,
+    /// `ERASE_BLOCKED`, as the purge reads it: erasing now a blocked
+    /// account anonymizes it under `anonymize`.
+    pub erase_blocked: EraseBlocked,
 }
 
 impl SupportConfig {
@@ -488,6 +521,7 @@ impl<'a> Env<'a> {
         let mail = self.mail();
         let webhook = self.webhook();
         let erased_email = self.optional("SEND_ERASED_EMAIL", false, parse_bool);
+        let erase_blocked = self.erase_blocked();
         Some(SupportConfig {
             database: database?,
             users: users?,
@@ -495,6 +529,7 @@ impl<'a> Env<'a> {
             mail: mail?,
             webhook: webhook?,
             erased_email: erased_email?,
+            erase_blocked: erase_blocked?,
         })
     }
 
@@ -534,6 +569,11 @@ impl<'a> Env<'a> {
             preset.deleted_at.clone(),
             Ident::parse,
         );
+        let anonymize = self.optional(
+            "ANONYMIZE_COLUMNS",
+            preset.anonymize.clone(),
+            AnonymizeColumns::parse,
+        );
         let (schema, name) = table?;
         Some(UsersTable {
             schema,
@@ -542,6 +582,7 @@ impl<'a> Env<'a> {
             email: email?,
             deleted_at: deleted_at?,
             authjs_verification_tokens: preset.authjs_verification_tokens,
+            anonymize: anonymize?,
         })
     }
 
@@ -677,6 +718,11 @@ impl<'a> Env<'a> {
         Some(Some(Webhook { url, secrets }))
     }
 
+    /// `ERASE_BLOCKED`: `wait` (the default) or `anonymize`.
+    pub(crate) fn erase_blocked(&mut self) -> Option<EraseBlocked> {
+        self.optional("ERASE_BLOCKED", EraseBlocked::Wait, EraseBlocked::parse)
+    }
+
     /// `OVERDUE_AFTER_HOURS`: one purge interval, `1..=8760` hours.
     pub(crate) fn overdue_after(&mut self) -> Option<OverdueAfter> {
         self.optional("OVERDUE_AFTER_HOURS", OverdueAfter::DEFAULT, |raw| {
@@ -711,12 +757,14 @@ impl<'a> Env<'a> {
             bounded_u32(raw, 1, 16).map(|n| NonZeroU32::new(n).expect("at least 1"))
         });
         let overdue_after = self.overdue_after();
+        let erase_blocked = self.erase_blocked();
         Some(PurgeSettings {
             batch_size: batch_size?,
             batch_target: batch_target?,
             time_budget: time_budget?,
             workers: workers?,
             overdue_after: overdue_after?,
+            erase_blocked: erase_blocked?,
         })
     }
 }

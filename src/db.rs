@@ -188,6 +188,8 @@ pub enum Literal {
     /// every quote doubled, so that whatever it holds stays inside the
     /// literal.
     Text(String),
+    /// Texts (user ids), as `array[…]::text[]` of [`Self::Text`]s.
+    TextArray(Vec<String>),
     Null,
 }
 
@@ -232,6 +234,17 @@ impl Literal {
                     }
                 }
                 out.push('\'');
+                Ok(())
+            }
+            Self::TextArray(texts) => {
+                out.push_str("array[");
+                for (i, text) in texts.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    Self::Text(text.clone()).write(out);
+                }
+                out.push_str("]::text[]");
                 Ok(())
             }
             Self::Null => write!(out, "null"),

@@ -44,6 +44,9 @@ pub enum EventType {
     Deleted,
     Restored,
     Purged,
+    /// An expired account that rows the app keeps still reference, erased
+    /// of the person with its row kept (`ERASE_BLOCKED=anonymize`).
+    Anonymized,
 }
 
 impl EventType {
@@ -53,6 +56,7 @@ impl EventType {
             Self::Deleted => "account.deleted",
             Self::Restored => "account.restored",
             Self::Purged => "account.purged",
+            Self::Anonymized => "account.anonymized",
         }
     }
 
@@ -61,6 +65,7 @@ impl EventType {
             "account.deleted" => Some(Self::Deleted),
             "account.restored" => Some(Self::Restored),
             "account.purged" => Some(Self::Purged),
+            "account.anonymized" => Some(Self::Anonymized),
             _ => None,
         }
     }
@@ -127,6 +132,10 @@ impl PendingEvent {
                 user_ids: &self.user_ids,
                 purged_at: at(self.occurred_at),
             },
+            EventType::Anonymized => Data::Anonymized {
+                user_ids: &self.user_ids,
+                anonymized_at: at(self.occurred_at),
+            },
         };
         serde_json::to_vec(&Body {
             kind: self.kind.as_str(),
@@ -162,6 +171,10 @@ enum Data<'a> {
     Purged {
         user_ids: &'a [String],
         purged_at: String,
+    },
+    Anonymized {
+        user_ids: &'a [String],
+        anonymized_at: String,
     },
 }
 

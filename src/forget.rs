@@ -30,6 +30,9 @@ pub struct Forgotten {
     pub present: u64,
     /// Accounts the purge runs deleted (those, and any other that was due).
     pub purged: u64,
+    /// Accounts anonymized again (their tombstones said they had been, and
+    /// rows the app keeps still reference them).
+    pub anonymized: u64,
     /// Accounts left because a foreign key without a delete action holds them.
     pub blocked: u64,
     /// With a webhook: the delivery of the purge's events.
@@ -65,10 +68,15 @@ pub async fn forget(
     let mut done = Forgotten::default();
     // All at once: the table has no index to page through (see its
     // migration), and an id is a few dozen bytes, so even ten million fit.
-    let ids = tombstoned_ids(replaced)
+    let tombstoned = tombstoned_ids(replaced)
         .await
         .map_err(ForgetError::Source)?;
-    done.tombstones = ids.len() as u64;
+    done.tombstones = tombstoned.len() as u64;
+    let ids: Vec<String> = tombstoned.iter().map(|(id, _)| id.clone()).collect();
+    let anonymized: Vec<String> = tombstoned
+        .into_iter()
+        .filter_map(|(id, anonymized)| anonymized.then_some(id))
+        .collect();
     for chunk in ids.chunks(CHUNK) {
         let mut tx = db::begin(restored, &Limits::CRON)
             .await
@@ -88,17 +96,21 @@ pub async fn forget(
         tx.commit().await.map_err(PurgeError::from)?;
         done.present += present as u64;
     }
-    // The ordinary purge, run until nothing it can delete is left.
-    loop {
-        let outcome = purge::run(restored, tables, retention, settings, false).await?;
-        done.purged += outcome.deleted;
-        done.blocked = outcome.blocked;
-        match outcome.status {
-            PurgeStatus::Partial => {}
-            // Another run holds the purge: it deletes them too; wait for it.
-            PurgeStatus::Skipped => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
-            PurgeStatus::Completed => break,
-        }
+    // The ordinary purge, run until nothing it can delete is left; then,
+    // for accounts their tombstones say were anonymized and that rows the
+    // app keeps still reference, anonymizing again (whatever ERASE_BLOCKED
+    // says now: they were anonymized before the restore).
+    until_done(restored, tables, retention, settings, None, &mut done).await?;
+    if !anonymized.is_empty() {
+        until_done(
+            restored,
+            tables,
+            retention,
+            settings,
+            Some(&anonymized),
+            &mut done,
+        )
+        .await?;
     }
     if let Some(webhook) = webhook {
         done.events = events::sweep(restored, webhook, EVENTS_BUDGET).await;
@@ -113,19 +125,49 @@ pub async fn forget(
     Ok(done)
 }
 
-/// Every id with a tombstone in `replaced`, read in a transaction (the
+/// Purge runs until one completes (anonymizing `only` those, when given),
+/// adding up what they did.
+async fn until_done(
+    pool: &PgPool,
+    tables: &AppTables,
+    retention: RetentionDays,
+    settings: PurgeSettings,
+    only: Option<&[String]>,
+    done: &mut Forgotten,
+) -> Result<(), PurgeError> {
+    loop {
+        let outcome = match only {
+            None => purge::run(pool, tables, retention, settings, false).await?,
+            Some(ids) => purge::run_anonymizing(pool, tables, retention, settings, ids).await?,
+        };
+        done.purged += outcome.deleted;
+        done.anonymized += outcome.anonymized;
+        done.blocked = outcome.blocked;
+        match outcome.status {
+            PurgeStatus::Partial => {}
+            // Another run holds the purge: it deletes them too; wait for it.
+            PurgeStatus::Skipped => tokio::time::sleep(Duration::from_secs(1)).await,
+            PurgeStatus::Completed => return Ok(()),
+        }
+    }
+}
+
+/// Every id with a tombstone in `replaced`, and whether one of its
+/// tombstones says it was anonymized, read in a transaction (the
 /// database may sit behind a transaction pooler; see [`db`]). A command, not
 /// a function: the read may take minutes over tens of millions.
-async fn tombstoned_ids(replaced: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+async fn tombstoned_ids(replaced: &PgPool) -> Result<Vec<(String, bool)>, sqlx::Error> {
     let limits = Limits::new(
         Duration::from_secs(5),
         Duration::from_secs(30 * 60),
         Duration::from_secs(30),
     );
     let mut tx = db::begin(replaced, &limits).await?;
-    let ids = db::query_scalar("select distinct user_id from account_deletion.tombstones")
-        .fetch_all(&mut *tx)
-        .await?;
+    let ids = db::query_as(
+        "select user_id, bool_or(anonymized) from account_deletion.tombstones group by user_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(ids)
 }

@@ -204,7 +204,7 @@ pub async fn apply(conn: &mut PgConnection, options: &Options) -> Result<Migrate
         add_deleted_at(conn, &wanted, &users.deleted_at, &mut migrated).await?;
     }
     // Everything the functions will check, checked now.
-    let catalog = schema::inspect(conn, users, None).await?;
+    let catalog = schema::inspect(conn, users, None, false).await?;
     if !catalog.deleted_at_indexed {
         migrated.notes.push(format!(
             "{} has no index on {}: every purge batch will scan the table. Add one with the \

@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinSet;
 
-use crate::config::{OverdueAfter, PurgeSettings, RetentionDays};
+use crate::config::{EraseBlocked, OverdueAfter, PurgeSettings, RetentionDays};
 use crate::db::{self, Limits, Literal};
 use crate::schema::{Catalog, ForeignKey, SchemaError, UserId};
 use crate::sql::{AppTables, Statements};
@@ -44,6 +44,7 @@ use batch_size::BatchSize;
 macro_rules! set_totals {
     () => {
         "deleted = (select coalesce(sum(w.deleted), 0) from account_deletion.purge_run_workers w where w.run_id = purge_runs.id),
+         anonymized = (select coalesce(sum(w.anonymized), 0) from account_deletion.purge_run_workers w where w.run_id = purge_runs.id),
          batches = (select coalesce(sum(w.batches), 0) from account_deletion.purge_run_workers w where w.run_id = purge_runs.id)"
     };
 }
@@ -81,6 +82,9 @@ pub struct PurgeOutcome {
     pub dry_run: bool,
     /// Accounts this run deleted.
     pub deleted: u64,
+    /// Accounts this run anonymized (`ERASE_BLOCKED=anonymize`; for a dry
+    /// run, those it would).
+    pub anonymized: u64,
     /// Eligible accounts left after the run that the next run can delete
     /// (for a dry run: all of them).
     pub remaining: u64,
@@ -237,14 +241,46 @@ pub async fn run(
     settings: PurgeSettings,
     dry_run: bool,
 ) -> Result<PurgeOutcome, PurgeError> {
+    run_scoped(pool, tables, retention, settings, dry_run, None).await
+}
+
+/// A run that, whatever `ERASE_BLOCKED` says, anonymizes the blocked
+/// accounts among `ids` (re-erasure after a restore, of accounts their
+/// tombstones say were anonymized); it deletes whatever else is due, as
+/// any run. `tables` must be anonymizing.
+pub async fn run_anonymizing(
+    pool: &PgPool,
+    tables: &AppTables,
+    retention: RetentionDays,
+    settings: PurgeSettings,
+    ids: &[String],
+) -> Result<PurgeOutcome, PurgeError> {
+    let settings = PurgeSettings {
+        erase_blocked: EraseBlocked::Anonymize,
+        ..settings
+    };
+    run_scoped(pool, tables, retention, settings, false, Some(ids)).await
+}
+
+async fn run_scoped(
+    pool: &PgPool,
+    tables: &AppTables,
+    retention: RetentionDays,
+    settings: PurgeSettings,
+    dry_run: bool,
+    anonymize_only: Option<&[String]>,
+) -> Result<PurgeOutcome, PurgeError> {
     let started = Instant::now();
     let sql = tables.statements(pool).await?;
     let outcome = if dry_run {
-        count_only(pool, &sql, retention, settings.overdue_after, started).await?
+        count_only(pool, &sql, retention, &settings, started).await?
     } else {
         match claim(pool, retention, settings.time_budget).await? {
-            Some(lease) => purge_with_lease(pool, tables, sql, lease, settings, started).await?,
-            None => skipped(pool, &sql, retention, settings.overdue_after, started).await?,
+            Some(lease) => {
+                purge_with_lease(pool, tables, sql, lease, settings, started, anonymize_only)
+                    .await?
+            }
+            None => skipped(pool, &sql, retention, &settings, started).await?,
         }
     };
     if outcome.overdue.count > 0 {
@@ -332,6 +368,9 @@ pub(crate) struct Expired {
     pub overdue: Overdue,
     /// Those an operator holds (none of the above).
     pub held: i64,
+    /// Those anonymized, still kept by their references (none of the
+    /// above).
+    pub anonymized: i64,
 }
 
 /// Accounts still present more than one purge interval after their
@@ -349,12 +388,13 @@ pub(crate) async fn count_expired(
     cutoff: DateTime<Utc>,
     overdue_after: OverdueAfter,
 ) -> Result<Expired, sqlx::Error> {
-    let (deletable, blocked, per_path, overdue, oldest_seconds, held): (
+    let (deletable, blocked, per_path, overdue, oldest_seconds, held, anonymized): (
         i64,
         i64,
         Vec<i64>,
         i64,
         Option<i64>,
+        i64,
         i64,
     ) = db::query_as(&sql.count_expired)
         .bind(cutoff)
@@ -379,6 +419,7 @@ pub(crate) async fn count_expired(
             oldest_seconds,
         },
         held,
+        anonymized,
     })
 }
 
@@ -387,10 +428,10 @@ async fn skipped(
     pool: &PgPool,
     sql: &Statements,
     retention: RetentionDays,
-    overdue_after: OverdueAfter,
+    settings: &PurgeSettings,
     started: Instant,
 ) -> Result<PurgeOutcome, sqlx::Error> {
-    ledger_only(pool, sql, retention, overdue_after, started, false).await
+    ledger_only(pool, sql, retention, settings, started, false).await
 }
 
 /// A dry run: counts, and reads the catalog for what will get in the way.
@@ -398,10 +439,10 @@ async fn count_only(
     pool: &PgPool,
     sql: &Statements,
     retention: RetentionDays,
-    overdue_after: OverdueAfter,
+    settings: &PurgeSettings,
     started: Instant,
 ) -> Result<PurgeOutcome, sqlx::Error> {
-    let mut outcome = ledger_only(pool, sql, retention, overdue_after, started, true).await?;
+    let mut outcome = ledger_only(pool, sql, retention, settings, started, true).await?;
     outcome.findings = Some(Findings::of(&sql.catalog));
     Ok(outcome)
 }
@@ -412,7 +453,7 @@ async fn ledger_only(
     pool: &PgPool,
     sql: &Statements,
     retention: RetentionDays,
-    overdue_after: OverdueAfter,
+    settings: &PurgeSettings,
     started: Instant,
     dry_run: bool,
 ) -> Result<PurgeOutcome, sqlx::Error> {
@@ -421,7 +462,13 @@ async fn ledger_only(
         .bind(retention.days())
         .fetch_one(&mut *tx)
         .await?;
-    let expired = count_expired(&mut tx, sql, cutoff, overdue_after).await?;
+    let expired = count_expired(&mut tx, sql, cutoff, settings.overdue_after).await?;
+    // What a run would anonymize: every blocked account, when it may.
+    let anonymized = if dry_run && settings.erase_blocked == EraseBlocked::Anonymize {
+        expired.blocked
+    } else {
+        0
+    };
     let status = if dry_run {
         PurgeStatus::Completed
     } else {
@@ -430,8 +477,8 @@ async fn ledger_only(
     let run_id: i64 = db::query_scalar(
         "insert into account_deletion.purge_runs
              (status, dry_run, cutoff, remaining, blocked, blocked_by, overdue,
-              oldest_overdue_seconds, held, finished_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+              oldest_overdue_seconds, held, anonymized, finished_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
          returning id",
     )
     .bind(status.as_str())
@@ -443,6 +490,7 @@ async fn ledger_only(
     .bind(expired.overdue.count as i64)
     .bind(expired.overdue.oldest_seconds)
     .bind(expired.held)
+    .bind(anonymized)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -451,6 +499,7 @@ async fn ledger_only(
         status,
         dry_run,
         deleted: 0,
+        anonymized: anonymized as u64,
         remaining: expired.deletable as u64,
         blocked: expired.blocked as u64,
         blocked_by: expired.blocked_by,
@@ -468,6 +517,7 @@ async fn ledger_only(
 #[derive(Default)]
 struct Progress {
     deleted: AtomicU64,
+    anonymized: AtomicU64,
     batches: AtomicU32,
     batches_started: AtomicU32,
     budget_spent: AtomicBool,
@@ -508,6 +558,7 @@ async fn purge_with_lease(
     lease: Lease,
     settings: PurgeSettings,
     started: Instant,
+    anonymize_only: Option<&[String]>,
 ) -> Result<PurgeOutcome, PurgeError> {
     let progress = Arc::new(Progress::default());
     let mut expired = None;
@@ -558,12 +609,72 @@ async fn purge_with_lease(
         tx.commit().await?;
         pass += 1;
     }
-    let expired = expired.expect("the first pass always runs");
-    let status = if expired.deletable > 0 && progress.cut_short() {
+    let mut expired = expired.expect("the first pass always runs");
+    if settings.erase_blocked == EraseBlocked::Anonymize
+        && expired.blocked > 0
+        && !progress.cut_short()
+        && let Some(batch) = &sql.anonymize_batch
+    {
+        anonymize(
+            pool,
+            batch,
+            lease,
+            settings,
+            started,
+            &progress,
+            anonymize_only,
+        )
+        .await?;
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        expired = count_expired(&mut tx, &sql, lease.cutoff, settings.overdue_after).await?;
+        tx.commit().await?;
+    }
+    // Under `anonymize`, blocked accounts are work the next run does too.
+    let left = match settings.erase_blocked {
+        EraseBlocked::Wait => expired.deletable,
+        EraseBlocked::Anonymize => expired.deletable + expired.blocked,
+    };
+    let status = if left > 0 && progress.cut_short() {
         PurgeStatus::Partial
     } else {
         PurgeStatus::Completed
     };
+    finish_run(pool, &sql, lease, status, left, &expired).await?;
+
+    Ok(PurgeOutcome {
+        run_id: lease.run_id,
+        status,
+        dry_run: false,
+        deleted: progress.deleted.load(Ordering::Relaxed),
+        anonymized: progress.anonymized.load(Ordering::Relaxed),
+        remaining: left as u64,
+        blocked: expired.blocked as u64,
+        blocked_by: expired.blocked_by,
+        held: expired.held as u64,
+        overdue: expired.overdue,
+        findings: None,
+        cutoff: lease.cutoff,
+        batches: progress.batches.load(Ordering::Relaxed),
+        duration: started.elapsed(),
+        batch_latencies: std::mem::take(
+            &mut *progress
+                .batch_latencies
+                .lock()
+                .expect("no panics while held"),
+        ),
+    })
+}
+
+/// Records a run's end on the ledger, and forgets what has been kept long
+/// enough.
+async fn finish_run(
+    pool: &PgPool,
+    sql: &Statements,
+    lease: Lease,
+    status: PurgeStatus,
+    left: i64,
+    expired: &Expired,
+) -> Result<(), sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::CRON).await?;
     db::query(concat!(
         "update account_deletion.purge_runs
@@ -575,7 +686,7 @@ async fn purge_with_lease(
     ))
     .bind(lease.run_id)
     .bind(status.as_str())
-    .bind(expired.deletable)
+    .bind(left)
     .bind(expired.blocked)
     .bind(&expired.blocked_by)
     .bind(expired.overdue.count as i64)
@@ -593,29 +704,10 @@ async fn purge_with_lease(
         .bind(TOMBSTONE_DAYS)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
-
-    Ok(PurgeOutcome {
-        run_id: lease.run_id,
-        status,
-        dry_run: false,
-        deleted: progress.deleted.load(Ordering::Relaxed),
-        remaining: expired.deletable as u64,
-        blocked: expired.blocked as u64,
-        blocked_by: expired.blocked_by,
-        held: expired.held as u64,
-        overdue: expired.overdue,
-        findings: None,
-        cutoff: lease.cutoff,
-        batches: progress.batches.load(Ordering::Relaxed),
-        duration: started.elapsed(),
-        batch_latencies: std::mem::take(
-            &mut *progress
-                .batch_latencies
-                .lock()
-                .expect("no panics while held"),
-        ),
-    })
+    // Anonymized accounts the purge has since deleted (nothing referenced
+    // them any more): their marks go.
+    db::query(&sql.prune_anonymized).execute(&mut *tx).await?;
+    tx.commit().await
 }
 
 /// Runs `settings.workers` batch workers to the end of the index (from the
@@ -874,6 +966,69 @@ mod tests {
     }
 }
 
+/// Runs anonymizing batches ([`Statements::anonymize_batch`]) on a worker
+/// row of its own, sized like the deleting ones, until none are left (of
+/// `only`, when given), the budget is spent or the lease is lost. Returns
+/// how many it anonymized.
+async fn anonymize(
+    pool: &PgPool,
+    batch: &crate::db::Statement,
+    lease: Lease,
+    settings: PurgeSettings,
+    started: Instant,
+    progress: &Progress,
+    only: Option<&[String]>,
+) -> Result<u64, sqlx::Error> {
+    let mut size = BatchSize::new(settings.batch_size, settings.batch_target);
+    let limits = batch_limits(&settings);
+    let worker = settings.workers.get();
+    let mut last = Duration::ZERO;
+    let mut total = 0;
+    loop {
+        if started.elapsed() + last > settings.time_budget && total > 0 {
+            progress.budget_spent.store(true, Ordering::Relaxed);
+            return Ok(total);
+        }
+        let wanted = size.next();
+        let mut conn = pool.acquire().await?;
+        let began = Instant::now();
+        let (booked, anonymized): (bool, i64) = batch
+            .fetch_optional(
+                &mut conn,
+                &limits,
+                &[
+                    lease.cutoff.into(),
+                    wanted.into(),
+                    lease.run_id.into(),
+                    worker.into(),
+                    only.map_or(Literal::Null, |ids| Literal::TextArray(ids.to_vec())),
+                    "purge".into(),
+                ],
+            )
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        if !booked {
+            progress.lease_lost.store(true, Ordering::Relaxed);
+            return Ok(total);
+        }
+        last = began.elapsed();
+        size.record(anonymized as u64, last);
+        total += anonymized as u64;
+        progress
+            .anonymized
+            .fetch_add(anonymized as u64, Ordering::Relaxed);
+        progress.batches.fetch_add(1, Ordering::Relaxed);
+        progress
+            .batch_latencies
+            .lock()
+            .expect("no panics while held")
+            .push(last);
+        if (anonymized as u64) < u64::from(wanted) {
+            return Ok(total);
+        }
+    }
+}
+
 /// A row of [`Statements::lock_account`]: id, address, deleted-at,
 /// purge-after, whether the user made the deletion, whether it is in its
 /// grace period.
@@ -907,6 +1062,7 @@ pub async fn erase_now(
     pool: &PgPool,
     sql: &Statements,
     user: &UserId,
+    erase_blocked: EraseBlocked,
 ) -> Result<Result<(), NotErased>, sqlx::Error> {
     let limits = Limits::new(
         Duration::from_secs(5),
@@ -958,7 +1114,30 @@ pub async fn erase_now(
         }
         Err(error) => return Err(error),
     };
-    if deleted == 0 {
+    // Blocked: anonymized instead when the purge would do that, by the
+    // anonymizing batch for this one account.
+    let anonymized = match (deleted, erase_blocked, &sql.anonymize_batch) {
+        (0, EraseBlocked::Anonymize, Some(batch)) => {
+            let (_, anonymized): (bool, i64) = batch
+                .fetch_optional(
+                    &mut tx,
+                    &limits,
+                    &[
+                        lease.cutoff.into(),
+                        1.into(),
+                        run_id.into(),
+                        0.into(),
+                        Literal::TextArray(vec![user.as_str().to_owned()]),
+                        "admin".into(),
+                    ],
+                )
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?;
+            anonymized
+        }
+        _ => 0,
+    };
+    if deleted == 0 && anonymized == 0 {
         let blocked_by: Vec<String> = db::query_scalar(&sql.blocked_by)
             .bind(user.as_str())
             .fetch_one(&mut *tx)
@@ -975,12 +1154,14 @@ pub async fn erase_now(
     .bind(run_id)
     .execute(&mut *tx)
     .await?;
-    db::query(
-        "insert into account_deletion.history (user_id, action, by) values ($1, 'erased', 'admin')",
-    )
-    .bind(user.as_str())
-    .execute(&mut *tx)
-    .await?;
+    if deleted > 0 {
+        db::query(
+            "insert into account_deletion.history (user_id, action, by) values ($1, 'erased', 'admin')",
+        )
+        .bind(user.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     tracing::info!(run_id, "account erased now by an operator");
     Ok(Ok(()))

@@ -102,6 +102,46 @@ pub struct UsersTable {
     /// (`identifier` is the email): with the `prisma` preset the purge
     /// deletes a purged user's rows there too, when the table exists.
     pub authjs_verification_tokens: bool,
+    /// The columns anonymizing an account clears (`ANONYMIZE_COLUMNS`, or
+    /// the preset's).
+    pub anonymize: AnonymizeColumns,
+}
+
+/// The personal columns of the users table that anonymizing clears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnonymizeColumns {
+    /// The preset's: those of them the table has.
+    Preset(Vec<Ident>),
+    /// `ANONYMIZE_COLUMNS`: every one must be there.
+    Listed(Vec<Ident>),
+}
+
+impl AnonymizeColumns {
+    /// `ANONYMIZE_COLUMNS`: comma-separated column names.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let columns: Vec<Ident> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(Ident::parse)
+            .collect::<Result<_, _>>()?;
+        if columns.is_empty() {
+            return Err("expected comma-separated columns of the users table".to_owned());
+        }
+        Ok(Self::Listed(columns))
+    }
+}
+
+/// How anonymizing clears one column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clear {
+    /// A nullable column: `NULL`.
+    Null,
+    /// The email column when it is `NOT NULL` (and usually unique):
+    /// `erased-<id>@invalid` (RFC 2606 reserves `.invalid`).
+    ErasedAddress,
+    /// A `NOT NULL` column with a default: its default.
+    Default,
 }
 
 impl UsersTable {
@@ -115,6 +155,7 @@ impl UsersTable {
             email: Ident("email".into()),
             deleted_at: Ident("deleted_at".into()),
             authjs_verification_tokens: false,
+            anonymize: AnonymizeColumns::Preset(vec![Ident("email".into())]),
         }
     }
 
@@ -126,6 +167,12 @@ impl UsersTable {
             name: Ident("User".into()),
             deleted_at: Ident("deletedAt".into()),
             authjs_verification_tokens: true,
+            // Auth.js's user: who the person is, and how they look.
+            anonymize: AnonymizeColumns::Preset(
+                ["name", "email", "emailVerified", "image"]
+                    .map(|name| Ident(name.into()))
+                    .to_vec(),
+            ),
             ..Self::default_names()
         }
     }
@@ -345,6 +392,8 @@ pub struct Catalog {
     /// Auth.js's `"VerificationToken"`, next to the users table, when the
     /// configuration asks for it and it exists.
     pub verification_tokens: Option<QualifiedName>,
+    /// When anonymizing is on: each column it clears, and how.
+    pub anonymize: Option<Vec<(Ident, Clear)>>,
 }
 
 /// The sessions table, found.
@@ -387,6 +436,7 @@ pub async fn inspect(
     conn: &mut PgConnection,
     users: &UsersTable,
     sessions: Option<SessionTable>,
+    anonymizing: bool,
 ) -> Result<Catalog, SchemaError> {
     let (oid, table) = find_users_table(conn, users).await?;
     let columns = columns(conn, oid).await?;
@@ -454,6 +504,11 @@ pub async fn inspect(
     } else {
         None
     };
+    let anonymize = if anonymizing {
+        Some(anonymized_columns(conn, oid, users).await?)
+    } else {
+        None
+    };
     Ok(Catalog {
         users: table,
         id: users.id.clone(),
@@ -466,7 +521,65 @@ pub async fn inspect(
         references,
         blocking,
         verification_tokens,
+        anonymize,
     })
+}
+
+/// How each column `ANONYMIZE_COLUMNS` (or the preset) names is cleared,
+/// checked against the catalog: a nullable column becomes `NULL`, the email
+/// column when `NOT NULL` an address at `.invalid`, another `NOT NULL`
+/// column its default; one without a default, the id or the deleted-at is
+/// a configuration error naming the variable.
+async fn anonymized_columns(
+    conn: &mut PgConnection,
+    oid: i64,
+    users: &UsersTable,
+) -> Result<Vec<(Ident, Clear)>, SchemaError> {
+    let found: Vec<(String, bool, bool)> = db::query_as(
+        "select attname::text, attnotnull, atthasdef
+         from pg_attribute
+         where attrelid = $1::oid and attnum > 0 and not attisdropped",
+    )
+    .bind(oid)
+    .fetch_all(&mut *conn)
+    .await?;
+    let (wanted, listed) = match &users.anonymize {
+        AnonymizeColumns::Preset(columns) => (columns, false),
+        AnonymizeColumns::Listed(columns) => (columns, true),
+    };
+    let refuse = |reason: String| SchemaError::misconfigured("ANONYMIZE_COLUMNS", reason);
+    let mut clears = Vec::new();
+    for column in wanted {
+        let Some((_, not_null, has_default)) =
+            found.iter().find(|(name, ..)| name == column.as_str())
+        else {
+            if listed {
+                return Err(refuse(format!(
+                    "table {} has no column {column}",
+                    users.display_name()
+                )));
+            }
+            continue;
+        };
+        if *column == users.id || *column == users.deleted_at {
+            return Err(refuse(format!(
+                "{column} is the id or the deleted-at column; the row keeps both"
+            )));
+        }
+        let clear = match (not_null, has_default) {
+            (false, _) => Clear::Null,
+            (true, _) if *column == users.email => Clear::ErasedAddress,
+            (true, true) => Clear::Default,
+            (true, false) => {
+                return Err(refuse(format!(
+                    "{column} is NOT NULL without a default: there is no value to clear it to \
+                     (make it nullable, give it a default, or leave it out)"
+                )));
+            }
+        };
+        clears.push((column.clone(), clear));
+    }
+    Ok(clears)
 }
 
 /// Auth.js's `"VerificationToken"` in `schema`, if it is there with its

@@ -21,7 +21,8 @@ use tokio::sync::RwLock;
 
 use crate::db::{self, Limits, Statement};
 use crate::schema::{
-    self, BlockingPath, Catalog, QualifiedName, SchemaError, SessionTable, TimeType, UsersTable,
+    self, BlockingPath, Catalog, Clear, OnDelete, QualifiedName, SchemaError, SessionTable,
+    TimeType, UsersTable,
 };
 
 /// The most user ids one `account.purged` event carries: about 40 KB of
@@ -103,13 +104,19 @@ pub struct Statements {
     pub queue_reminders: String,
     /// One purge batch; see [`purge_batch`] for its shape.
     pub purge_batch: Statement,
+    /// One anonymizing batch, when anonymizing is on and some key can
+    /// block; see [`anonymize_batch`].
+    pub anonymize_batch: Option<Statement>,
+    /// Forgets the anonymized marks of accounts that are gone.
+    pub prune_anonymized: String,
     /// The names of the blocking keys along which rows reference user `$1`
     /// (text[]; empty when none do).
     pub blocked_by: String,
     /// Expired accounts at cutoff `$1`: how many the purge can delete, how
     /// many are blocked, how many each blocking path blocks, how many are
     /// overdue (`$2` hours past the cutoff), the oldest one's seconds past
-    /// its retention, and how many are held (none of the others).
+    /// its retention, how many are held (none of the others), and how many
+    /// are anonymized and still kept by their references.
     pub count_expired: String,
     /// Soft-deleted accounts still in their grace period at cutoff `$1`.
     pub count_pending: String,
@@ -151,6 +158,12 @@ impl Statements {
             )),
             count_expired: count_expired(&t, &catalog.blocking),
             blocked_by: blocked_by(&t, &catalog.blocking),
+            anonymize_batch: anonymize_batch(&t, &catalog, records).map(Statement::new),
+            prune_anonymized: format!(
+                "delete from account_deletion.anonymized a
+                 where not exists (select 1 from {} u where u.{} = a.user_id::{})",
+                t.users, t.id, t.id_type
+            ),
             count_pending: count_pending(&t),
             make_due: make_due(&t),
             catalog,
@@ -695,9 +708,208 @@ from tally"
     )
 }
 
+/// What deleting the accounts `mine` picks out (users rows `u`) would have
+/// done through every foreign key on them, as CTEs `key0`, `key1`, …: rows
+/// of `CASCADE` keys deleted (but those rows along a blocking chain still
+/// reference), `SET NULL` and `SET DEFAULT` applied.
+fn reference_steps(t: &Names, catalog: &Catalog, mine: &str) -> String {
+    let users = &t.users;
+    let mut steps = String::new();
+    for (i, key) in catalog.references.iter().enumerate() {
+        let joined: Vec<String> = key
+            .columns
+            .iter()
+            .zip(&key.references)
+            .map(|(column, referenced)| {
+                format!("t.{} = u.{}", column.quoted(), referenced.quoted())
+            })
+            .collect();
+        let on = joined.join(" and ");
+        let table = key.table.quoted();
+        let columns = |value: &str| {
+            key.columns
+                .iter()
+                .map(|column| format!("{} = {value}", column.quoted()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let step = match key.on_delete {
+            OnDelete::Cascade => {
+                // Rows the kept rows hang from stay, as their parents.
+                let kept = catalog
+                    .blocking
+                    .iter()
+                    .filter(|path| path.0.len() > 1 && path.0[0] == *key)
+                    .fold(String::new(), |mut kept, path| {
+                        let below = BlockingPath(path.0[1..].to_vec());
+                        let _ = write!(kept, "\n      and not {}", referenced_along(&below, "t"));
+                        kept
+                    });
+                format!("delete from {table} t using {users} u where {mine} and {on}{kept}")
+            }
+            OnDelete::SetNull => {
+                format!(
+                    "update {table} t set {} from {users} u where {mine} and {on}",
+                    columns("null")
+                )
+            }
+            OnDelete::SetDefault => format!(
+                "update {table} t set {} from {users} u where {mine} and {on}",
+                columns("default")
+            ),
+            OnDelete::Restrict | OnDelete::NoAction => continue,
+        };
+        let _ = write!(steps, "\n), key{i} as (\n    {step}");
+    }
+    steps
+}
+
+/// The anonymizing batch's optional CTEs: Auth.js's sign-in links to the
+/// address, the `account.anonymized` events, the "erased" email.
+fn anonymize_records(catalog: &Catalog, records: Records) -> String {
+    let mut steps = String::new();
+    if let Some(table) = &catalog.verification_tokens {
+        let _ = write!(
+            steps,
+            "\n), unverified as (\n    delete from {} v where v.\"identifier\" = any(array(select identifier from targets where identifier is not null))",
+            table.quoted()
+        );
+    }
+    if records.events {
+        let _ = write!(
+            steps,
+            "\n), announced as (
+    insert into account_deletion.webhook_events (type, user_ids, occurred_at)
+    select 'account.anonymized', anonymized.ids[first::int : first::int + {last}], now()
+    from (select array_agg(id) as ids, count(*) as n from targets) anonymized,
+         generate_series(1, anonymized.n, {IDS_PER_EVENT}) first",
+            last = IDS_PER_EVENT - 1
+        );
+    }
+    if records.erased_email {
+        let _ = write!(
+            steps,
+            "\n), farewell as (
+    insert into account_deletion.email_outbox (user_id, kind, recipient)
+    select id, 'erased', email from targets where email is not null"
+        );
+    }
+    steps
+}
+
+/// One anonymizing batch (`ERASE_BLOCKED=anonymize`): claim up to `$2`
+/// expired, unheld accounts that a blocking key keeps and that are not
+/// anonymized yet (all of them, or only those of ids `$5` when it is not
+/// null), and in the one statement do to each what deleting it would have
+/// done to everything but the rows that must be kept:
+/// - rows of every `CASCADE` key are deleted (the app's own cascades below
+///   them follow), except those that rows along a blocking chain still
+///   reference, which must stay as the kept rows' parents;
+/// - `SET NULL` and `SET DEFAULT` keys are applied;
+/// - the personal columns are cleared ([`schema::Clear`]);
+/// - our own rows go, and Auth.js's sign-in links to its address;
+/// - its tombstone (marked anonymized), its mark, its history (`anonymized`
+///   by `$6`) and its `account.anonymized` event are written, and the batch
+///   is booked on worker `$4`'s row of run `$3`, if the run still holds the
+///   lease.
+///
+/// The row keeps its id and deleted-at; the ordinary purge deletes it once
+/// nothing references it any more. The cutoff `$1` is re-checked on the
+/// locked rows, as the purge's delete does, so a recovery and an
+/// anonymization never both win.
+fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) -> Option<String> {
+    let clears = catalog.anonymize.as_ref()?;
+    if catalog.blocking.is_empty() {
+        return None;
+    }
+    let Names {
+        users,
+        id,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    let cutoff = t.as_column("$1");
+    let not_held = t.not_held("u");
+    let blocked = catalog
+        .blocking
+        .iter()
+        .map(|path| referenced_along(path, "u"))
+        .collect::<Vec<_>>()
+        .join("\n        or ");
+    let mine = "u.ctid = any(array(select ctid from targets))";
+    let mut steps = reference_steps(t, catalog, mine);
+    let cleared: Vec<String> = clears
+        .iter()
+        .map(|(column, clear)| {
+            let value = match clear {
+                Clear::Null => "null".to_owned(),
+                Clear::Default => "default".to_owned(),
+                Clear::ErasedAddress => format!("'erased-' || u.{id}::text || '@invalid'"),
+            };
+            format!("{} = {value}", column.quoted())
+        })
+        .collect();
+    if !cleared.is_empty() {
+        let _ = write!(
+            steps,
+            "\n), cleared as (\n    update {users} u set {} where {mine}",
+            cleared.join(", ")
+        );
+    }
+    steps.push_str(&anonymize_records(catalog, records));
+    let address = t.address_of("u");
+    Some(format!(
+        "
+with lease as (
+    select id from account_deletion.purge_runs where id = $3 and status = 'running' for share
+), candidates as (
+    select u.ctid
+    from {users} u
+    where u.{deleted_at} <= {cutoff}
+      and ($5::text[] is null or u.{id} = any($5::text[]::{id_type}[]))
+      and exists (select 1 from lease)
+      and {not_held}
+      and not exists (select 1 from account_deletion.anonymized a where a.user_id = u.{id}::text)
+      and ({blocked})
+    order by u.{deleted_at}
+    limit $2
+    for update of u skip locked
+), targets as (
+    select u.ctid, u.{id}::text as id, u.{email}::text as identifier, {address} as email
+    from {users} u
+    where u.ctid = any(array(select ctid from candidates))
+      and u.{deleted_at} <= {cutoff}{steps}
+), forgotten as (
+    delete from account_deletion.email_outbox
+    where user_id = any(array(select id from targets)) and kind <> 'erased'
+), tombstoned as (
+    insert into account_deletion.tombstones (user_id, anonymized) select id, true from targets
+), marked as (
+    insert into account_deletion.anonymized (user_id) select id from targets
+    on conflict (user_id) do nothing
+), recorded as (
+    insert into account_deletion.history (user_id, action, by) select id, 'anonymized', $6 from targets
+), tally as (
+    select count(*) as n from targets
+), booked as (
+    insert into account_deletion.purge_run_workers as w (run_id, worker, anonymized, batches)
+    select lease.id, $4, tally.n, 1 from lease, tally
+    on conflict (run_id, worker) do update
+        set anonymized = w.anonymized + excluded.anonymized, batches = w.batches + 1
+    returning run_id
+)
+select exists (select 1 from booked), tally.n from tally",
+        email = t.email,
+    ))
+}
+
 fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
     let Names {
-        users, deleted_at, ..
+        users,
+        id,
+        deleted_at,
+        ..
     } = t;
     let cutoff = t.as_column("$1");
     let overdue_before = t.as_column("$1 - make_interval(hours => $2)");
@@ -722,22 +934,29 @@ fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
         "'{}'::int8[]".to_owned()
     } else {
         let counts: Vec<String> = (0..blocking.len())
-            .map(|i| format!("count(*) filter (where not held and b{i})"))
+            .map(|i| format!("count(*) filter (where not held and not anonymized and b{i})"))
             .collect();
         format!("array[{}]::int8[]", counts.join(", "))
     };
     // A held account is neither deletable, nor blocked, nor overdue: the
-    // purge leaves it on purpose. Overdue: still here `$2` hours after the
-    // retention ended; the oldest one's age past its retention, in seconds.
+    // purge leaves it on purpose. Nor is an anonymized one that is still
+    // blocked: the person is erased, the row waits for its references to
+    // go. (One that nothing references any more is deletable.) Overdue:
+    // still here `$2` hours after the retention ended; the oldest one's age
+    // past its retention, in seconds.
+    let kept = format!("(anonymized and ({any}))");
     format!(
         "select count(*) filter (where not held and not ({any})),
-                count(*) filter (where not held and ({any})),
+                count(*) filter (where not held and not anonymized and ({any})),
                 {each},
-                count(*) filter (where not held and overdue),
-                extract(epoch from $1 - min(deleted_at) filter (where not held and overdue))::int8,
-                count(*) filter (where held)
+                count(*) filter (where not held and not {kept} and overdue),
+                extract(epoch from $1 - min(deleted_at) filter (where not held and not {kept} and overdue))::int8,
+                count(*) filter (where held),
+                count(*) filter (where not held and {kept})
          from (select u.{deleted_at} <= {overdue_before} as overdue, {deleted_at_tz} as deleted_at,
-                      not {held} as held{flags}
+                      not {held} as held,
+                      exists (select 1 from account_deletion.anonymized a where a.user_id = u.{id}::text)
+                          as anonymized{flags}
                from {users} u where u.{deleted_at} <= {cutoff}) expired"
     )
 }
@@ -845,6 +1064,9 @@ pub struct AppTables {
     users: UsersTable,
     sessions: Option<SessionTable>,
     records: Records,
+    /// Render the anonymizing batch (`ERASE_BLOCKED=anonymize`, and
+    /// re-erasure after a restore), checking `ANONYMIZE_COLUMNS`.
+    anonymizing: bool,
     rendered: RwLock<Option<Arc<Statements>>>,
 }
 
@@ -855,8 +1077,16 @@ impl AppTables {
             users,
             sessions,
             records: Records::default(),
+            anonymizing: false,
             rendered: RwLock::new(None),
         }
+    }
+
+    /// Statements that can also anonymize accounts the app must keep.
+    #[must_use]
+    pub fn anonymizing(mut self, anonymizing: bool) -> Self {
+        self.anonymizing = anonymizing;
+        self
     }
 
     /// Statements that also record `records`.
@@ -879,7 +1109,7 @@ impl AppTables {
     pub async fn reload(&self, pool: &PgPool) -> Result<Arc<Statements>, SchemaError> {
         let mut rendered = self.rendered.write().await;
         let mut tx = db::begin(pool, &Limits::CRON).await?;
-        let catalog = schema::inspect(&mut tx, &self.users, self.sessions).await;
+        let catalog = schema::inspect(&mut tx, &self.users, self.sessions, self.anonymizing).await;
         tx.commit().await?;
         let statements = Arc::new(Statements::render(catalog?, self.records));
         *rendered = Some(Arc::clone(&statements));

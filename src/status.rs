@@ -5,7 +5,8 @@
 //! - `overdue`: accounts still present a purge interval
 //!   (`OVERDUE_AFTER_HOURS`) after their retention ended;
 //! - `blocked`: accounts past their retention that a foreign key without a
-//!   delete action keeps;
+//!   delete action keeps (under `ERASE_BLOCKED=wait`; under `anonymize` the
+//!   purge anonymizes them);
 //! - `purge_stale`: no purge completed within two intervals (or, before the
 //!   first one, within two intervals of installing);
 //! - `emails_given_up`: an email that gave up retrying in the last
@@ -16,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::config::{OverdueAfter, RetentionDays};
+use crate::config::{EraseBlocked, OverdueAfter, RetentionDays};
 use crate::db::{self, Limits};
 use crate::purge;
 use crate::sql::Statements;
@@ -57,6 +58,9 @@ pub struct Health {
     /// Accounts past their retention that an operator holds: left alone on
     /// purpose, not a problem.
     pub held: i64,
+    /// Accounts anonymized and kept for the rows that reference them (an
+    /// invoice): the person is erased; not a problem.
+    pub anonymized: i64,
     pub last_completed_purge: Option<String>,
     pub last_completed_purge_age_seconds: Option<i64>,
     pub emails_pending: i64,
@@ -72,6 +76,7 @@ pub async fn check(
     sql: &Statements,
     retention: RetentionDays,
     overdue_after: OverdueAfter,
+    erase_blocked: EraseBlocked,
 ) -> Result<Health, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
     let (
@@ -116,7 +121,9 @@ pub async fn check(
     if expired.overdue.count > 0 {
         problems.push("overdue");
     }
-    if expired.blocked > 0 {
+    // Under `anonymize` the purge anonymizes blocked accounts; one it has
+    // not reached in time is overdue like any other.
+    if expired.blocked > 0 && erase_blocked == EraseBlocked::Wait {
         problems.push("blocked");
     }
     if purge_stale {
@@ -138,6 +145,7 @@ pub async fn check(
         blocked: expired.blocked,
         blocked_by: expired.blocked_by,
         held: expired.held,
+        anonymized: expired.anonymized,
         last_completed_purge: last_completed
             .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
         last_completed_purge_age_seconds: last_completed.map(|at| (now - at).num_seconds()),

@@ -26,7 +26,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::accounts::{self, NotRestored, Restoration, Via};
-use crate::config::{MailConfig, RetentionDays, SupportConfig};
+use crate::config::{EraseBlocked, MailConfig, RetentionDays, SupportConfig};
 use crate::db::{self, Limits};
 use crate::events::{self, PendingEvent};
 use crate::outbox::{self, EmailKind, PendingEmail};
@@ -227,6 +227,7 @@ pub struct Support {
     retention: RetentionDays,
     mail: MailConfig,
     webhook: Option<Arc<Webhook>>,
+    erase_blocked: EraseBlocked,
 }
 
 /// An operator's transaction: it may wait for a purge batch in flight (a
@@ -245,13 +246,16 @@ impl Support {
     pub fn new(config: SupportConfig, pool: Option<PgPool>) -> Self {
         Self {
             pool: pool.unwrap_or_else(|| crate::db::lazy_pool(config.database.clone(), 3)),
-            tables: AppTables::new(config.users, None).recording(Records {
-                events: config.webhook.is_some(),
-                erased_email: config.erased_email,
-            }),
+            tables: AppTables::new(config.users, None)
+                .recording(Records {
+                    events: config.webhook.is_some(),
+                    erased_email: config.erased_email,
+                })
+                .anonymizing(config.erase_blocked == EraseBlocked::Anonymize),
             retention: config.retention,
             mail: config.mail,
             webhook: config.webhook.map(Arc::new),
+            erase_blocked: config.erase_blocked,
         }
     }
 
@@ -300,16 +304,18 @@ impl Support {
             }),
             Action::Hold(reason) => self.hold(&sql, &user, reason).await?,
             Action::Release => self.release(&sql, &user).await?,
-            Action::EraseNow => match purge::erase_now(&self.pool, &sql, &user).await? {
-                Ok(()) => {
-                    sends.events_due = true;
-                    Ok(())
+            Action::EraseNow => {
+                match purge::erase_now(&self.pool, &sql, &user, self.erase_blocked).await? {
+                    Ok(()) => {
+                        sends.events_due = true;
+                        Ok(())
+                    }
+                    Err(NotErased::NoSuchUser) => Err(Refused::NotFound),
+                    Err(NotErased::NotDeleted) => Err(Refused::NotDeleted),
+                    Err(NotErased::Held) => Err(Refused::Held),
+                    Err(NotErased::Blocked(keys)) => Err(Refused::Blocked(keys)),
                 }
-                Err(NotErased::NoSuchUser) => Err(Refused::NotFound),
-                Err(NotErased::NotDeleted) => Err(Refused::NotDeleted),
-                Err(NotErased::Held) => Err(Refused::Held),
-                Err(NotErased::Blocked(keys)) => Err(Refused::Blocked(keys)),
-            },
+            }
         };
         if let Err(refused) = done {
             return Ok(Err(refused));
@@ -387,6 +393,12 @@ impl Support {
             .bind(self.retention.days())
             .fetch_optional(&mut *tx)
             .await?;
+        let anonymized: bool = db::query_scalar(
+            "select exists (select 1 from account_deletion.anonymized where user_id = $1)",
+        )
+        .bind(user.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
         let hold: Option<(String, DateTime<Utc>)> =
             db::query_as("select reason, since from account_deletion.holds where user_id = $1")
                 .bind(user.as_str())
@@ -400,7 +412,8 @@ impl Support {
         .fetch_all(&mut *tx)
         .await?;
         // The purge writes no history of its own (it would cost every
-        // erased account an index insert): its tombstone says when. The
+        // erased account an index insert): its tombstone says when. (An
+        // anonymization, rarer, writes its own.) The
         // table has no index on ids, so the scan starts at the account's
         // first recorded deletion (its BRIN index on the time skips the
         // rest); an operator's erasure is in the history already, at the
@@ -411,7 +424,8 @@ impl Support {
             .map(|(at, ..)| *at);
         let purged: Vec<DateTime<Utc>> = db::query_scalar(
             "select purged_at from account_deletion.tombstones
-             where user_id = $1 and purged_at >= coalesce($2, '-infinity'::timestamptz)",
+             where user_id = $1 and purged_at >= coalesce($2, '-infinity'::timestamptz)
+               and not anonymized",
         )
         .bind(user.as_str())
         .bind(since)
@@ -428,8 +442,14 @@ impl Support {
             .find(|(_, action, ..)| action == "deleted")
             .map(|(_, _, by, _)| if by == "user" { "user" } else { "app" });
         let (status, deleted_at, purge_after, deleted_by) = match state {
+            // Anonymized: the person is erased; the row stays for the rows
+            // that must be kept.
             Some((Some(deleted_at), purge_after, made_by_user)) => (
-                Status::Scheduled,
+                if anonymized {
+                    Status::Erased
+                } else {
+                    Status::Scheduled
+                },
                 Some(rfc3339(deleted_at)),
                 purge_after.map(rfc3339),
                 Some(if made_by_user { "user" } else { "app" }),

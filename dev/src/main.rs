@@ -259,12 +259,13 @@ async fn forget(from: &str) -> anyhow::Result<()> {
     let webhook = config.webhook.clone().map(std::sync::Arc::new);
     // Re-erased accounts get their events again; the farewell email they
     // were sent the first time is not repeated.
-    let tables = account_deletion::sql::AppTables::new(config.users.clone(), None).recording(
-        account_deletion::sql::Records {
+    let tables = account_deletion::sql::AppTables::new(config.users.clone(), None)
+        .recording(account_deletion::sql::Records {
             events: webhook.is_some(),
             erased_email: false,
-        },
-    );
+        })
+        // Accounts anonymized before the restore are anonymized again.
+        .anonymizing(true);
     let done = account_deletion::forget::forget(
         &replaced,
         &restored,
@@ -275,8 +276,8 @@ async fn forget(from: &str) -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "{} tombstone(s) read; {} of those accounts were back and are erased again ({} account(s) purged in all, {} blocked)",
-        done.tombstones, done.present, done.purged, done.blocked
+        "{} tombstone(s) read; {} of those accounts were back and are erased again ({} account(s) purged in all, {} anonymized again, {} blocked)",
+        done.tombstones, done.present, done.purged, done.anonymized, done.blocked
     );
     if let Some(events) = done.events {
         println!(

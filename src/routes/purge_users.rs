@@ -11,7 +11,7 @@ use http::StatusCode;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::config::{ConfigErrors, CronConfig, PurgeSettings, RetentionDays};
+use crate::config::{ConfigErrors, CronConfig, EraseBlocked, PurgeSettings, RetentionDays};
 use crate::events::{self, EventSweepReport};
 use crate::purge::{self, PurgeOutcome};
 use crate::routes::protected::{CRON_METHODS, Opened, Protected};
@@ -70,10 +70,12 @@ impl PurgeUsers {
             |config, pool| Opened {
                 state: Ready {
                     pool,
-                    tables: AppTables::new(config.users, None).recording(Records {
-                        events: config.webhook.is_some(),
-                        erased_email: config.erased_email,
-                    }),
+                    tables: AppTables::new(config.users, None)
+                        .recording(Records {
+                            events: config.webhook.is_some(),
+                            erased_email: config.erased_email,
+                        })
+                        .anonymizing(config.purge.erase_blocked == EraseBlocked::Anonymize),
                     retention: config.retention,
                     settings: config.purge,
                     webhook: config.webhook.map(Arc::new),
@@ -149,6 +151,9 @@ fn dry_run(query: Option<&str>) -> Result<bool, ApiError> {
 struct PurgeBody {
     status: &'static str,
     deleted: u64,
+    /// Accounts anonymized (`ERASE_BLOCKED=anonymize`; for a dry run, those
+    /// it would).
+    anonymized: u64,
     remaining: u64,
     /// Expired accounts that foreign keys without a delete action keep.
     blocked: u64,
@@ -183,6 +188,7 @@ impl From<&PurgeOutcome> for PurgeBody {
         Self {
             status: outcome.status.as_str(),
             deleted: outcome.deleted,
+            anonymized: outcome.anonymized,
             remaining: outcome.remaining,
             blocked: outcome.blocked,
             blocked_by: outcome.blocked_by.clone(),

@@ -9,7 +9,7 @@
 use http::{Method, StatusCode};
 use sqlx::PgPool;
 
-use crate::config::{ConfigErrors, OverdueAfter, RetentionDays, StatusConfig};
+use crate::config::{ConfigErrors, EraseBlocked, OverdueAfter, RetentionDays, StatusConfig};
 use crate::routes::protected::{Opened, Protected};
 use crate::routes::schema_refusal;
 use crate::sql::AppTables;
@@ -26,6 +26,7 @@ struct Ready {
     tables: AppTables,
     retention: RetentionDays,
     overdue_after: OverdueAfter,
+    erase_blocked: EraseBlocked,
 }
 
 /// A monitor reads; the manual `POST` of the crons has no meaning here, but
@@ -63,6 +64,7 @@ impl Status {
                     tables: AppTables::new(config.users, None),
                     retention: config.retention,
                     overdue_after: config.overdue_after,
+                    erase_blocked: config.erase_blocked,
                 },
                 secrets: [Some(config.cron_secret), config.status_secret]
                     .into_iter()
@@ -86,9 +88,15 @@ impl Status {
             .reload(&ready.pool)
             .await
             .map_err(|error| schema_refusal("status", error))?;
-        let health = status::check(&ready.pool, &sql, ready.retention, ready.overdue_after)
-            .await
-            .map_err(ApiError::from_database)?;
+        let health = status::check(
+            &ready.pool,
+            &sql,
+            ready.retention,
+            ready.overdue_after,
+            ready.erase_blocked,
+        )
+        .await
+        .map_err(ApiError::from_database)?;
         if !health.ok {
             tracing::warn!(problems = ?health.problems, "status: erasure needs a person");
         }

@@ -6,6 +6,7 @@ mod helpers;
 mod account_delete;
 mod account_recover;
 mod adopting;
+mod anonymize;
 mod browser;
 mod cors;
 mod email_delivery;

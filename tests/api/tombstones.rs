@@ -174,8 +174,8 @@ async fn a_restored_backup_is_erased_again_from_the_tombstones() {
         purged
     );
     assert!(
-        tombstones.iter().all(|(_, columns)| *columns == 2),
-        "an id and a time, nothing else"
+        tombstones.iter().all(|(_, columns)| *columns == 3),
+        "an id, a time and whether it was anonymized, nothing else"
     );
 
     // The restore, into a fresh database.
@@ -201,6 +201,7 @@ async fn a_restored_backup_is_erased_again_from_the_tombstones() {
             tombstones: 5,
             present: 5,
             purged: 5,
+            anonymized: 0,
             blocked: 0,
             events: Some(EventSweepReport {
                 sent: 1,
