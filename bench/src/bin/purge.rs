@@ -21,6 +21,10 @@
 //! chart of batch latency to `--chart` (default `bench/purge-batches.svg`).
 //! With `DATABASE_URL` set, the data template is kept between runs of the
 //! same scale. `--holds N` puts N active accounts on hold in every copy.
+//! `--blocked P` gives P% of the expired accounts an invoice by a key
+//! without a delete action, which the function then leaves
+//! (`--erase-blocked wait`) or anonymizes (`--erase-blocked anonymize`);
+//! the single `DELETE` (a) cannot run on such data.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -99,11 +103,17 @@ async fn main() -> anyhow::Result<()> {
     // Holds on that many active accounts: every purge batch then looks
     // each candidate up among them, and deletes as much as without.
     let holds: i64 = arg("--holds", 0);
+    // That percentage of the expired accounts has an invoice, by a key
+    // without a delete action: the purge leaves them (`--erase-blocked
+    // wait`, the default) or anonymizes them (`anonymize`). The single
+    // DELETE (a) cannot run on such data.
+    let blocked_percent: i64 = arg("--blocked", 0);
+    let blocked = expired * blocked_percent / 100;
     let chart: String = arg("--chart", "bench/purge-batches.svg".to_owned());
     let server = account_deletion_bench::server();
 
     let started = Instant::now();
-    build_template(server, expired).await?;
+    build_template(server, expired, blocked_percent).await?;
     eprintln!(
         "template: {expired} expired + {expired} active users, 5 child rows each, in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -142,9 +152,23 @@ async fn main() -> anyhow::Result<()> {
             }
             let measurement = measure(server, &name, variant).await?;
             assert_eq!(
-                measurement.deleted, expired as u64,
-                "{variant:?} deleted every expired account"
+                measurement.deleted,
+                (expired - blocked) as u64,
+                "{variant:?} deleted every expired account that nothing keeps"
             );
+            if blocked > 0 {
+                let anonymized = anonymized_in(server, &name).await?;
+                let expected = if erase_blocked() == "anonymize" {
+                    blocked
+                } else {
+                    0
+                };
+                assert_eq!(
+                    anonymized, expected,
+                    "{variant:?} anonymized the blocked accounts"
+                );
+                eprintln!("  anonymized {anonymized} blocked accounts");
+            }
             eprintln!(
                 "round {round}: {:<26} {:>8.2} s  {:>9.0} rows/s{}",
                 variant.label(),
@@ -165,13 +189,17 @@ async fn main() -> anyhow::Result<()> {
 
 /// Builds the data template, or keeps the one a previous run on the same
 /// server (`DATABASE_URL`) built for this scale and these migrations.
-async fn build_template(server: &testkit::postgres::Server, expired: i64) -> anyhow::Result<()> {
+async fn build_template(
+    server: &testkit::postgres::Server,
+    expired: i64,
+    blocked_percent: i64,
+) -> anyhow::Result<()> {
     let schema = account_deletion::db::MIGRATOR
         .iter()
         .map(|m| m.version)
         .max()
         .unwrap_or_default();
-    let label = format!("bench data: expired={expired} schema={schema}");
+    let label = format!("bench data: expired={expired} blocked={blocked_percent}% schema={schema}");
     let mut admin = PgConnection::connect_with(&server.options("postgres")).await?;
     let existing: Option<String> = sqlx::query_scalar(
         "select shobj_description(oid, 'pg_database') from pg_database where datname = $1",
@@ -228,6 +256,31 @@ async fn build_template(server: &testkit::postgres::Server, expired: i64) -> any
     )
     .execute(&mut conn)
     .await?;
+    if blocked_percent > 0 {
+        // Invoices the law says to keep, for every n-th expired account.
+        sqlx::raw_sql(
+            "create table invoices (
+                 id bigint generated always as identity primary key,
+                 user_id uuid not null constraint invoices_user_id_fkey references users (id),
+                 total_cents integer not null
+             )",
+        )
+        .execute(&mut conn)
+        .await?;
+        sqlx::query(
+            "insert into invoices (user_id, total_cents)
+             select id, 4999 from (
+                 select id, row_number() over (order by id) as n from users where deleted_at is not null
+             ) expired
+             where n % (100 / $1) = 0",
+        )
+        .bind(blocked_percent)
+        .execute(&mut conn)
+        .await?;
+        sqlx::raw_sql("create index invoices_user_id_idx on invoices (user_id)")
+            .execute(&mut conn)
+            .await?;
+    }
     // Each on its own: neither runs inside a transaction block.
     sqlx::raw_sql("vacuum analyze").execute(&mut conn).await?;
     sqlx::raw_sql("checkpoint").execute(&mut conn).await?;
@@ -238,6 +291,21 @@ async fn build_template(server: &testkit::postgres::Server, expired: i64) -> any
     .execute(&mut admin)
     .await?;
     Ok(())
+}
+
+/// `--erase-blocked`: what the function does with blocked accounts.
+fn erase_blocked() -> String {
+    arg("--erase-blocked", "wait".to_owned())
+}
+
+/// How many accounts a run anonymized.
+async fn anonymized_in(server: &testkit::postgres::Server, database: &str) -> anyhow::Result<i64> {
+    let mut conn = PgConnection::connect_with(&server.options(database)).await?;
+    let anonymized = sqlx::query_scalar("select count(*) from account_deletion.anonymized")
+        .fetch_one(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(anonymized)
 }
 
 /// `count` active accounts on hold, as support would place them.
@@ -472,6 +540,7 @@ async fn http_purge(
     let port = testkit::free_port();
     let mut command = std::process::Command::new(release_binary("cron-permanent-delete-users"));
     command.env_clear();
+    command.env("ERASE_BLOCKED", erase_blocked());
     if let Some(url) = webhook {
         command
             .env("WEBHOOK_URL", url)
