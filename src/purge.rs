@@ -984,6 +984,7 @@ async fn anonymize(
     let worker = settings.workers.get();
     let mut last = Duration::ZERO;
     let mut total = 0;
+    let mut floor: Option<DateTime<Utc>> = None;
     loop {
         if started.elapsed() + last > settings.time_budget && total > 0 {
             progress.budget_spent.store(true, Ordering::Relaxed);
@@ -992,7 +993,7 @@ async fn anonymize(
         let wanted = size.next();
         let mut conn = pool.acquire().await?;
         let began = Instant::now();
-        let (booked, anonymized): (bool, i64) = batch
+        let (booked, anonymized, newest): (bool, i64, Option<DateTime<Utc>>) = batch
             .fetch_optional(
                 &mut conn,
                 &limits,
@@ -1003,10 +1004,12 @@ async fn anonymize(
                     worker.into(),
                     only.map_or(Literal::Null, |ids| Literal::TextArray(ids.to_vec())),
                     "purge".into(),
+                    floor.into(),
                 ],
             )
             .await?
             .ok_or(sqlx::Error::RowNotFound)?;
+        floor = newest.or(floor);
         if !booked {
             progress.lease_lost.store(true, Ordering::Relaxed);
             return Ok(total);
@@ -1118,7 +1121,7 @@ pub async fn erase_now(
     // anonymizing batch for this one account.
     let anonymized = match (deleted, erase_blocked, &sql.anonymize_batch) {
         (0, EraseBlocked::Anonymize, Some(batch)) => {
-            let (_, anonymized): (bool, i64) = batch
+            let (_, anonymized, _): (bool, i64, Option<DateTime<Utc>>) = batch
                 .fetch_optional(
                     &mut tx,
                     &limits,
@@ -1129,6 +1132,7 @@ pub async fn erase_now(
                         0.into(),
                         Literal::TextArray(vec![user.as_str().to_owned()]),
                         "admin".into(),
+                        Literal::Null,
                     ],
                 )
                 .await?

@@ -798,10 +798,11 @@ fn anonymize_records(catalog: &Catalog, records: Records) -> String {
 }
 
 /// One anonymizing batch (`ERASE_BLOCKED=anonymize`): claim up to `$2`
-/// expired, unheld accounts that a blocking key keeps and that are not
-/// anonymized yet (all of them, or only those of ids `$5` when it is not
-/// null), and in the one statement do to each what deleting it would have
-/// done to everything but the rows that must be kept:
+/// expired, unheld accounts at or above the floor `$7` that a blocking key
+/// keeps and that are not anonymized yet (all of them, or only those of ids
+/// `$5` when it is not null), and in the one statement do to each what
+/// deleting it would have done to everything but the rows that must be
+/// kept:
 /// - rows of every `CASCADE` key are deleted (the app's own cascades below
 ///   them follow), except those that rows along a blocking chain still
 ///   reference, which must stay as the kept rows' parents;
@@ -814,7 +815,11 @@ fn anonymize_records(catalog: &Catalog, records: Records) -> String {
 ///   lease.
 ///
 /// The row keeps its id and deleted-at; the ordinary purge deletes it once
-/// nothing references it any more. The cutoff `$1` is re-checked on the
+/// nothing references it any more. Like the purge batch, it walks the
+/// deleted-at index from the floor the previous batch ended at (returned
+/// as the newest deleted-at it took): from the start every time, each batch
+/// would walk again over the entries of every account deleted or
+/// anonymized before it. The cutoff `$1` is re-checked on the
 /// locked rows, as the purge's delete does, so a recovery and an
 /// anonymization never both win.
 fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) -> Option<String> {
@@ -830,6 +835,8 @@ fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) -> Option<Str
         ..
     } = t;
     let cutoff = t.as_column("$1");
+    let floor = t.as_column("coalesce($7, '-infinity'::timestamptz)");
+    let deleted_at_tz = t.deleted_at_of("u");
     let not_held = t.not_held("u");
     let blocked = catalog
         .blocking
@@ -867,6 +874,7 @@ with lease as (
     select u.ctid
     from {users} u
     where u.{deleted_at} <= {cutoff}
+      and u.{deleted_at} >= {floor}
       and ($5::text[] is null or u.{id} = any($5::text[]::{id_type}[]))
       and exists (select 1 from lease)
       and {not_held}
@@ -876,7 +884,8 @@ with lease as (
     limit $2
     for update of u skip locked
 ), targets as (
-    select u.ctid, u.{id}::text as id, u.{email}::text as identifier, {address} as email
+    select u.ctid, u.{id}::text as id, u.{email}::text as identifier, {address} as email,
+           {deleted_at_tz} as deleted_at
     from {users} u
     where u.ctid = any(array(select ctid from candidates))
       and u.{deleted_at} <= {cutoff}{steps}
@@ -891,7 +900,7 @@ with lease as (
 ), recorded as (
     insert into account_deletion.history (user_id, action, by) select id, 'anonymized', $6 from targets
 ), tally as (
-    select count(*) as n from targets
+    select count(*) as n, max(deleted_at) as newest from targets
 ), booked as (
     insert into account_deletion.purge_run_workers as w (run_id, worker, anonymized, batches)
     select lease.id, $4, tally.n, 1 from lease, tally
@@ -899,7 +908,7 @@ with lease as (
         set anonymized = w.anonymized + excluded.anonymized, batches = w.batches + 1
     returning run_id
 )
-select exists (select 1 from booked), tally.n from tally",
+select exists (select 1 from booked), tally.n, tally.newest from tally",
         email = t.email,
     ))
 }

@@ -9,11 +9,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::{Method, StatusCode};
 use serde::Serialize;
-use sqlx::PgPool;
 
 use crate::accounts;
 use crate::auth::Purpose;
-use crate::config::{AccountConfig, ConfigErrors};
 use crate::routes::{AccountState, Configured, statements};
 use crate::web::{ApiError, Background, Request, Response, json};
 
@@ -24,29 +22,9 @@ pub struct DeleteAccount {
     state: Configured<AccountState>,
 }
 
+account_route!(DeleteAccount, "account-delete");
+
 impl DeleteAccount {
-    #[must_use]
-    pub fn from_env() -> Self {
-        Self::new(AccountConfig::from_env())
-    }
-
-    /// The route with a pool of its own, sized for one function instance.
-    #[must_use]
-    pub fn new(config: Result<AccountConfig, ConfigErrors>) -> Self {
-        Self {
-            state: AccountState::configured("account-delete", config, None),
-        }
-    }
-
-    /// The route on a pool the host shares between routes (the dev server's
-    /// embedded database takes a single connection).
-    #[must_use]
-    pub fn with_pool(config: Result<AccountConfig, ConfigErrors>, pool: PgPool) -> Self {
-        Self {
-            state: AccountState::configured("account-delete", config, Some(pool)),
-        }
-    }
-
     pub async fn handle(&self, request: Request) -> Response {
         self.state.serve(request, ALLOWED, Self::respond).await
     }

@@ -1,6 +1,8 @@
 //! One module per Vercel function, each exposing a route built once per
 //! process and a `handle` that turns a request into a response.
 
+#[macro_use]
+mod account_route;
 pub mod admin_accounts;
 pub mod delete_account;
 pub mod deletion_status;

@@ -6,10 +6,8 @@ use chrono::{DateTime, Utc};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, REFERRER_POLICY};
 use http::{Method, StatusCode};
 use serde::Serialize;
-use sqlx::PgPool;
 
 use crate::app_url::SignInUrl;
-use crate::config::{AccountConfig, ConfigErrors};
 use crate::html::{escape, page};
 use crate::rate_limit::ClientAddress;
 use crate::routes::{AccountState, Configured, statements};
@@ -38,29 +36,9 @@ enum BodyFormat {
     Form,
 }
 
+account_route!(RecoverAccount, "account-recover");
+
 impl RecoverAccount {
-    #[must_use]
-    pub fn from_env() -> Self {
-        Self::new(AccountConfig::from_env())
-    }
-
-    /// The route with a pool of its own, sized for one function instance.
-    #[must_use]
-    pub fn new(config: Result<AccountConfig, ConfigErrors>) -> Self {
-        Self {
-            state: AccountState::configured("account-recover", config, None),
-        }
-    }
-
-    /// The route on a pool the host shares between routes (the dev server's
-    /// embedded database takes a single connection).
-    #[must_use]
-    pub fn with_pool(config: Result<AccountConfig, ConfigErrors>, pool: PgPool) -> Self {
-        Self {
-            state: AccountState::configured("account-recover", config, Some(pool)),
-        }
-    }
-
     pub async fn handle(&self, request: Request) -> Response {
         self.state.serve(request, ALLOWED, Self::respond).await
     }

@@ -10,11 +10,9 @@
 
 use http::{Method, StatusCode};
 use serde::Serialize;
-use sqlx::PgPool;
 
 use crate::accounts::{self, DeletionState, NotRestored, Via};
 use crate::auth::Purpose;
-use crate::config::{AccountConfig, ConfigErrors};
 use crate::routes::deletion_status::rfc3339;
 use crate::routes::{AccountState, Configured, statements};
 use crate::web::{ApiError, Background, Request, Response, json};
@@ -38,28 +36,9 @@ pub struct RestoreAccount {
     state: Configured<AccountState>,
 }
 
+account_route!(RestoreAccount, "account-restore");
+
 impl RestoreAccount {
-    #[must_use]
-    pub fn from_env() -> Self {
-        Self::new(AccountConfig::from_env())
-    }
-
-    /// The route with a pool of its own, sized for one function instance.
-    #[must_use]
-    pub fn new(config: Result<AccountConfig, ConfigErrors>) -> Self {
-        Self {
-            state: AccountState::configured("account-restore", config, None),
-        }
-    }
-
-    /// The route on a pool the host shares between routes.
-    #[must_use]
-    pub fn with_pool(config: Result<AccountConfig, ConfigErrors>, pool: PgPool) -> Self {
-        Self {
-            state: AccountState::configured("account-restore", config, Some(pool)),
-        }
-    }
-
     pub async fn handle(&self, request: Request) -> Response {
         self.state.serve(request, ALLOWED, Self::respond).await
     }

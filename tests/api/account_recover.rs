@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 
-use crate::helpers::{AccountApp, read, request, urlencode};
+use crate::helpers::{AccountApp, race_the_purge, read, request, urlencode};
 
 const PATH: &str = "/api/account/recover";
 
@@ -274,41 +274,17 @@ async fn forty_recoveries_racing_the_purge_never_answer_200_for_an_account_then_
     .unwrap();
 
     let app = std::sync::Arc::new(app);
-    let mut recoveries = Vec::new();
-    for (i, (user_id, token)) in accounts.iter().cloned().enumerate() {
-        let app = app.clone();
-        recoveries.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
-            // Forty people, each from their own address: however many lose
-            // the race, none is slowed down for the others' failures.
-            let address = format!("203.0.113.{i}");
-            let response = app
-                .recover_json_with(&token, &[("x-real-ip", &address)])
-                .await;
-            (user_id, response.status)
-        }));
-    }
-    let purges: Vec<_> = (0..4)
-        .map(|i| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(100 * i)).await;
-                app.run_purge().await
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for recovery in recoveries {
-        answers.push(recovery.await.unwrap());
-    }
-    for purge in purges {
-        purge.await.unwrap();
-    }
-    // Whatever the purge runs left behind, one more finishes.
-    app.run_purge().await;
-
+    let answers = race_the_purge(&app, accounts, 4, |app, i, (_, token)| async move {
+        // Forty people, each from their own address: however many lose
+        // the race, none is slowed down for the others' failures.
+        let address = format!("203.0.113.{i}");
+        app.recover_json_with(&token, &[("x-real-ip", &address)])
+            .await
+            .status
+    })
+    .await;
     let mut restored = 0;
-    for (user_id, status) in answers {
+    for ((user_id, _), status) in answers {
         match status {
             StatusCode::OK => {
                 restored += 1;

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 
 use crate::adopting::{Framework, app_for, delete_with};
-use crate::helpers::{AccountApp, status_config, status_of};
+use crate::helpers::{AccountApp, race_the_purge, status_config, status_of};
 
 const ANONYMIZE: (&str, &str) = ("ERASE_BLOCKED", "anonymize");
 
@@ -382,37 +382,15 @@ async fn recoveries_racing_the_anonymizing_purge_either_restore_or_anonymize_nev
     .execute(app.pool())
     .await
     .unwrap();
-    let mut recoveries = Vec::new();
-    for (i, (user_id, token)) in accounts.iter().cloned().enumerate() {
-        let app = app.clone();
-        recoveries.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
-            let address = format!("198.51.100.{i}");
-            let response = app
-                .recover_json_with(&token, &[("x-real-ip", &address)])
-                .await;
-            (user_id, response.status)
-        }));
-    }
-    let purges: Vec<_> = (0..7)
-        .map(|i| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(100 * i)).await;
-                app.run_purge().await
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for recovery in recoveries {
-        answers.push(recovery.await.unwrap());
-    }
-    for purge in purges {
-        purge.await.unwrap();
-    }
-    app.run_purge().await;
+    let answers = race_the_purge(&app, accounts, 7, |app, i, (_, token)| async move {
+        let address = format!("198.51.100.{i}");
+        app.recover_json_with(&token, &[("x-real-ip", &address)])
+            .await
+            .status
+    })
+    .await;
     let mut restored = 0;
-    for (user_id, status) in answers {
+    for ((user_id, _), status) in answers {
         let (deleted_at, email): (Option<chrono::DateTime<chrono::Utc>>, String) =
             sqlx::query_as("select deleted_at, email from users where id = $1")
                 .bind(user_id)

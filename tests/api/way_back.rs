@@ -9,7 +9,7 @@ use serde_json::Value;
 use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 
 use crate::adopting::{Framework, app_for};
-use crate::helpers::{APP_URL, AccountApp, TestResponse};
+use crate::helpers::{APP_URL, AccountApp, TestResponse, race_the_purge};
 
 fn bearer(session: &str) -> String {
     format!("Bearer {session}")
@@ -288,36 +288,14 @@ async fn forty_signed_in_restores_racing_the_purge_never_answer_200_for_an_accou
     .await
     .unwrap();
     let app = std::sync::Arc::new(app);
-    let mut attempts = Vec::new();
-    for (i, (user_id, session)) in accounts.iter().cloned().enumerate() {
-        let app = app.clone();
-        attempts.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
-            let response = app
-                .restore_with(&[("authorization", &bearer(&session))])
-                .await;
-            (user_id, response.status)
-        }));
-    }
-    let purges: Vec<_> = (0..4)
-        .map(|i| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(100 * i)).await;
-                app.run_purge().await
-            })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for attempt in attempts {
-        answers.push(attempt.await.unwrap());
-    }
-    for purge in purges {
-        purge.await.unwrap();
-    }
-    app.run_purge().await;
+    let answers = race_the_purge(&app, accounts, 4, |app, _, (_, session)| async move {
+        app.restore_with(&[("authorization", &bearer(&session))])
+            .await
+            .status
+    })
+    .await;
     let mut restored = 0;
-    for (user_id, status) in answers {
+    for ((user_id, _), status) in answers {
         match status {
             StatusCode::OK => {
                 restored += 1;

@@ -22,9 +22,9 @@
 //! With `DATABASE_URL` set, the data template is kept between runs of the
 //! same scale. `--holds N` puts N active accounts on hold in every copy.
 //! `--blocked P` gives P% of the expired accounts an invoice by a key
-//! without a delete action, which the function then leaves
-//! (`--erase-blocked wait`) or anonymizes (`--erase-blocked anonymize`);
-//! the single `DELETE` (a) cannot run on such data.
+//! without a delete action, which the function then leaves (c) or, as
+//! variant (g), anonymizes (`ERASE_BLOCKED=anonymize`); the single
+//! `DELETE` (a) cannot run on such data.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -48,11 +48,13 @@ enum Variant {
     HttpEvents {
         pooled: bool,
     },
+    /// (c) with `ERASE_BLOCKED=anonymize` (on data with `--blocked`).
+    HttpAnonymize,
 }
 
 impl Variant {
     /// The order of the report's rows.
-    const REPORTED: [Self; 8] = [
+    const REPORTED: [Self; 9] = [
         Self::SingleDelete,
         Self::Library(1),
         Self::Library(2),
@@ -61,6 +63,7 @@ impl Variant {
         Self::HttpPooled,
         Self::HttpEvents { pooled: false },
         Self::HttpEvents { pooled: true },
+        Self::HttpAnonymize,
     ];
 
     fn label(self) -> String {
@@ -71,6 +74,7 @@ impl Variant {
             Self::HttpPooled => "(d) (c) through PgBouncer".to_owned(),
             Self::HttpEvents { pooled: false } => "(e) (c) with webhooks".to_owned(),
             Self::HttpEvents { pooled: true } => "(f) (d) with webhooks".to_owned(),
+            Self::HttpAnonymize => "(g) (c) anonymizing the blocked".to_owned(),
         }
     }
 
@@ -82,6 +86,7 @@ impl Variant {
             Self::HttpPooled => "d".to_owned(),
             Self::HttpEvents { pooled: false } => "e".to_owned(),
             Self::HttpEvents { pooled: true } => "f".to_owned(),
+            Self::HttpAnonymize => "g".to_owned(),
         }
     }
 }
@@ -128,8 +133,9 @@ async fn main() -> anyhow::Result<()> {
         Variant::Library(4),
         Variant::HttpEvents { pooled: false },
         Variant::HttpEvents { pooled: true },
+        Variant::HttpAnonymize,
     ];
-    // `--variants a,c,d` runs a subset; (e) and (f) only when asked for.
+    // `--variants a,c,d` runs a subset; (e), (f) and (g) only when asked for.
     let chosen: String = arg("--variants", "a,b1,c,b2,d,b4".to_owned());
     let variants: Vec<Variant> = all
         .into_iter()
@@ -158,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
             );
             if blocked > 0 {
                 let anonymized = anonymized_in(server, &name).await?;
-                let expected = if erase_blocked() == "anonymize" {
+                let expected = if variant == Variant::HttpAnonymize {
                     blocked
                 } else {
                     0
@@ -293,11 +299,6 @@ async fn build_template(
     Ok(())
 }
 
-/// `--erase-blocked`: what the function does with blocked accounts.
-fn erase_blocked() -> String {
-    arg("--erase-blocked", "wait".to_owned())
-}
-
 /// How many accounts a run anonymized.
 async fn anonymized_in(server: &testkit::postgres::Server, database: &str) -> anyhow::Result<i64> {
     let mut conn = PgConnection::connect_with(&server.options(database)).await?;
@@ -396,7 +397,11 @@ async fn measure(
         }
         Variant::Http | Variant::HttpEvents { pooled: false } => {
             let url = server.url(database);
-            http_purge(&url, webhook.as_deref()).await?
+            http_purge(&url, webhook.as_deref(), "wait").await?
+        }
+        Variant::HttpAnonymize => {
+            let url = server.url(database);
+            http_purge(&url, None, "anonymize").await?
         }
         Variant::HttpPooled | Variant::HttpEvents { pooled: true } => {
             let pooler =
@@ -406,7 +411,7 @@ async fn measure(
                 options.get_username(),
                 pooler.port()
             );
-            http_purge(&url, webhook.as_deref()).await?
+            http_purge(&url, webhook.as_deref(), "wait").await?
         }
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -528,6 +533,7 @@ const FUNCTION_POOL: u32 = 5;
 async fn http_purge(
     database_url: &str,
     webhook: Option<&str>,
+    erase_blocked: &str,
 ) -> anyhow::Result<(u64, Vec<Duration>)> {
     /// Stops the function however this run ends (an error included).
     struct Stop(std::process::Child);
@@ -540,7 +546,7 @@ async fn http_purge(
     let port = testkit::free_port();
     let mut command = std::process::Command::new(release_binary("cron-permanent-delete-users"));
     command.env_clear();
-    command.env("ERASE_BLOCKED", erase_blocked());
+    command.env("ERASE_BLOCKED", erase_blocked);
     if let Some(url) = webhook {
         command
             .env("WEBHOOK_URL", url)

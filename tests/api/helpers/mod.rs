@@ -563,6 +563,49 @@ impl AccountApp {
     }
 }
 
+/// A race with the purge: for each of `accounts` (in order, 10 ms apart)
+/// `attempt` runs while `purges` purge runs start 100 ms apart; then one
+/// more purge finishes whatever they left. The attempts' answers, with
+/// their accounts.
+pub async fn race_the_purge<T, F, Fut>(
+    app: &std::sync::Arc<AccountApp>,
+    accounts: Vec<T>,
+    purges: u64,
+    attempt: F,
+) -> Vec<(T, StatusCode)>
+where
+    T: Clone + Send + 'static,
+    F: Fn(std::sync::Arc<AccountApp>, usize, T) -> Fut,
+    Fut: std::future::Future<Output = StatusCode> + Send + 'static,
+{
+    let mut attempts = Vec::new();
+    for (i, account) in accounts.into_iter().enumerate() {
+        let running = attempt(app.clone(), i, account.clone());
+        attempts.push(tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(10 * i as u64)).await;
+            (account, running.await)
+        }));
+    }
+    let runs: Vec<_> = (0..purges)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(100 * i)).await;
+                app.run_purge().await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for attempt in attempts {
+        answers.push(attempt.await.unwrap());
+    }
+    for run in runs {
+        run.await.unwrap();
+    }
+    app.run_purge().await;
+    answers
+}
+
 /// Runs a sweep function (this app's, or another instance), expecting 200.
 pub async fn run_sweep(sweep: &account_deletion::routes::send_emails::SendEmails) -> Value {
     let response = read(
