@@ -569,6 +569,7 @@ async fn purge_with_lease(
     // left does a second pass look again from the start. Walking back over
     // the index entries of everything just deleted (dead until vacuum) is
     // slow, so it is not part of every run.
+    let held = Arc::new(HeldAtStart::read(pool, &sql).await?);
     let mut pass = 0;
     while pass < 2 {
         if pass > 0 {
@@ -578,7 +579,7 @@ async fn purge_with_lease(
             }
             progress.lower_floor_to_start();
         }
-        match run_workers(pool, &sql, lease, settings, started, &progress).await {
+        match run_workers(pool, &sql, lease, settings, started, &progress, &held).await {
             Ok(()) => {}
             // A key that was not there when the statements were rendered (an
             // app migration since): read the catalog again, once, so the
@@ -623,6 +624,7 @@ async fn purge_with_lease(
             started,
             &progress,
             anonymize_only,
+            &held,
         )
         .await?;
         let mut tx = db::begin(pool, &Limits::CRON).await?;
@@ -719,6 +721,7 @@ async fn run_workers(
     settings: PurgeSettings,
     started: Instant,
     progress: &Arc<Progress>,
+    held: &Arc<HeldAtStart>,
 ) -> Result<(), PurgeError> {
     let mut workers = JoinSet::new();
     for id in 0..settings.workers.get() {
@@ -730,6 +733,7 @@ async fn run_workers(
             settings,
             started,
             Arc::clone(progress),
+            Arc::clone(held),
         ));
     }
     let mut failure = None;
@@ -747,6 +751,7 @@ async fn run_workers(
 
 /// Runs batches until none are left for this worker, the budget is spent or
 /// another worker stops the run.
+#[allow(clippy::too_many_arguments)]
 async fn worker(
     pool: PgPool,
     sql: Arc<Statements>,
@@ -755,6 +760,7 @@ async fn worker(
     settings: PurgeSettings,
     started: Instant,
     progress: Arc<Progress>,
+    held: Arc<HeldAtStart>,
 ) -> Result<(), PurgeError> {
     let mut batch_size = BatchSize::new(settings.batch_size, settings.batch_target);
     let limits = batch_limits(&settings);
@@ -787,6 +793,7 @@ async fn worker(
             size,
             floor,
             None,
+            Some(&held),
         )
         .await?
         else {
@@ -821,6 +828,44 @@ async fn worker(
     }
 }
 
+/// What a run read of the holds when it started; its batches check a
+/// candidate against this, and probe the holds only for what changed since
+/// (see [`Statements::purge_batch`]).
+#[derive(Debug, Clone)]
+struct HeldAtStart {
+    /// Held accounts that were soft-deleted then.
+    ids: Vec<String>,
+    /// Holds placed after this are looked up by every batch.
+    since: DateTime<Utc>,
+    /// The snapshot's `xmin`: rows changed by transactions from then on get
+    /// the full probe.
+    xmin: i64,
+}
+
+impl HeldAtStart {
+    /// Reads it after taking the purge gate: no hold is half placed.
+    async fn read(pool: &PgPool, sql: &Statements) -> Result<Self, sqlx::Error> {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        db::query(crate::sql::GATE_SHARED).execute(&mut *tx).await?;
+        let (ids, since, xmin): (Vec<String>, DateTime<Utc>, i64) =
+            db::query_as(&sql.held_at_start).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Self { ids, since, xmin })
+    }
+
+    /// The batch's three parameters; none (every row probed) without.
+    fn literals(held: Option<&Self>) -> [Literal; 3] {
+        match held {
+            Some(held) => [
+                Literal::TextArray(held.ids.clone()),
+                held.since.into(),
+                held.xmin.into(),
+            ],
+            None => [Literal::Null, Literal::Null, Literal::Null],
+        }
+    }
+}
+
 /// A batch that committed.
 struct Batch {
     deleted: u64,
@@ -846,8 +891,10 @@ async fn delete_batch(
     batch_size: u32,
     floor: Option<DateTime<Utc>>,
     only: Option<&UserId>,
+    held: Option<&HeldAtStart>,
 ) -> Result<Option<Batch>, sqlx::Error> {
     let started = Instant::now();
+    let [held_ids, held_since, held_xmin] = HeldAtStart::literals(held);
     let (booked, deleted, newest, _): (bool, i64, Option<DateTime<Utc>>, String) = sql
         .purge_batch
         .fetch_optional(
@@ -860,6 +907,9 @@ async fn delete_batch(
                 lease.run_id.into(),
                 worker.into(),
                 only.map_or(Literal::Null, |user| user.as_str().into()),
+                held_ids,
+                held_since,
+                held_xmin,
             ],
         )
         .await?
@@ -970,6 +1020,7 @@ mod tests {
 /// row of its own, sized like the deleting ones, until none are left (of
 /// `only`, when given), the budget is spent or the lease is lost. Returns
 /// how many it anonymized.
+#[allow(clippy::too_many_arguments)]
 async fn anonymize(
     pool: &PgPool,
     batch: &crate::db::Statement,
@@ -978,6 +1029,7 @@ async fn anonymize(
     started: Instant,
     progress: &Progress,
     only: Option<&[String]>,
+    held: &HeldAtStart,
 ) -> Result<u64, sqlx::Error> {
     let mut size = BatchSize::new(settings.batch_size, settings.batch_target);
     let limits = batch_limits(&settings);
@@ -993,6 +1045,7 @@ async fn anonymize(
         let wanted = size.next();
         let mut conn = pool.acquire().await?;
         let began = Instant::now();
+        let [held_ids, held_since, held_xmin] = HeldAtStart::literals(Some(held));
         let (booked, anonymized, newest): (bool, i64, Option<DateTime<Utc>>) = batch
             .fetch_optional(
                 &mut conn,
@@ -1005,6 +1058,9 @@ async fn anonymize(
                     only.map_or(Literal::Null, |ids| Literal::TextArray(ids.to_vec())),
                     "purge".into(),
                     floor.into(),
+                    held_ids,
+                    held_since,
+                    held_xmin,
                 ],
             )
             .await?
@@ -1030,6 +1086,39 @@ async fn anonymize(
             return Ok(total);
         }
     }
+}
+
+/// Anonymizes one account by the anonymizing batch, within `erase_now`'s
+/// transaction; the history says an operator did it. Returns how many it
+/// anonymized (0 when it was no longer blocked, held or due).
+async fn anonymize_one(
+    tx: &mut PgConnection,
+    batch: &crate::db::Statement,
+    limits: &Limits,
+    lease: Lease,
+    user: &UserId,
+) -> Result<i64, sqlx::Error> {
+    let (_, anonymized, _): (bool, i64, Option<DateTime<Utc>>) = batch
+        .fetch_optional(
+            tx,
+            limits,
+            &[
+                lease.cutoff.into(),
+                1.into(),
+                lease.run_id.into(),
+                0.into(),
+                Literal::TextArray(vec![user.as_str().to_owned()]),
+                "admin".into(),
+                Literal::Null,
+                // Its hold was checked on its locked row; the batch probes.
+                Literal::Null,
+                Literal::Null,
+                Literal::Null,
+            ],
+        )
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    Ok(anonymized)
 }
 
 /// A row of [`Statements::lock_account`]: id, address, deleted-at,
@@ -1107,7 +1196,8 @@ pub async fn erase_now(
         run_id,
         cutoff: end_of_time,
     };
-    let batch = delete_batch(&mut tx, sql, &limits, lease, 0, 1, None, Some(user)).await;
+    // Its hold was checked on its locked row above; the batch probes again.
+    let batch = delete_batch(&mut tx, sql, &limits, lease, 0, 1, None, Some(user), None).await;
     let deleted = match batch {
         Ok(batch) => batch.map_or(0, |batch| batch.deleted),
         // A key added since the statements were rendered.
@@ -1117,27 +1207,10 @@ pub async fn erase_now(
         }
         Err(error) => return Err(error),
     };
-    // Blocked: anonymized instead when the purge would do that, by the
-    // anonymizing batch for this one account.
+    // Blocked: anonymized instead when the purge would do that.
     let anonymized = match (deleted, erase_blocked, &sql.anonymize_batch) {
         (0, EraseBlocked::Anonymize, Some(batch)) => {
-            let (_, anonymized, _): (bool, i64, Option<DateTime<Utc>>) = batch
-                .fetch_optional(
-                    &mut tx,
-                    &limits,
-                    &[
-                        lease.cutoff.into(),
-                        1.into(),
-                        run_id.into(),
-                        0.into(),
-                        Literal::TextArray(vec![user.as_str().to_owned()]),
-                        "admin".into(),
-                        Literal::Null,
-                    ],
-                )
-                .await?
-                .ok_or(sqlx::Error::RowNotFound)?;
-            anonymized
+            anonymize_one(&mut tx, batch, &limits, lease, user).await?
         }
         _ => 0,
     };

@@ -534,7 +534,7 @@ impl Support {
             return Ok(Err(Refused::NotFound));
         };
         db::query(
-            "insert into account_deletion.holds (user_id, reason) values ($1, $2)
+            "insert into account_deletion.holds (user_id, reason, since) values ($1, $2, clock_timestamp())
              on conflict (user_id) do update set reason = excluded.reason",
         )
         .bind(&user_id)

@@ -9,8 +9,14 @@ create table account_deletion.holds (
     user_id text primary key,
     reason text not null
         constraint holds_reason_check check (reason ~ '^[a-z0-9_-]{1,40}$'),
-    since timestamptz not null default now()
+    -- When the hold was placed: the clock time after it took the purge gate,
+    -- so a purge run that started before sees it as placed since its start.
+    since timestamptz not null default clock_timestamp()
 );
+
+-- A purge run reads the holds once, when it starts; each of its batches
+-- then looks up only the holds placed since.
+create index holds_since_idx on account_deletion.holds (since);
 
 -- A run of the purge is either the scheduled one (the cron, and `cargo dev
 -- forget`) or an operator erasing one account now. Both book their batches

@@ -1,4 +1,6 @@
-//! Sign-in: who the signed-in user of a request is, for the delete route.
+//! Sign-in: who the signed-in user of a request is, for the account routes
+//! (delete, and the deletion state and restore of a user who signed in
+//! again).
 //!
 //! One interface, [`SignIn::user`], turns a request's headers into a user id
 //! or a refusal; the route does not know which mode `SESSION_AUTH` chose.
@@ -11,15 +13,20 @@
 //! - [`jwt`]: a provider's signed JWT as the bearer (Supabase, Clerk, Auth0),
 //!   with its keys from [`jwks`].
 //!
-//! The token modes keep no session rows: a token stays valid until it
-//! expires, deleting the account does not revoke it. What stops it is the
-//! deleted-at check (the delete itself only acts on a user not yet deleted).
+//! A sign-in names a user whether or not the account is soft-deleted: the
+//! app decides whether a deleted user may sign in again, and each route
+//! what such a user may do (the delete acts only on a user not yet deleted;
+//! the restore only on one who is). The token modes keep no session rows: a
+//! token stays valid until it expires, deleting the account does not
+//! revoke it.
 //!
 //! A browser sends cookies with cross-site requests too, so a cookie alone
-//! never deletes an account: a request signed in by cookie must come from a
-//! trusted origin ([`credentials::TrustedOrigins`]). A bearer header cannot
-//! be sent cross-site without the page holding the token, so it needs no
-//! such check.
+//! never changes an account: a request signed in by cookie must come from a
+//! trusted origin ([`credentials::TrustedOrigins`]; a read may also come
+//! with no `Origin`, see [`Purpose`]). A bearer header cannot be sent
+//! cross-site without the page holding the token, so it needs no such
+//! check. A cookie sent twice is refused, never decided by which comes
+//! first.
 
 mod authjs_database;
 mod authjs_jwt;

@@ -1,5 +1,8 @@
 //! One module per Vercel function, each exposing a route built once per
-//! process and a `handle` that turns a request into a response.
+//! process and a `handle` that turns a request into a response. The
+//! account routes share their shell ([`Configured::serve`]: configuration,
+//! CORS, methods) and constructors ([`account_route`]); the routes behind
+//! a bearer secret share theirs ([`protected`]).
 
 #[macro_use]
 mod account_route;

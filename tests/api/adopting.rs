@@ -1081,6 +1081,9 @@ async fn plans_use_the_apps_indexes(framework: Framework) {
                 1_i64.into(),
                 0.into(),
                 account_deletion::db::Literal::Null,
+                account_deletion::db::Literal::TextArray(vec![]),
+                chrono::Utc::now().into(),
+                1_i64.into(),
             ]),
         ),
         (
@@ -1092,6 +1095,9 @@ async fn plans_use_the_apps_indexes(framework: Framework) {
                 1_i64.into(),
                 0.into(),
                 user.into(),
+                account_deletion::db::Literal::Null,
+                account_deletion::db::Literal::Null,
+                account_deletion::db::Literal::Null,
             ]),
         ),
     ];

@@ -362,8 +362,7 @@ async fn held_accounts_are_left_by_the_purge_counted_as_held_and_no_problem() {
     let app = AccountApp::new().await;
     let (held, _, _) = deleted_by_user(&app).await;
     let (other, _, _) = deleted_by_user(&app).await;
-    app.admin_post(&json!({"user_id": held.to_string(), "action": "hold", "reason": "legal_hold"}))
-        .await;
+    act_hold(&app, held).await;
     app.backdate(held, "40 days").await;
     app.backdate(other, "40 days").await;
     let purged = app.run_purge().await;
@@ -410,12 +409,14 @@ async fn holds_placed_while_a_purge_run_is_under_way_are_never_crossed() {
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut holds = Vec::new();
-    // Across the whole run: early ones may find their account gone, later
-    // ones land before the batches reach theirs.
-    for (i, user) in users.iter().step_by(75).enumerate() {
+    // Across the whole run, from the accounts the batches reach last (they
+    // take them in the order they were inserted) to the first: the early
+    // holds land before the batches reach theirs, the later ones may find
+    // their account gone.
+    for (i, user) in users.iter().rev().step_by(75).enumerate() {
         let (app, user) = (app.clone(), *user);
         holds.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(15 * i as u64)).await;
+            tokio::time::sleep(Duration::from_millis(5 * i as u64)).await;
             let response = app
                 .admin_post(
                     &json!({"user_id": user.to_string(), "action": "hold", "reason": "legal_hold"}),
@@ -460,6 +461,158 @@ async fn holds_placed_while_a_purge_run_is_under_way_are_never_crossed() {
         held,
         "everything not held went"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_account_held_while_active_and_deleted_by_the_app_during_a_run_is_left() {
+    // A run reads the held, soft-deleted accounts when it starts; one that
+    // was active then, and is soft-deleted (already expired) by the app
+    // while the run is under way, is caught by its changed row.
+    let app = std::sync::Arc::new(
+        AccountApp::with_env(&[
+            ("PURGE_BATCH_SIZE", "10"),
+            ("PURGE_BATCH_TARGET_MS", "0"),
+            ("PURGE_WORKERS", "1"),
+        ])
+        .await,
+    );
+    seed_users(app.pool(), 2000, Some("31 days")).await;
+    let held = seed_users(app.pool(), 1, None).await[0];
+    act_hold(&app, held).await;
+    let purge = {
+        let app = app.clone();
+        tokio::spawn(async move { app.run_purge().await })
+    };
+    // Under way: a batch is booked, so the run has read the holds.
+    loop {
+        let booked: i64 = sqlx::query_scalar(
+            "select coalesce(sum(w.batches), 0)::bigint from account_deletion.purge_run_workers w
+             join account_deletion.purge_runs r on r.id = w.run_id where r.status = 'running'",
+        )
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+        if booked > 0 {
+            break;
+        }
+        assert!(!purge.is_finished(), "the run outlasts the wait");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Expired, but later than every seeded account: the batches reach it
+    // in this run.
+    sqlx::query("update users set deleted_at = now() - interval '30 days 1 minute' where id = $1")
+        .bind(held)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let purged = purge.await.unwrap();
+    assert_eq!(purged["deleted"], 2000, "{purged}");
+    assert!(
+        app.deleted_at_of(held).await.is_some(),
+        "the hold is never crossed: {purged}"
+    );
+    assert_eq!(app.run_purge().await["held"], 1);
+}
+
+#[tokio::test]
+async fn a_batch_trusts_what_its_run_read_of_the_holds_and_looks_up_only_the_newer_ones() {
+    use account_deletion::db::{Limits, Literal};
+    // The batch statement as a run sends it, with what the run read at its
+    // start as literals: `start` (the holds placed since are looked up) and
+    // an `xmin` newer than every row (no row gets the full probe).
+    let app = AccountApp::new().await;
+    let sql = account_deletion::sql::AppTables::new(
+        account_deletion::schema::UsersTable::default_names(),
+        None,
+    )
+    .statements(app.pool())
+    .await
+    .unwrap();
+    let [held, unheld] = seed_users(app.pool(), 2, Some("31 days")).await[..] else {
+        unreachable!()
+    };
+    let before_the_hold: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("select clock_timestamp()")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    act_hold(&app, held).await;
+    let after_the_hold: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("select clock_timestamp()")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    let newer_than_every_row: i64 = sqlx::query_scalar("select txid_current()")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    let run_id: i64 = sqlx::query_scalar(
+        "insert into account_deletion.purge_runs (status, dry_run, cutoff, lease_expires_at)
+         values ('running', false, now(), now() + interval '1 minute') returning id",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    let batch = |start: chrono::DateTime<chrono::Utc>, held_then: Vec<String>| {
+        let sql = &sql;
+        let app = &app;
+        async move {
+            let mut conn = app.pool().acquire().await.unwrap();
+            let limits = Limits::new(
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(10),
+            );
+            let (booked, deleted, _, _): (
+                bool,
+                i64,
+                Option<chrono::DateTime<chrono::Utc>>,
+                String,
+            ) = sql
+                .purge_batch
+                .fetch_optional(
+                    &mut conn,
+                    &limits,
+                    &[
+                        chrono::Utc::now().into(),
+                        10_i32.into(),
+                        Literal::Null,
+                        run_id.into(),
+                        0_i32.into(),
+                        Literal::Null,
+                        Literal::TextArray(held_then),
+                        start.into(),
+                        newer_than_every_row.into(),
+                    ],
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(booked);
+            deleted
+        }
+    };
+    // Run started before the hold: the batch looks the hold up.
+    let run_before = batch(before_the_hold, vec![]).await;
+    assert_eq!(run_before, 1, "only the unheld account goes");
+    assert_eq!(app.deleted_at_of(unheld).await, None);
+    assert!(app.deleted_at_of(held).await.is_some());
+    // Run started after it, with the account among those it read as held:
+    // left.
+    let run_after = batch(after_the_hold, vec![held.to_string()]).await;
+    assert_eq!(run_after, 0);
+    assert!(app.deleted_at_of(held).await.is_some());
+    // And nothing else is consulted: a run that (wrongly) read no holds
+    // would take it, so the batches pay no probe per account.
+    let blind = batch(after_the_hold, vec![]).await;
+    assert_eq!(blind, 1, "no probe of the holds per account");
+}
+
+async fn act_hold(app: &AccountApp, user: uuid::Uuid) {
+    let response = app
+        .admin_post(&json!({"user_id": user.to_string(), "action": "hold", "reason": "legal_hold"}))
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
