@@ -20,7 +20,9 @@
 //! latency is the "gentleness" figure. Prints a Markdown report; writes the
 //! chart of batch latency to `--chart` (default `bench/purge-batches.svg`).
 //! With `DATABASE_URL` set, the data template is kept between runs of the
-//! same scale. `--holds N` puts N active accounts on hold in every copy.
+//! same scale. `--holds N` puts N active accounts on hold in every copy;
+//! variant (h) is (c) with them (10,000 unless `--holds` says) on its copy
+//! only, for a paired comparison.
 //! `--blocked P` gives P% of the expired accounts an invoice by a key
 //! without a delete action, which the function then leaves (c) or, as
 //! variant (g), anonymizes (`ERASE_BLOCKED=anonymize`); the single
@@ -50,11 +52,13 @@ enum Variant {
     },
     /// (c) with `ERASE_BLOCKED=anonymize` (on data with `--blocked`).
     HttpAnonymize,
+    /// (c) on a copy with `--holds` (10,000 by default) active accounts held.
+    HttpHolds,
 }
 
 impl Variant {
     /// The order of the report's rows.
-    const REPORTED: [Self; 9] = [
+    const REPORTED: [Self; 10] = [
         Self::SingleDelete,
         Self::Library(1),
         Self::Library(2),
@@ -64,6 +68,7 @@ impl Variant {
         Self::HttpEvents { pooled: false },
         Self::HttpEvents { pooled: true },
         Self::HttpAnonymize,
+        Self::HttpHolds,
     ];
 
     fn label(self) -> String {
@@ -75,6 +80,7 @@ impl Variant {
             Self::HttpEvents { pooled: false } => "(e) (c) with webhooks".to_owned(),
             Self::HttpEvents { pooled: true } => "(f) (d) with webhooks".to_owned(),
             Self::HttpAnonymize => "(g) (c) anonymizing the blocked".to_owned(),
+            Self::HttpHolds => "(h) (c) with accounts held".to_owned(),
         }
     }
 
@@ -87,6 +93,7 @@ impl Variant {
             Self::HttpEvents { pooled: false } => "e".to_owned(),
             Self::HttpEvents { pooled: true } => "f".to_owned(),
             Self::HttpAnonymize => "g".to_owned(),
+            Self::HttpHolds => "h".to_owned(),
         }
     }
 }
@@ -105,9 +112,11 @@ struct Measurement {
 async fn main() -> anyhow::Result<()> {
     let expired: i64 = arg("--expired", 20_000);
     let runs: usize = arg("--runs", 1);
-    // Holds on that many active accounts: every purge batch then looks
-    // each candidate up among them, and deletes as much as without.
+    // Holds on that many active accounts, in every copy (`--holds N`) or
+    // in (h)'s only: every purge batch then looks each candidate up among
+    // them, and deletes as much as without.
     let holds: i64 = arg("--holds", 0);
+    let holds_of_h: i64 = if holds > 0 { holds } else { 10_000 };
     // That percentage of the expired accounts has an invoice, by a key
     // without a delete action: the purge leaves them (`--erase-blocked
     // wait`, the default) or anonymizes them (`anonymize`). The single
@@ -134,8 +143,9 @@ async fn main() -> anyhow::Result<()> {
         Variant::HttpEvents { pooled: false },
         Variant::HttpEvents { pooled: true },
         Variant::HttpAnonymize,
+        Variant::HttpHolds,
     ];
-    // `--variants a,c,d` runs a subset; (e), (f) and (g) only when asked for.
+    // `--variants a,c,d` runs a subset; (e), (f), (g) and (h) only when asked for.
     let chosen: String = arg("--variants", "a,b1,c,b2,d,b4".to_owned());
     let variants: Vec<Variant> = all
         .into_iter()
@@ -153,8 +163,8 @@ async fn main() -> anyhow::Result<()> {
                     r#"create database "{name}" template "{DATA_TEMPLATE}" strategy file_copy"#
                 ))
                 .await;
-            if holds > 0 {
-                hold_accounts(server, &name, holds).await?;
+            if holds > 0 || variant == Variant::HttpHolds {
+                hold_accounts(server, &name, holds_of_h).await?;
             }
             let measurement = measure(server, &name, variant).await?;
             assert_eq!(
@@ -395,7 +405,7 @@ async fn measure(
             pool.close().await;
             (deleted, batches)
         }
-        Variant::Http | Variant::HttpEvents { pooled: false } => {
+        Variant::Http | Variant::HttpHolds | Variant::HttpEvents { pooled: false } => {
             let url = server.url(database);
             http_purge(&url, webhook.as_deref(), "wait").await?
         }
