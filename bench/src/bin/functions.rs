@@ -28,6 +28,7 @@ const CRON_SECRET: &str = "benchmark-cron-secret-0123456789";
 const DATABASE: &str = "bench_functions";
 /// A well-formed recovery token the benchmark plants, so the recover page
 /// does its real lookup and renders the button.
+const ADMIN_SECRET: &str = "benchmark-admin-secret-0123456789abcdef";
 const RECOVERY_TOKEN: &str = "BenchmarkRecoveryToken000000000000000000000";
 
 struct Function {
@@ -123,6 +124,7 @@ async fn run_mode(
         ("MAIL_URL", format!("file://{}", mail_dir.display())),
         ("MAIL_FROM", "Bench <no-reply@example.test>".to_owned()),
         ("REMINDER_DAYS_BEFORE", "0".to_owned()),
+        ("ADMIN_SECRET", ADMIN_SECRET.to_owned()),
     ];
     let auth = format!("Bearer {CRON_SECRET}");
     let functions = [
@@ -155,6 +157,38 @@ async fn run_mode(
             db_request: (
                 "GET",
                 "/api/cron/send-emails".into(),
+                vec![("authorization", auth.clone())],
+            ),
+        },
+        Function {
+            name: "account-deletion",
+            db_request: (
+                "GET",
+                "/api/account/deletion".into(),
+                vec![("authorization", "Bearer start-probe".into())],
+            ),
+        },
+        Function {
+            name: "account-restore",
+            db_request: (
+                "POST",
+                "/api/account/restore".into(),
+                vec![("authorization", "Bearer start-probe".into())],
+            ),
+        },
+        Function {
+            name: "admin-accounts",
+            db_request: (
+                "GET",
+                "/api/admin/accounts?email=load1@bench.test".into(),
+                vec![("authorization", format!("Bearer {ADMIN_SECRET}"))],
+            ),
+        },
+        Function {
+            name: "status",
+            db_request: (
+                "GET",
+                "/api/status".into(),
                 vec![("authorization", auth.clone())],
             ),
         },
