@@ -109,25 +109,11 @@ fn report_ratios(figures: &[(String, Figures)]) {
     }
 }
 
-async fn run_mode(
-    url: &str,
-    starts: usize,
-    seconds: u64,
-    rss_requests: usize,
-) -> anyhow::Result<Figures> {
-    let url = url.to_owned();
-    let mail_dir = std::env::temp_dir().join(format!("bench-mail-{}", std::process::id()));
-    let env: Vec<(&str, String)> = vec![
-        ("DATABASE_URL", url.clone()),
-        ("CRON_SECRET", CRON_SECRET.to_owned()),
-        ("APP_URL", "https://app.example.test".to_owned()),
-        ("MAIL_URL", format!("file://{}", mail_dir.display())),
-        ("MAIL_FROM", "Bench <no-reply@example.test>".to_owned()),
-        ("REMINDER_DAYS_BEFORE", "0".to_owned()),
-        ("ADMIN_SECRET", ADMIN_SECRET.to_owned()),
-    ];
+/// Each function, with a request that needs the database (for the time to
+/// its first database answer).
+fn functions() -> [Function; 8] {
     let auth = format!("Bearer {CRON_SECRET}");
-    let functions = [
+    [
         Function {
             name: "account-delete",
             db_request: (
@@ -192,7 +178,27 @@ async fn run_mode(
                 vec![("authorization", auth.clone())],
             ),
         },
+    ]
+}
+
+async fn run_mode(
+    url: &str,
+    starts: usize,
+    seconds: u64,
+    rss_requests: usize,
+) -> anyhow::Result<Figures> {
+    let url = url.to_owned();
+    let mail_dir = std::env::temp_dir().join(format!("bench-mail-{}", std::process::id()));
+    let env: Vec<(&str, String)> = vec![
+        ("DATABASE_URL", url.clone()),
+        ("CRON_SECRET", CRON_SECRET.to_owned()),
+        ("APP_URL", "https://app.example.test".to_owned()),
+        ("MAIL_URL", format!("file://{}", mail_dir.display())),
+        ("MAIL_FROM", "Bench <no-reply@example.test>".to_owned()),
+        ("REMINDER_DAYS_BEFORE", "0".to_owned()),
+        ("ADMIN_SECRET", ADMIN_SECRET.to_owned()),
     ];
+    let functions = functions();
 
     let mut figures = Figures {
         first_db: report_binaries(&functions, &env, starts, rss_requests).await?,

@@ -776,16 +776,25 @@ fn report_vacuum(results: &[Measurement], runs: usize) {
     }
 }
 
-/// Batch latency per worker count, and the concurrent updates per variant.
+/// Batch latency per worker count, and the concurrent updates per variant,
+/// for the variants that ran.
 fn report_batches(results: &[Measurement]) {
-    println!("\n### Batch latency ({})\n", batch_sizing());
-    println!("| variant | batches | p50 ms | p99 ms | max ms | last tenth ÷ first tenth |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let library_ran = results
+        .iter()
+        .any(|m| matches!(m.variant, Variant::Library(_)));
+    if library_ran {
+        println!("\n### Batch latency ({})\n", batch_sizing());
+        println!("| variant | batches | p50 ms | p99 ms | max ms | last tenth ÷ first tenth |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    }
     for workers in [1, 2, 4] {
         let runs: Vec<&Measurement> = results
             .iter()
             .filter(|m| m.variant == Variant::Library(workers))
             .collect();
+        if runs.is_empty() {
+            continue;
+        }
         let all: Vec<Duration> = runs
             .iter()
             .flat_map(|m| m.batches.iter().copied())
@@ -815,6 +824,9 @@ fn report_batches(results: &[Measurement]) {
             .filter(|m| m.variant == variant)
             .flat_map(|m| m.updates.iter().copied())
             .collect();
+        if !results.iter().any(|m| m.variant == variant) {
+            continue;
+        }
         println!(
             "| {} | {} | {:.2} | {:.2} | {:.2} |",
             variant.label(),
