@@ -248,8 +248,8 @@ impl Names {
     /// row some transaction changed since (its `xmin` not older than the
     /// start's snapshot `$xmin`), the probe of [`Self::not_held`]. A probe
     /// per purged account cost the purge 6 to 9% with 10,000 holds; this
-    /// costs it nothing measurable (BENCHMARKS.md). With all three null, it
-    /// is the probe for every row (erasing one account now).
+    /// costs it nothing measurable (0.997×, BENCHMARKS.md). With all three
+    /// null, it is the probe for every row (erasing one account now).
     fn not_held_since_start(&self, alias: &str, held: &str, since: &str, xmin: &str) -> String {
         let Self { id, id_type, .. } = self;
         let probe = self.not_held(alias);
