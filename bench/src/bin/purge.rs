@@ -637,6 +637,22 @@ async fn http_purge(
         purging.as_secs_f64(),
         started.elapsed().saturating_sub(purging).as_secs_f64()
     );
+    // What the next daily run costs once the backlog is gone: it walks
+    // past what this one left (blocked or anonymized accounts).
+    let later = testkit::http_client::send_waiting(
+        port,
+        "GET",
+        "/api/cron/permanent-delete-users",
+        &[("authorization", &auth), ("user-agent", "vercel-cron/1.0")],
+        b"",
+        Duration::from_mins(15),
+    )
+    .await?
+    .json();
+    eprintln!(
+        "  the next run: {} ms, {} deleted, {} blocked, {} anonymized (this run)",
+        later["duration_ms"], later["deleted"], later["blocked"], later["anonymized"]
+    );
     Ok((deleted, Vec::new()))
 }
 
