@@ -604,26 +604,10 @@ async fn http_purge(
     {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let auth = format!("Bearer {CRON_SECRET}");
     let mut deleted = 0;
     let (started, mut purging) = (Instant::now(), Duration::ZERO);
     loop {
-        let answer = testkit::http_client::send_waiting(
-            port,
-            "GET",
-            "/api/cron/permanent-delete-users",
-            &[("authorization", &auth), ("user-agent", "vercel-cron/1.0")],
-            b"",
-            Duration::from_mins(15),
-        )
-        .await?;
-        anyhow::ensure!(
-            answer.status == 200,
-            "purge answered {}: {}",
-            answer.status,
-            answer.body
-        );
-        let body = answer.json();
+        let body = cron_purge(port).await?;
         deleted += body["deleted"].as_u64().unwrap_or(0);
         purging += Duration::from_millis(body["duration_ms"].as_u64().unwrap_or(0));
         if body["status"] != "partial" {
@@ -639,7 +623,18 @@ async fn http_purge(
     );
     // What the next daily run costs once the backlog is gone: it walks
     // past what this one left (blocked or anonymized accounts).
-    let later = testkit::http_client::send_waiting(
+    let later = cron_purge(port).await?;
+    eprintln!(
+        "  the next run: {} ms, {} deleted, {} blocked, {} anonymized (this run)",
+        later["duration_ms"], later["deleted"], later["blocked"], later["anonymized"]
+    );
+    Ok((deleted, Vec::new()))
+}
+
+/// One purge run, as Vercel Cron calls it; its answer.
+async fn cron_purge(port: u16) -> anyhow::Result<serde_json::Value> {
+    let auth = format!("Bearer {CRON_SECRET}");
+    let answer = testkit::http_client::send_waiting(
         port,
         "GET",
         "/api/cron/permanent-delete-users",
@@ -647,13 +642,14 @@ async fn http_purge(
         b"",
         Duration::from_mins(15),
     )
-    .await?
-    .json();
-    eprintln!(
-        "  the next run: {} ms, {} deleted, {} blocked, {} anonymized (this run)",
-        later["duration_ms"], later["deleted"], later["blocked"], later["anonymized"]
+    .await?;
+    anyhow::ensure!(
+        answer.status == 200,
+        "purge answered {}: {}",
+        answer.status,
+        answer.body
     );
-    Ok((deleted, Vec::new()))
+    Ok(answer.json())
 }
 
 fn report(results: &[Measurement], expired: i64, runs: usize, chart: &str) -> anyhow::Result<()> {
