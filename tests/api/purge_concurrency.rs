@@ -77,6 +77,18 @@ async fn recoveries_racing_the_purge_are_never_reported_applied_for_a_deleted_ac
         let start = start.clone();
         recoverers.push(tokio::spawn(async move {
             start.wait().await;
+            // From the moment the run has its lease: a function that is slow
+            // to start (through a pooler, say) must not find every recovery
+            // done before its first batch.
+            while !sqlx::query_scalar::<_, bool>(
+                "select exists (select 1 from account_deletion.purge_runs)",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
             let mut applied = Vec::new();
             for id in chunk.into_iter().rev() {
                 let rows = sqlx::query(
