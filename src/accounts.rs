@@ -283,27 +283,31 @@ pub enum NotRestored {
 }
 
 /// Restores `user`'s account, with the recovery link's guarantees: one
-/// transaction, its links dead, the "restored" email and event. `own`: only
-/// a deletion the user made (the signed-in user restoring); otherwise any
-/// soft-deleted account in its grace period (an operator).
+/// transaction, its links dead, the "restored" email and event. The signed-in
+/// user ([`Via::SignIn`]) restores only a deletion they made, and, with
+/// `issued_at` (a token's, which the deletion could not revoke), only one
+/// made before it; an operator, any soft-deleted account in its grace
+/// period. An anonymized account is erased: nobody restores it.
 pub async fn restore(
     pool: &PgPool,
     sql: &Statements,
     user: &UserId,
     retention: RetentionDays,
     via: Via,
+    issued_at: Option<DateTime<Utc>>,
 ) -> Result<Result<Restoration, NotRestored>, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
-    let statement = if via == Via::Admin {
-        &sql.restore_any
+    let query = if via == Via::Admin {
+        db::query_as(&sql.restore_any)
+            .bind(user.as_str())
+            .bind(retention.days())
     } else {
-        &sql.restore_own
+        db::query_as(&sql.restore_own)
+            .bind(user.as_str())
+            .bind(retention.days())
+            .bind(issued_at)
     };
-    let restored: Option<(String, Option<String>)> = db::query_as(statement)
-        .bind(user.as_str())
-        .bind(retention.days())
-        .fetch_optional(&mut *tx)
-        .await?;
+    let restored: Option<(String, Option<String>)> = query.fetch_optional(&mut *tx).await?;
     let Some((user_id, address)) = restored else {
         // Why not, read in the same transaction.
         let state: Option<StateRow> = sql

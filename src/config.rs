@@ -310,21 +310,25 @@ impl AdminConfig {
     }
 
     /// `ADMIN_SECRET` follows the cron secret's rules, with at least 32
-    /// characters, and must not be `CRON_SECRET` (whoever can start a purge
-    /// must not also be able to erase or restore any one account).
+    /// characters, and must be neither `CRON_SECRET` (whoever can start a
+    /// purge must not also be able to erase or restore any one account) nor
+    /// `STATUS_SECRET` (which is handed to an uptime monitor).
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
         let mut env = Env::new(lookup);
         let support = env.support();
         let admin_secret = env.required("ADMIN_SECRET", BearerSecret::parse_admin);
-        let cron_secret = lookup("CRON_SECRET").and_then(|raw| BearerSecret::parse(&raw).ok());
-        if let (Some(admin), Some(cron)) = (&admin_secret, &cron_secret)
-            && admin.same_as(cron)
-        {
-            env.errors.push(ConfigError::Invalid {
-                name: "ADMIN_SECRET",
-                reason: "is the same as CRON_SECRET; give the admin route a secret of its own"
-                    .to_owned(),
-            });
+        for other in ["CRON_SECRET", "STATUS_SECRET"] {
+            let other_secret = lookup(other).and_then(|raw| BearerSecret::parse(&raw).ok());
+            if let (Some(admin), Some(other_secret)) = (&admin_secret, &other_secret)
+                && admin.same_as(other_secret)
+            {
+                env.errors.push(ConfigError::Invalid {
+                    name: "ADMIN_SECRET",
+                    reason: format!(
+                        "is the same as {other}; give the admin route a secret of its own"
+                    ),
+                });
+            }
         }
         env.finish()?;
         Ok(Self {
@@ -1031,6 +1035,22 @@ mod tests {
             .to_string();
         assert!(
             errors.contains("ADMIN_SECRET") && errors.contains("CRON_SECRET"),
+            "{errors}"
+        );
+        assert!(!errors.contains(long), "{errors}");
+        let mut monitors = GOOD.to_vec();
+        monitors.extend([
+            ("STATUS_SECRET", long),
+            ("ADMIN_SECRET", long),
+            ("MAIL_FROM", "no-reply@app.test"),
+            ("MAIL_URL", "file:///tmp/mail"),
+            ("APP_URL", "https://app.test"),
+        ]);
+        let errors = AdminConfig::from_lookup(&lookup(&monitors))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errors.contains("ADMIN_SECRET") && errors.contains("STATUS_SECRET"),
             "{errors}"
         );
         assert!(!errors.contains(long), "{errors}");

@@ -21,6 +21,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod purge;
 pub mod rate_limit;
+pub mod resolve;
 pub mod routes;
 pub mod schema;
 pub mod sql;

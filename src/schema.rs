@@ -258,17 +258,33 @@ impl IdType {
         }
     }
 
-    /// Whether a user id from outside (a token's `sub`) is a value of this
-    /// type, so that casting it in SQL cannot fail.
+    /// The id `raw` names in a column of this type, as the database prints
+    /// it (`id::text`), so that one account has one spelling everywhere
+    /// (an id from outside: an operator's, a token's `sub`); `None` when it
+    /// is no value of the type, so that casting it in SQL cannot fail.
+    /// PostgreSQL reads more forms in places (spaces around an integer);
+    /// these are the forms ids are copied in.
     #[must_use]
-    pub fn accepts(self, id: &str) -> bool {
+    pub fn normalize(self, raw: &str) -> Option<String> {
         match self {
-            Self::Uuid => uuid::Uuid::try_parse(id).is_ok(),
-            Self::Text => !id.contains('\0'),
-            Self::Bigint => id.parse::<i64>().is_ok(),
-            Self::Integer => id.parse::<i32>().is_ok(),
+            Self::Uuid => {
+                // The uuid crate also reads `urn:uuid:…`, which PostgreSQL
+                // does not: only the forms both read (hyphens or none, braces).
+                let form_ok = matches!(raw.len(), 32 | 36 | 38) && !raw.contains(':');
+                let id = uuid::Uuid::try_parse(raw).ok().filter(|_| form_ok)?;
+                Some(id.hyphenated().to_string())
+            }
+            Self::Text => (!raw.is_empty() && !raw.contains('\0')).then(|| raw.to_owned()),
+            Self::Bigint => digits(raw)?.parse::<i64>().ok().map(|id| id.to_string()),
+            Self::Integer => digits(raw)?.parse::<i32>().ok().map(|id| id.to_string()),
         }
     }
+}
+
+/// An integer as digits with an optional minus sign (no `+`, no spaces).
+fn digits(raw: &str) -> Option<&str> {
+    let unsigned = raw.strip_prefix('-').unwrap_or(raw);
+    (!unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit())).then_some(raw)
 }
 
 /// The type of a time column: `timestamptz`, or `timestamp` holding UTC
@@ -824,6 +840,68 @@ async fn blocking_paths(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_uuid_in_any_case_with_or_without_hyphens_or_in_braces_is_one_id() {
+        let canonical = "0b6f6e1e-3f1c-4c5e-9a57-1d2a3b4c5d6e";
+        for raw in [
+            canonical,
+            "0B6F6E1E-3F1C-4C5E-9A57-1D2A3B4C5D6E",
+            "0b6f6e1e3f1c4c5e9a571d2a3b4c5d6e",
+            "{0b6f6e1e-3f1c-4c5e-9a57-1d2a3b4c5d6e}",
+            "{0B6F6E1E-3F1C-4C5E-9A57-1D2A3B4C5D6E}",
+        ] {
+            assert_eq!(
+                IdType::Uuid.normalize(raw).as_deref(),
+                Some(canonical),
+                "{raw}"
+            );
+        }
+        for bad in [
+            "urn:uuid:0b6f6e1e-3f1c-4c5e-9a57-1d2a3b4c5d6e",
+            "0b6f6e1e-3f1c-4c5e-9a57-1d2a3b4c5d6",
+            " 0b6f6e1e-3f1c-4c5e-9a57-1d2a3b4c5d6e",
+            "ann@example.test",
+            "",
+            "7",
+        ] {
+            assert_eq!(IdType::Uuid.normalize(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_integer_id_is_its_digits_without_leading_zeros() {
+        assert_eq!(IdType::Bigint.normalize("007").as_deref(), Some("7"));
+        assert_eq!(IdType::Bigint.normalize("-0").as_deref(), Some("0"));
+        assert_eq!(
+            IdType::Bigint.normalize("9223372036854775807").as_deref(),
+            Some("9223372036854775807")
+        );
+        assert_eq!(IdType::Integer.normalize("0042").as_deref(), Some("42"));
+        for bad in [
+            "",
+            "-",
+            "+7",
+            " 7",
+            "7 ",
+            "1e3",
+            "9223372036854775808",
+            "seven",
+        ] {
+            assert_eq!(IdType::Bigint.normalize(bad), None, "{bad:?}");
+        }
+        assert_eq!(IdType::Integer.normalize("2147483648"), None);
+    }
+
+    #[test]
+    fn a_text_id_is_taken_as_it_is_but_never_empty_or_with_a_nul() {
+        assert_eq!(
+            IdType::Text.normalize("User_42").as_deref(),
+            Some("User_42")
+        );
+        assert_eq!(IdType::Text.normalize(""), None);
+        assert_eq!(IdType::Text.normalize("a\0b"), None);
+    }
 
     #[test]
     fn identifiers_are_quoted_and_validated() {

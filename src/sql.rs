@@ -21,7 +21,7 @@ use tokio::sync::RwLock;
 
 use crate::db::{self, Limits, Statement};
 use crate::schema::{
-    self, BlockingPath, Catalog, Clear, OnDelete, QualifiedName, SchemaError, SessionTable,
+    self, BlockingPath, Catalog, Clear, Ident, OnDelete, QualifiedName, SchemaError, SessionTable,
     TimeType, UsersTable,
 };
 
@@ -81,12 +81,13 @@ pub struct Statements {
     pub session_user: Option<Statement>,
     /// User `$1`'s deletion as the signed-in user sees it (`$2` retention
     /// days): deleted-at and purge-after (null when active), and whether
-    /// it is restorable (the user's own deletion, in its grace period). No
-    /// row when there is no such user.
+    /// it is restorable (the user's own deletion, in its grace period, not
+    /// anonymized). No row when there is no such user.
     pub deletion_state: Statement,
-    /// Restores user `$1` (`$2` retention days) if it is soft-deleted and
-    /// inside its grace period, and, for `own`, only if the user made the
-    /// deletion; returns the id and address. The purge's re-check on its
+    /// Restores user `$1` (`$2` retention days) if it is soft-deleted,
+    /// inside its grace period and not anonymized, and, for `own`, only if
+    /// the user made the deletion before `$3` (the credential's issue, or
+    /// null); returns the id and address. The purge's re-check on its
     /// locked row keeps the two from both winning, as with the link.
     pub restore_own: String,
     pub restore_any: String,
@@ -94,13 +95,15 @@ pub struct Statements {
     /// id, address, deleted-at, purge-after, whether the user made the
     /// deletion, whether it is in its grace period.
     pub lock_account: String,
-    /// The id of the user with address `$1`, if any.
+    /// The users whose address is `$1`, exactly or but for case and
+    /// surrounding spaces: id, and whether the match is exact (exact ones
+    /// first, at most 20).
     pub account_by_email: String,
     /// User `$1`'s deleted-at, purge-after (`$2` retention days) and
     /// whether the user made the deletion, for support's view.
     pub account_state: String,
-    /// Whether user `$1` exists.
-    pub account_exists: String,
+    /// User `$1`'s id as the database writes it, if there is such a user.
+    pub account_id: String,
     /// Records the soft-deleted accounts the app deleted by itself (no
     /// deletion of theirs in the history) as deleted by the app.
     pub record_app_deletions: String,
@@ -157,9 +160,9 @@ impl Statements {
             lock_account: lock_account(&t),
             account_by_email: account_by_email(&t),
             account_state: account_state(&t),
-            account_exists: format!(
-                "select exists (select 1 from {} u where u.{} = $1::{})",
-                t.users, t.id, t.id_type
+            account_id: format!(
+                "select u.{}::text from {} u where u.{} = $1::{}",
+                t.id, t.users, t.id, t.id_type
             ),
             record_app_deletions: record_app_deletions(&t),
             recoverable_until: Statement::new(recoverable_until(&t)),
@@ -262,6 +265,16 @@ impl Names {
           select h.user_id::{id_type} from account_deletion.holds h
           where h.since > coalesce({since}, '-infinity'::timestamptz)))
       and (age({alias}.xmin) > age(({xmin} % 4294967296)::text::xid) or {probe})"
+        )
+    }
+
+    /// `alias` has not been anonymized: an anonymized account is erased (its
+    /// person is gone, its row stays for the records that must be kept), so
+    /// nothing may restore it or send it a link.
+    fn not_anonymized(&self, alias: &str) -> String {
+        format!(
+            "not exists (select 1 from account_deletion.anonymized a where a.user_id = {alias}.{}::text)",
+            self.id
         )
     }
 
@@ -398,9 +411,10 @@ fn deletion_state(t: &Names) -> String {
     let deleted_at_tz = t.deleted_at_of("u");
     let in_retention = t.as_column("now() - make_interval(days => $2)");
     let made_by_user = t.made_by_user("u");
+    let not_anonymized = t.not_anonymized("u");
     format!(
         "select {deleted_at_tz}, {deleted_at_tz} + make_interval(days => $2),
-                coalesce(u.{deleted_at} > {in_retention} and {made_by_user}, false)
+                coalesce(u.{deleted_at} > {in_retention} and {not_anonymized} and {made_by_user}, false)
          from {users} u where u.{id} = $1::{id_type}"
     )
 }
@@ -415,15 +429,23 @@ fn restore_by_id(t: &Names, own: bool) -> String {
     } = t;
     let in_retention = t.as_column("now() - make_interval(days => $2)");
     let address = t.address_of("u");
+    // The signed-in user's own restore: only a deletion the user made, and
+    // (`$3`, when not null) one made before the credential was issued.
     let made_by_user = if own {
-        format!("\n           and {}", t.made_by_user("u"))
+        format!(
+            "\n           and {}\n           and ($3::timestamptz is null or {} < $3::timestamptz)",
+            t.made_by_user("u"),
+            t.deleted_at_of("u")
+        )
     } else {
         String::new()
     };
+    let not_anonymized = t.not_anonymized("u");
     format!(
         "update {users} u set {deleted_at} = null
          where u.{id} = $1::{id_type}
-           and u.{deleted_at} > {in_retention}{made_by_user}
+           and u.{deleted_at} > {in_retention}
+           and {not_anonymized}{made_by_user}
          returning u.{id}::text, {address}"
     )
 }
@@ -439,10 +461,12 @@ fn lock_account(t: &Names) -> String {
     let deleted_at_tz = t.deleted_at_of("u");
     let in_retention = t.as_column("now() - make_interval(days => $2)");
     let made_by_user = t.made_by_user("u");
+    let not_anonymized = t.not_anonymized("u");
     let address = t.address_of("u");
     format!(
         "select u.{id}::text, {address}, {deleted_at_tz}, {deleted_at_tz} + make_interval(days => $2),
-                coalesce({made_by_user}, false), coalesce(u.{deleted_at} > {in_retention}, false)
+                coalesce({made_by_user}, false),
+                coalesce(u.{deleted_at} > {in_retention} and {not_anonymized}, false)
          from {users} u where u.{id} = $1::{id_type}
          for update of u"
     )
@@ -465,12 +489,14 @@ fn account_by_email(t: &Names) -> String {
         users, id, email, ..
     } = t;
     // Exactly as stored, then as typed differently (case, spaces): support
-    // reads an address off a ticket.
+    // reads an address off a ticket. Every match, exact ones first, so the
+    // caller can refuse to choose between two; a few more than one is
+    // enough to say which ids collide.
     format!(
-        "select u.{id}::text from {users} u
-         where u.{email} = $1 or lower(btrim(u.{email}::text)) = lower(btrim($1))
-         order by u.{email} = $1 desc
-         limit 1"
+        "select u.{id}::text, u.{email}::text = $1 as exact from {users} u
+         where u.{email}::text = $1 or lower(btrim(u.{email}::text)) = lower(btrim($1))
+         order by exact desc, u.{id}
+         limit 20"
     )
 }
 
@@ -513,7 +539,9 @@ fn recoverable_until(t: &Names) -> String {
            and t.used_at is null
            and t.revoked_at is null
            and {deleted_at_tz} = t.for_deleted_at
-           and u.{deleted_at} > {in_retention}"
+           and u.{deleted_at} > {in_retention}
+           and {not_anonymized}",
+        not_anonymized = t.not_anonymized("u"),
     )
 }
 
@@ -537,7 +565,9 @@ fn recover(t: &Names) -> String {
            and u.{id} = t.user_id::{id_type}
            and {deleted_at_tz} = t.for_deleted_at
            and u.{deleted_at} > {in_retention}
-         returning u.{id}::text, {address}"
+           and {not_anonymized}
+         returning u.{id}::text, {address}",
+        not_anonymized = t.not_anonymized("u"),
     )
 }
 
@@ -757,10 +787,20 @@ from tally"
 /// done through every foreign key on them, as CTEs `key0`, `key1`, …: rows
 /// of `CASCADE` keys deleted (but those rows along a blocking chain still
 /// reference), `SET NULL` and `SET DEFAULT` applied.
+///
+/// A key from the users table to itself (`invited_by`) is applied here only
+/// to the rows that are not `mine`: the rows that are get it in the same
+/// `UPDATE` that clears their columns ([`self_reference_clears`]), since
+/// PostgreSQL applies only one of two changes a statement makes to one row.
 fn reference_steps(t: &Names, catalog: &Catalog, mine: &str) -> String {
     let users = &t.users;
     let mut steps = String::new();
     for (i, key) in catalog.references.iter().enumerate() {
+        let not_mine = if key.table == catalog.users {
+            "\n      and t.ctid <> all(array(select ctid from targets))"
+        } else {
+            ""
+        };
         let joined: Vec<String> = key
             .columns
             .iter()
@@ -794,12 +834,12 @@ fn reference_steps(t: &Names, catalog: &Catalog, mine: &str) -> String {
             }
             OnDelete::SetNull => {
                 format!(
-                    "update {table} t set {} from {users} u where {mine} and {on}",
+                    "update {table} t set {} from {users} u where {mine} and {on}{not_mine}",
                     columns("null")
                 )
             }
             OnDelete::SetDefault => format!(
-                "update {table} t set {} from {users} u where {mine} and {on}",
+                "update {table} t set {} from {users} u where {mine} and {on}{not_mine}",
                 columns("default")
             ),
             OnDelete::Restrict | OnDelete::NoAction => continue,
@@ -807,6 +847,45 @@ fn reference_steps(t: &Names, catalog: &Catalog, mine: &str) -> String {
         let _ = write!(steps, "\n), key{i} as (\n    {step}");
     }
     steps
+}
+
+/// The assignments that apply the users table's `SET NULL` keys to itself
+/// on the rows being anonymized (`u`), for the `UPDATE` that clears them:
+/// a key that points at one of the rows (`targets`) becomes null. Columns
+/// that are cleared anyway are left to the clearing. (A `SET DEFAULT` key
+/// to itself is applied to the other rows only: a `DEFAULT` cannot be
+/// chosen by a condition; such a reference between two anonymized rows is
+/// set when the one it points at is deleted.)
+fn self_reference_clears(t: &Names, catalog: &Catalog, cleared: &[Ident]) -> Vec<String> {
+    let mut clears = Vec::new();
+    for key in &catalog.references {
+        if key.table != catalog.users || key.on_delete != OnDelete::SetNull {
+            continue;
+        }
+        let on: Vec<String> = key
+            .columns
+            .iter()
+            .zip(&key.references)
+            .map(|(column, referenced)| {
+                format!("u.{} = r.{}", column.quoted(), referenced.quoted())
+            })
+            .collect();
+        let points_at_a_target = format!(
+            "exists (select 1 from {} r where r.ctid = any(array(select ctid from targets)) and {})",
+            t.users,
+            on.join(" and ")
+        );
+        for column in &key.columns {
+            if cleared.contains(column) {
+                continue;
+            }
+            let column = column.quoted();
+            clears.push(format!(
+                "{column} = case when {points_at_a_target} then null else u.{column} end"
+            ));
+        }
+    }
+    clears
 }
 
 /// The anonymizing batch's optional CTEs: Auth.js's sign-in links to the
@@ -891,7 +970,8 @@ fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) -> Option<Str
         .join("\n        or ");
     let mine = "u.ctid = any(array(select ctid from targets))";
     let mut steps = reference_steps(t, catalog, mine);
-    let cleared: Vec<String> = clears
+    let cleared_columns: Vec<Ident> = clears.iter().map(|(column, _)| column.clone()).collect();
+    let mut cleared: Vec<String> = clears
         .iter()
         .map(|(column, clear)| {
             let value = match clear {
@@ -902,6 +982,7 @@ fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) -> Option<Str
             format!("{} = {value}", column.quoted())
         })
         .collect();
+    cleared.extend(self_reference_clears(t, catalog, &cleared_columns));
     if !cleared.is_empty() {
         let _ = write!(
             steps,

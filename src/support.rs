@@ -1,6 +1,7 @@
 //! What support can see of an account and do for it: look it up by address
-//! or id (an erased one by its id only), restore it, resend its link, hold
-//! it, release it, erase it now. The admin route and `cargo dev account`
+//! or id (an erased one by its id only, each resolved by
+//! [`crate::resolve`]), restore it, resend its link, hold it, release it,
+//! erase it now. The admin route and `cargo dev account`
 //! both call these, so an operator with database access and one with the
 //! admin secret do exactly the same things.
 //!
@@ -17,7 +18,6 @@
 //! Every step is in the account's history, with a time, an actor and a
 //! code, never an address, an IP or free text.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,27 +31,11 @@ use crate::db::{self, Limits};
 use crate::events::{self, PendingEvent};
 use crate::outbox::{self, EmailKind, PendingEmail};
 use crate::purge::{self, LockedAccount, NotErased};
+use crate::resolve::{self, Unresolved, Who};
 use crate::schema::{SchemaError, UserId};
 use crate::sql::{AppTables, GATE_EXCLUSIVE, Records, Statements};
 use crate::tokens::RecoveryToken;
 use crate::webhook::Webhook;
-
-/// How an operator names an account.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Who {
-    Id(String),
-    Email(String),
-}
-
-impl fmt::Debug for Who {
-    // An address is personal data; it never reaches a log.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Id(_) => f.write_str("Who::Id(..)"),
-            Self::Email(_) => f.write_str("Who::Email(..)"),
-        }
-    }
-}
 
 /// Why an account is held: a short code (`legal_hold`, `dispute-4411`),
 /// `[a-z0-9_-]{1,40}`, never free text.
@@ -76,6 +60,8 @@ impl HoldReason {
 /// What an operator can do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// Changes nothing: the account as it stands.
+    Show,
     Restore,
     ResendRecoveryLink,
     Hold(HoldReason),
@@ -87,6 +73,7 @@ impl Action {
     #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
+            Self::Show => "show",
             Self::Restore => "restore",
             Self::ResendRecoveryLink => "resend_recovery_link",
             Self::Hold(_) => "hold",
@@ -99,7 +86,12 @@ impl Action {
 /// Why an action did not apply; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {
+    /// The input is no id of the id column's type, or a blank address.
+    Invalid,
     NotFound,
+    /// Several accounts have the address but for case and spaces, none
+    /// exactly: their ids.
+    Ambiguous(Vec<String>),
     NotDeleted,
     NotRestorable,
     /// A link cannot reach an account without an address.
@@ -114,7 +106,9 @@ impl Refused {
     #[must_use]
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Invalid => "invalid_request",
             Self::NotFound => "not_found",
+            Self::Ambiguous(_) => "ambiguous",
             Self::NotDeleted => "not_deleted",
             Self::NotRestorable => "not_restorable",
             Self::NoAddress => "no_address",
@@ -127,11 +121,19 @@ impl Refused {
     #[must_use]
     pub fn message(&self) -> String {
         match self {
+            Self::Invalid => "The user id is no id of the users table's type, or the address is \
+                              blank."
+                .to_owned(),
             Self::NotFound => "There is no such account.".to_owned(),
+            Self::Ambiguous(ids) => format!(
+                "{} accounts have this address but for case or spaces, and none exactly; name \
+                 one by its user id.",
+                ids.len()
+            ),
             Self::NotDeleted => "The account is not deleted.".to_owned(),
             Self::NotRestorable => "The account cannot be restored or sent a link: its grace \
-                                    period has ended, or (for a link) the deletion was not \
-                                    made by its owner."
+                                    period has ended, it has been anonymized, or (for a link) \
+                                    the deletion was not made by its owner."
                 .to_owned(),
             Self::NoAddress => {
                 "The account has no email address for a link to go to; restore it instead."
@@ -192,6 +194,24 @@ pub struct Entry {
 pub struct Acted {
     pub view: AccountView,
     pub sends: Sends,
+}
+
+/// What an operator's request came to, and the account's id as the
+/// database holds it (for a log line; `None` when the input named no
+/// account on record, whose id as typed may be anything, an address too).
+#[derive(Debug)]
+pub struct Answer {
+    pub user_id: Option<String>,
+    pub outcome: Result<Acted, Refused>,
+}
+
+impl Answer {
+    fn refused(user_id: Option<String>, refused: Refused) -> Self {
+        Self {
+            user_id,
+            outcome: Err(refused),
+        }
+    }
 }
 
 /// What an action queued to send (after the answer, on the route).
@@ -264,30 +284,25 @@ impl Support {
         self.tables.statements(&self.pool).await
     }
 
-    /// The account `who` names, as it stands, with its history; `None`
-    /// when there is no such account and no record of one.
-    pub async fn find(&self, who: &Who) -> Result<Option<AccountView>, SupportError> {
+    /// Does `action` to the account `who` names, and shows it afterwards.
+    pub async fn act(&self, who: &Who, action: &Action) -> Result<Answer, SupportError> {
         let sql = self.statements().await?;
-        let Some(user) = self.resolve(&sql, who).await? else {
-            return Ok(None);
+        let account = match resolve::resolve(&self.pool, &sql, who).await? {
+            Ok(account) => account,
+            Err(Unresolved::Invalid) => return Ok(Answer::refused(None, Refused::Invalid)),
+            Err(Unresolved::NotFound) => return Ok(Answer::refused(None, Refused::NotFound)),
+            Err(Unresolved::Ambiguous(ids)) => {
+                return Ok(Answer::refused(None, Refused::Ambiguous(ids)));
+            }
         };
-        Ok(self.view(&sql, &user).await?)
-    }
-
-    /// Does `action` to the account `who` names.
-    pub async fn act(
-        &self,
-        who: &Who,
-        action: &Action,
-    ) -> Result<Result<Acted, Refused>, SupportError> {
-        let sql = self.statements().await?;
-        let Some(user) = self.resolve(&sql, who).await? else {
-            return Ok(Err(Refused::NotFound));
-        };
+        let user = &account.id;
+        let read_back = account.present.then(|| user.as_str().to_owned());
         let mut sends = Sends::default();
         let done = match action {
+            Action::Show => Ok(()),
             Action::Restore => {
-                match accounts::restore(&self.pool, &sql, &user, self.retention, Via::Admin).await?
+                match accounts::restore(&self.pool, &sql, user, self.retention, Via::Admin, None)
+                    .await?
                 {
                     Ok(Restoration { email, event, .. }) => {
                         sends.email = email;
@@ -299,13 +314,13 @@ impl Support {
                     Err(NotRestored::NotRestorable) => Err(Refused::NotRestorable),
                 }
             }
-            Action::ResendRecoveryLink => self.resend_link(&sql, &user).await?.map(|email| {
+            Action::ResendRecoveryLink => self.resend_link(&sql, user).await?.map(|email| {
                 sends.email = Some(email);
             }),
-            Action::Hold(reason) => self.hold(&sql, &user, reason).await?,
-            Action::Release => self.release(&sql, &user).await?,
+            Action::Hold(reason) => self.hold(&sql, user, reason).await?,
+            Action::Release => self.release(&sql, user).await?,
             Action::EraseNow => {
-                match purge::erase_now(&self.pool, &sql, &user, self.erase_blocked).await? {
+                match purge::erase_now(&self.pool, &sql, user, self.erase_blocked).await? {
                     Ok(()) => {
                         sends.events_due = true;
                         Ok(())
@@ -318,13 +333,22 @@ impl Support {
             }
         };
         if let Err(refused) = done {
-            return Ok(Err(refused));
+            let user_id = if refused == Refused::NotFound {
+                None
+            } else {
+                read_back
+            };
+            return Ok(Answer::refused(user_id, refused));
         }
         // An account erased by this very action is still on record; one
-        // the app deleted itself meanwhile may not be.
-        Ok(match self.view(&sql, &user).await? {
-            Some(view) => Ok(Acted { view, sends }),
-            None => Err(Refused::NotFound),
+        // the app deleted itself meanwhile may not be. An absent account
+        // found on record has its id in our tables.
+        Ok(match self.view(&sql, user).await? {
+            Some(view) => Answer {
+                user_id: Some(view.user_id.clone()),
+                outcome: Ok(Acted { view, sends }),
+            },
+            None => Answer::refused(None, Refused::NotFound),
         })
     }
 
@@ -353,28 +377,6 @@ impl Support {
             }
             if events_due {
                 events::sweep(&self.pool, webhook, Duration::from_secs(20)).await;
-            }
-        }
-    }
-
-    /// The account's id, if `who` can name one: an address names a present
-    /// account only (an erased one's address is gone); an id that is not a
-    /// value of the id column's type names none.
-    async fn resolve(&self, sql: &Statements, who: &Who) -> Result<Option<UserId>, sqlx::Error> {
-        match who {
-            Who::Id(id) => Ok(sql
-                .catalog
-                .id_type
-                .accepts(id)
-                .then(|| UserId::new(id.clone()))),
-            Who::Email(email) => {
-                let mut tx = db::begin(&self.pool, &Limits::ACCOUNT).await?;
-                let id: Option<String> = db::query_scalar(&sql.account_by_email)
-                    .bind(email)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(id.map(UserId::new))
             }
         }
     }

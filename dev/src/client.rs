@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
@@ -23,14 +23,25 @@ pub async fn call(
     path: &str,
     headers: &[(&str, &str)],
 ) -> anyhow::Result<Answer> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    call_with_body(port, method, path, headers, b"").await
+}
+
+/// [`call`] with a body.
+pub async fn call_with_body(
+    port: u16,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<Answer> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = http::Request::builder()
         .method(method)
         .uri(format!("http://127.0.0.1:{port}{path}"));
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request.body(Empty::new())?;
+    let request = request.body(Full::new(Bytes::copy_from_slice(body)))?;
     let response = tokio::time::timeout(Duration::from_mins(15), client.request(request))
         .await
         .map_err(|_| anyhow::anyhow!("no answer from 127.0.0.1:{port} within 15 minutes"))?

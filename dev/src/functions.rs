@@ -160,16 +160,21 @@ impl Functions {
                 "support's settings are invalid; the dev server said which at start",
             );
         };
-        let who = query_param(request, "who").unwrap_or_default();
-        let mut words = vec![query_param(request, "command").unwrap_or_default()];
-        words.extend(query_param(request, "reason"));
-        let words: Vec<&str> = words
-            .iter()
-            .map(String::as_str)
-            .filter(|w| !w.is_empty())
-            .collect();
-        let answer = match crate::account::parse(&who, &words) {
-            Ok((who, command)) => crate::account::run(support, &who, &command).await,
+        // In the body: the account may be named by its address, which
+        // never goes in a URL.
+        let asked: serde_json::Value = serde_json::from_slice(request.body()).unwrap_or_default();
+        let who = asked["who"].as_str();
+        let words: Option<Vec<&str>> = asked["words"]
+            .as_array()
+            .and_then(|words| words.iter().map(serde_json::Value::as_str).collect());
+        let (Some(who), Some(words)) = (who, words) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "usage: POST /_dev/account {\"who\": …, \"words\": […]}",
+            );
+        };
+        let answer = match crate::account::parse(who, &words) {
+            Ok((who, action)) => crate::account::run(support, &who, &action).await,
             Err(error) => Err(error),
         };
         match answer {

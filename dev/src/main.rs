@@ -334,7 +334,7 @@ async fn backdate(email: &str, days: &str) -> anyhow::Result<()> {
 /// otherwise through the running dev server (the embedded database is its
 /// own); the same library calls either way.
 async fn account(who: &str, rest: &[&str]) -> anyhow::Result<()> {
-    let (parsed_who, command) = account::parse(who, rest)?;
+    let (parsed_who, action) = account::parse(who, rest)?;
     let settings = DevSettings::load()?;
     let view = if settings.get("DATABASE_URL").is_some() {
         let config =
@@ -345,22 +345,18 @@ async fn account(who: &str, rest: &[&str]) -> anyhow::Result<()> {
             .connect_with(db::connect_options(config.database.clone()))
             .await?;
         let support = account_deletion::support::Support::new(config, Some(pool));
-        serde_json::to_value(account::run(&support, &parsed_who, &command).await?)?
+        serde_json::to_value(account::run(&support, &parsed_who, &action).await?)?
     } else {
-        let (command, reason) = match rest {
-            [] => ("show", None),
-            [command] => (*command, None),
-            [command, reason, ..] => (*command, Some(*reason)),
-        };
-        let reason = reason.map_or(String::new(), |reason| {
-            format!("&reason={}", encode(reason))
-        });
-        let path = format!(
-            "/_dev/account?who={}&command={}{reason}",
-            encode(who),
-            encode(command)
-        );
-        let answer = client::call(settings.port, http::Method::POST, &path, &[]).await?;
+        // In the body: an address never goes in a URL.
+        let asked = serde_json::json!({ "who": who, "words": rest });
+        let answer = client::call_with_body(
+            settings.port,
+            http::Method::POST,
+            "/_dev/account",
+            &[("content-type", "application/json")],
+            asked.to_string().as_bytes(),
+        )
+        .await?;
         let body: serde_json::Value = serde_json::from_str(&answer.body).map_err(|_| {
             anyhow::anyhow!("the dev server answered {}: {}", answer.status, answer.body)
         })?;

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::Refusal;
-use super::claims::{self, Claims};
+use super::claims::{self, Claims, Subject};
 use super::credentials::{
     AUTHJS_SESSION_COOKIES, Credential, Purpose, TrustedOrigins, bearer_or_cookie,
 };
@@ -61,7 +61,7 @@ pub(super) fn subject(
     trusted: &TrustedOrigins,
     purpose: Purpose,
     secrets: &AuthSecrets,
-) -> Result<String, Refusal> {
+) -> Result<Subject, Refusal> {
     let (token, cookie) = match bearer_or_cookie(headers, &AUTHJS_SESSION_COOKIES)? {
         Some(Credential::Bearer(token)) => (token, None),
         Some(Credential::Cookie { .. }) if !trusted.allows(headers, purpose) => {
@@ -72,10 +72,7 @@ pub(super) fn subject(
     };
     let token = std::str::from_utf8(token.as_bytes()).map_err(|_| Refusal::Unauthenticated)?;
     let claims = decrypt(token, secrets, cookie).ok_or(Refusal::Unauthenticated)?;
-    claims
-        .live_subject(claims::now())
-        .map(str::to_owned)
-        .ok_or(Refusal::Unauthenticated)
+    claims.live(claims::now()).ok_or(Refusal::Unauthenticated)
 }
 
 #[derive(Deserialize)]

@@ -19,6 +19,17 @@ pub(super) struct Claims {
     pub aud: Option<Audience>,
     /// Clerk's authorized party: the origin of the page the token was made for.
     pub azp: Option<String>,
+    /// When it was issued: a deletion cannot revoke a token, so only one
+    /// issued after it may restore the account.
+    pub iat: Option<f64>,
+}
+
+/// A live token's user, and when the token was issued (seconds since the
+/// epoch), if it says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    pub sub: String,
+    pub issued_at: Option<f64>,
 }
 
 /// `aud` is a string or an array of strings.
@@ -54,6 +65,14 @@ impl Claims {
             return None;
         }
         self.sub.as_deref().filter(|sub| !sub.is_empty())
+    }
+
+    /// [`Self::live_subject`], with when the token was issued.
+    pub fn live(&self, now: f64) -> Option<Subject> {
+        Some(Subject {
+            sub: self.live_subject(now)?.to_owned(),
+            issued_at: self.iat.filter(|iat| iat.is_finite()),
+        })
     }
 }
 

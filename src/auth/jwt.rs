@@ -19,7 +19,7 @@ use ring::hmac;
 use serde::Deserialize;
 
 use super::Refusal;
-use super::claims::{self, Claims};
+use super::claims::{self, Claims, Subject};
 use super::jwks::{Alg, JwksUrl, KeySet, Lookup};
 use crate::tokens::SessionToken;
 
@@ -90,7 +90,7 @@ impl Verifier {
     }
 
     /// The user id of a valid token.
-    pub async fn subject(&self, token: &str) -> Result<String, Refusal> {
+    pub(super) async fn subject(&self, token: &str) -> Result<Subject, Refusal> {
         use Refusal::Unauthenticated;
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
@@ -128,7 +128,7 @@ impl Verifier {
             .and_then(|json| Claims::parse(&json))
             .ok_or(Unauthenticated)?;
         self.accepts(&claims)
-            .then(|| claims.live_subject(claims::now()).map(str::to_owned))
+            .then(|| claims.live(claims::now()))
             .flatten()
             .ok_or(Unauthenticated)
     }
@@ -150,7 +150,7 @@ impl Verifier {
 }
 
 /// The `sub` of a valid provider token in the bearer header.
-pub(super) async fn subject(headers: &HeaderMap, verifier: &Verifier) -> Result<String, Refusal> {
+pub(super) async fn subject(headers: &HeaderMap, verifier: &Verifier) -> Result<Subject, Refusal> {
     let token = SessionToken::from_headers(headers).ok_or(Refusal::Unauthenticated)?;
     let token = std::str::from_utf8(token.as_bytes()).map_err(|_| Refusal::Unauthenticated)?;
     verifier.subject(token).await

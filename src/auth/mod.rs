@@ -38,6 +38,7 @@ mod sessions;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use sqlx::PgPool;
 
@@ -48,6 +49,7 @@ use crate::sql::Statements;
 use crate::web::ApiError;
 
 pub use authjs_jwt::AuthSecrets;
+pub use claims::Subject;
 pub use credentials::{Purpose, TrustedOrigins};
 pub use jwks::JwksUrl;
 pub use jwt::{HmacSecret, JwtSettings, KeySource};
@@ -177,13 +179,14 @@ impl SignIn {
         match presented {
             Presented::SessionHash(hash) => sessions::user(&hash, pool, sql).await,
             Presented::SessionToken(token) => authjs_database::user(&token, pool, sql).await,
-            // A token's subject is the user; the delete acts only on a user
-            // that exists and is not deleted.
-            Presented::Subject(sub) => sql
+            // A token's subject is the user, in the one spelling the
+            // database prints; the delete acts only on a user that exists
+            // and is not deleted.
+            Presented::Subject(subject) => sql
                 .catalog
                 .id_type
-                .accepts(&sub)
-                .then(|| UserId::new(sub))
+                .normalize(&subject.sub)
+                .map(UserId::new)
                 .ok_or(Refusal::Unauthenticated),
         }
     }
@@ -196,8 +199,45 @@ pub enum Presented {
     SessionHash([u8; 32]),
     /// An Auth.js database session token.
     SessionToken(String),
-    /// The `sub` of a token that verified.
-    Subject(String),
+    /// The `sub` of a token that verified, and when it was issued.
+    Subject(claims::Subject),
+}
+
+/// When a credential was issued, as far as a deletion is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    /// A session row: the deletion deleted every one the user had, so a
+    /// live one was made since.
+    AfterAnyDeletion,
+    /// A token, which a deletion cannot revoke: when it says it was issued
+    /// (`None` when it does not say).
+    Token(Option<DateTime<Utc>>),
+}
+
+impl Issued {
+    /// Whether this credential was issued after a deletion at `deleted_at`,
+    /// so that it may undo it: a token left signed in on a shared device
+    /// from before must not.
+    #[must_use]
+    pub fn after(self, deleted_at: DateTime<Utc>) -> bool {
+        match self {
+            Self::AfterAnyDeletion => true,
+            Self::Token(issued_at) => issued_at.is_some_and(|at| at > deleted_at),
+        }
+    }
+}
+
+impl Presented {
+    /// When the credential was issued.
+    #[must_use]
+    pub fn issued(&self) -> Issued {
+        match self {
+            Self::SessionHash(_) | Self::SessionToken(_) => Issued::AfterAnyDeletion,
+            Self::Subject(subject) => Issued::Token(subject.issued_at.and_then(|seconds| {
+                DateTime::from_timestamp_micros((seconds * 1e6).round() as i64)
+            })),
+        }
+    }
 }
 
 impl std::fmt::Debug for Presented {

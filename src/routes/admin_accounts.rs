@@ -1,10 +1,12 @@
 //! `GET|POST /api/admin/accounts`: support's controls ([`crate::support`]).
 //!
 //! Auth: `Authorization: Bearer $ADMIN_SECRET`, by the cron routes' rules
-//! (unset or invalid: every request refused with 500). `GET ?email=` or
-//! `?user_id=` shows an account; `POST {"user_id" | "email", "action",
-//! "reason"?}` acts on it and shows it afterwards. Every request is logged
-//! with its action and the account's id only, never an address.
+//! (unset or invalid: every request refused with 500). `GET ?user_id=`
+//! shows an account; `POST {"user_id" | "email", "action", "reason"?}`
+//! shows it (`show`) or acts on it and shows it afterwards. An address
+//! never goes in a URL. Every request is logged with its action and the
+//! account's id as the database holds it, never an address or an id as
+//! typed.
 
 use std::sync::Arc;
 
@@ -13,17 +15,20 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use crate::config::{AdminConfig, ConfigErrors};
+use crate::resolve::Who;
 use crate::routes::protected::{Opened, Protected};
 use crate::routes::schema_refusal;
-use crate::support::{Action, HoldReason, Refused, Support, SupportError, Who};
+use crate::support::{Action, HoldReason, Refused, Support, SupportError};
 use crate::web::{ApiError, Background, Request, Response, json};
 
 const METHODS: &[Method] = &[Method::GET, Method::POST];
 
 const INVALID: ApiError = ApiError::BadRequest {
     code: "invalid_request",
-    message: "Name the account by exactly one of user_id and email; action is one of restore, \
-              resend_recovery_link, hold, release, erase_now; a reason is [a-z0-9_-]{1,40}.",
+    message: "Name the account by exactly one of user_id (an id of the users table's type) and \
+              email (not blank; never in a URL: POST it with action show); action is one of \
+              show, restore, resend_recovery_link, hold, release, erase_now; a reason is \
+              [a-z0-9_-]{1,40}.",
 };
 
 #[derive(Clone)]
@@ -69,27 +74,16 @@ impl AdminAccounts {
     }
 
     async fn respond(support: &Arc<Support>, request: Request) -> Result<Response, ApiError> {
-        if request.method() == Method::GET {
-            let who = lookup(request.uri().query()).ok_or(INVALID)?;
-            let found = support.find(&who).await.map_err(refusal)?;
-            tracing::info!(
-                action = "show",
-                user_id = found.as_ref().map_or("-", |view| view.user_id.as_str()),
-                found = found.is_some(),
-                "admin request"
-            );
-            return found
-                .map(|view| json(StatusCode::OK, &view))
-                .ok_or(ApiError::NotFound);
-        }
-        let (who, action) = command(request.body()).ok_or(INVALID)?;
-        let acted = support.act(&who, &action).await.map_err(refusal)?;
-        let user_id = match (&acted, &who) {
-            (Ok(acted), _) => acted.view.user_id.clone(),
-            (Err(_), Who::Id(id)) => id.clone(),
-            (Err(_), Who::Email(_)) => "-".to_owned(),
+        let (who, action) = if request.method() == Method::GET {
+            (lookup(request.uri().query()).ok_or(INVALID)?, Action::Show)
+        } else {
+            command(request.body()).ok_or(INVALID)?
         };
-        match acted {
+        let answer = support.act(&who, &action).await.map_err(refusal)?;
+        // Only an id read back from the database: one as typed may be any
+        // string (an address, with a text id column).
+        let user_id = answer.user_id.as_deref().unwrap_or("-");
+        match answer.outcome {
             Ok(acted) => {
                 tracing::info!(
                     action = action.as_str(),
@@ -113,22 +107,19 @@ impl AdminAccounts {
                     outcome = refused.code(),
                     "admin request"
                 );
-                Err(conflict(refused))
+                refusal_answer(refused)
             }
         }
     }
 }
 
-/// `?email=` or `?user_id=`, exactly one, each once.
+/// `?user_id=`, once and alone. An address never goes in a URL (request
+/// logs and proxies keep URLs): `?email=` is refused, and the look-up by
+/// address is `POST {"email", "action": "show"}`.
 fn lookup(query: Option<&str>) -> Option<Who> {
     let mut who = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        let named = match key.as_ref() {
-            "email" => Who::Email(value.into_owned()),
-            "user_id" => Who::Id(value.into_owned()),
-            _ => return None,
-        };
-        if who.replace(named).is_some() {
+        if key != "user_id" || who.replace(Who::Id(value.into_owned())).is_some() {
             return None;
         }
     }
@@ -166,6 +157,7 @@ fn command(body: &[u8]) -> Option<(Who, Action)> {
         None => None,
     };
     let action = match (command.action.as_str(), reason) {
+        ("show", _) => Action::Show,
         ("restore", _) => Action::Restore,
         ("resend_recovery_link", _) => Action::ResendRecoveryLink,
         ("hold", Some(reason)) => Action::Hold(reason),
@@ -183,12 +175,22 @@ fn refusal(error: SupportError) -> ApiError {
     }
 }
 
-fn conflict(refused: Refused) -> ApiError {
+fn refusal_answer(refused: Refused) -> Result<Response, ApiError> {
     match refused {
-        Refused::NotFound => ApiError::NotFound,
-        refused => ApiError::Conflict {
+        Refused::Invalid => Err(INVALID),
+        Refused::NotFound => Err(ApiError::NotFound),
+        // Nothing was done: support picks the account by its id.
+        Refused::Ambiguous(ref user_ids) => Ok(json(
+            StatusCode::CONFLICT,
+            &serde_json::json!({
+                "error": refused.code(),
+                "message": refused.message(),
+                "user_ids": user_ids,
+            }),
+        )),
+        refused => Err(ApiError::Conflict {
             code: refused.code(),
             message: refused.message().into(),
-        },
+        }),
     }
 }

@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use serde::Serialize;
 
 use crate::accounts::{self, DeletionState, NotRestored, Via};
-use crate::auth::Purpose;
+use crate::auth::{Issued, Purpose};
 use crate::routes::deletion_status::rfc3339;
 use crate::routes::{AccountState, Configured, statements};
 use crate::web::{ApiError, Background, Request, Response, json};
@@ -23,6 +23,11 @@ const NOT_DELETED: ApiError = ApiError::Conflict {
     code: "not_deleted",
     message: std::borrow::Cow::Borrowed("This account is not deleted."),
 };
+
+/// A token issued before the deletion (one left signed in on a shared
+/// device) must not undo it: the user signs in again, and that new token
+/// restores.
+const SIGN_IN_AGAIN: ApiError = ApiError::SignInAgain;
 
 const NOT_RESTORABLE: ApiError = ApiError::Conflict {
     code: "not_restorable",
@@ -49,6 +54,7 @@ impl RestoreAccount {
             .present(request.headers(), Purpose::Change)
             .await?;
         let sql = statements("account-restore", &ready.tables, &ready.pool).await?;
+        let issued = presented.issued();
         let user = ready.sign_in.user(presented, &ready.pool, &sql).await?;
         // A credential whose user is not there is no sign-in; one whose
         // account is not restorable is told why, before any write.
@@ -61,17 +67,33 @@ impl RestoreAccount {
             Some(DeletionState::Scheduled {
                 restorable: false, ..
             }) => return Err(NOT_RESTORABLE),
+            Some(DeletionState::Scheduled { deleted_at, .. }) if !issued.after(deleted_at) => {
+                return Err(SIGN_IN_AGAIN);
+            }
             Some(DeletionState::Scheduled { .. }) => {}
         }
-        let restored = accounts::restore(&ready.pool, &sql, &user, ready.retention, Via::SignIn)
-            .await
-            .map_err(ApiError::from_database)?
-            .map_err(|why| match why {
-                NotRestored::NotDeleted => NOT_DELETED,
-                // Restored and deleted again meanwhile, past its grace
-                // period, or erased by the purge meanwhile.
-                NotRestored::NotRestorable | NotRestored::NoSuchUser => NOT_RESTORABLE,
-            })?;
+        // The statement checks the issue time again on the locked row (a
+        // deletion since the check above is a newer one).
+        let issued_at = match issued {
+            Issued::AfterAnyDeletion => None,
+            Issued::Token(at) => at,
+        };
+        let restored = accounts::restore(
+            &ready.pool,
+            &sql,
+            &user,
+            ready.retention,
+            Via::SignIn,
+            issued_at,
+        )
+        .await
+        .map_err(ApiError::from_database)?
+        .map_err(|why| match why {
+            NotRestored::NotDeleted => NOT_DELETED,
+            // Restored and deleted again meanwhile, past its grace
+            // period, or erased by the purge meanwhile.
+            NotRestored::NotRestorable | NotRestored::NoSuchUser => NOT_RESTORABLE,
+        })?;
         tracing::info!(via = Via::SignIn.as_str(), "account restored");
         let background = Background::of(&request);
         ready.send_event_later(&background, restored.event);

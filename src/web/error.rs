@@ -22,6 +22,10 @@ pub enum ApiError {
     /// 401: missing or wrong credentials, with a `Bearer` challenge.
     #[error("unauthorized")]
     Unauthorized,
+    /// 401: a valid credential that may not do this (a token issued before
+    /// the deletion it would undo): the user must sign in again.
+    #[error("sign in again")]
+    SignInAgain,
     /// 403: credentials came in a cookie, from a page of an origin the app
     /// does not trust (a cross-site request a browser sent them with).
     #[error("forbidden origin")]
@@ -86,7 +90,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::SignInAgain => StatusCode::UNAUTHORIZED,
             Self::ForbiddenOrigin => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -105,6 +109,10 @@ impl ApiError {
             Self::NotFound => ("not_found", "There is no such account."),
             Self::Conflict { code, message } => (code, message),
             Self::Unauthorized => ("unauthorized", "Missing or invalid credentials."),
+            Self::SignInAgain => (
+                "sign_in_again",
+                "This sign-in is older than the deletion; sign in again to restore the account.",
+            ),
             Self::ForbiddenOrigin => (
                 "forbidden_origin",
                 "A request signed in by cookie must come from the app's own origin.",
@@ -153,7 +161,9 @@ impl ApiError {
         let response = json(status, &ErrorBody { error, message });
         match self {
             Self::MethodNotAllowed { allowed } => with_allow(response, allowed),
-            Self::Unauthorized => with_header(response, WWW_AUTHENTICATE, "Bearer"),
+            Self::Unauthorized | Self::SignInAgain => {
+                with_header(response, WWW_AUTHENTICATE, "Bearer")
+            }
             Self::TooManyRequests {
                 retry_after_seconds,
             } => with_header(response, RETRY_AFTER, &retry_after_seconds.to_string()),

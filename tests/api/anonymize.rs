@@ -585,3 +585,136 @@ async fn erasing_a_blocked_account_now_anonymizes_it_when_the_purge_would() {
         .await;
     assert_eq!(again.error_code(), "blocked");
 }
+
+#[tokio::test]
+async fn an_anonymized_account_is_erased_and_no_way_back_restores_it() {
+    let app = AccountApp::with_env(&[ANONYMIZE]).await;
+    with_invoices(&app).await;
+    let (customer, session) = app.user_with_session().await;
+    invoice(&app, customer).await;
+    let token = app.delete_and_read_token(&session).await;
+    // Erased now, inside its grace period: anonymized, its deleted-at kept.
+    let erased = app
+        .admin_post(&serde_json::json!({"user_id": customer.to_string(), "action": "erase_now"}))
+        .await;
+    assert_eq!(erased.json()["status"], "erased", "{}", erased.text());
+
+    // The person signs in again (the app's sign-in makes a new session).
+    let again = format!("again-{customer}");
+    app.add_session(customer, &again, "1 day").await;
+    let bearer = format!("Bearer {again}");
+    let state = app.deletion_with(&[("authorization", &bearer)]).await;
+    assert_eq!(state.status, StatusCode::OK, "{}", state.text());
+    assert_eq!(state.json()["status"], "scheduled");
+    assert_eq!(state.json()["restorable"], false, "{}", state.text());
+    let restored = app.restore_with(&[("authorization", &bearer)]).await;
+    assert_eq!(restored.status, StatusCode::CONFLICT, "{}", restored.text());
+    assert_eq!(restored.error_code(), "not_restorable");
+    // Nor support, nor the link, nor a fresh link.
+    for action in ["restore", "resend_recovery_link"] {
+        let refused = app
+            .admin_post(&serde_json::json!({"user_id": customer.to_string(), "action": action}))
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::CONFLICT,
+            "{action}: {}",
+            refused.text()
+        );
+        assert_eq!(refused.error_code(), "not_restorable", "{action}");
+    }
+    assert_eq!(
+        app.recover_json(&token).await.error_code(),
+        "invalid_or_expired_token"
+    );
+    assert!(app.deleted_at_of(customer).await.flatten().is_some());
+    assert_eq!(
+        email_of(&app, customer).await,
+        format!("erased-{customer}@invalid")
+    );
+    let shown = app.admin_show(&format!("user_id={customer}")).await.json();
+    assert_eq!(shown["status"], "erased", "{shown}");
+}
+
+#[tokio::test]
+async fn both_accounts_of_an_inviter_and_its_invitee_are_cleared_when_anonymized_together() {
+    let app = AccountApp::with_env(&[ANONYMIZE]).await;
+    with_invoices(&app).await;
+    // A key from the users table to itself: clearing the invitee's key and
+    // its address are two changes to one row.
+    sqlx::raw_sql(
+        "alter table users add column invited_by uuid
+             constraint users_invited_by_fkey references users (id) on delete set null;
+         create index users_invited_by_idx on users (invited_by);",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let (inviter, inviter_session) = app.user_with_session().await;
+    let (invitee, invitee_session) = app.user_with_session().await;
+    // Each invited the other: whichever row the batch takes first, both
+    // rows are changed by both steps.
+    sqlx::query(
+        "update users set invited_by = case when id = $1 then $2 else $1 end where id in ($1, $2)",
+    )
+    .bind(inviter)
+    .bind(invitee)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    for (user, session) in [(inviter, &inviter_session), (invitee, &invitee_session)] {
+        invoice(&app, user).await;
+        app.delete_and_read_token(session).await;
+        app.backdate(user, "31 days").await;
+    }
+    let run = app.run_purge().await;
+    assert_eq!(run["anonymized"], 2, "{run}");
+    for user in [inviter, invitee] {
+        let (email, invited_by): (String, Option<uuid::Uuid>) =
+            sqlx::query_as("select email, invited_by from users where id = $1")
+                .bind(user)
+                .fetch_one(app.pool())
+                .await
+                .unwrap();
+        assert_eq!(email, format!("erased-{user}@invalid"));
+        assert_eq!(invited_by, None, "{user}");
+    }
+}
+
+#[tokio::test]
+async fn an_invitee_who_stays_loses_the_key_to_an_anonymized_inviter_and_keeps_its_address() {
+    let app = AccountApp::with_env(&[ANONYMIZE]).await;
+    with_invoices(&app).await;
+    sqlx::raw_sql(
+        "alter table users add column invited_by uuid
+             constraint users_invited_by_fkey references users (id) on delete set null;
+         create index users_invited_by_idx on users (invited_by);",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let (inviter, session) = app.user_with_session().await;
+    let (invitee, _) = app.user_with_session().await;
+    let invitee_email = email_of(&app, invitee).await;
+    sqlx::query("update users set invited_by = $1 where id = $2")
+        .bind(inviter)
+        .bind(invitee)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    invoice(&app, inviter).await;
+    app.delete_and_read_token(&session).await;
+    app.backdate(inviter, "31 days").await;
+    assert_eq!(app.run_purge().await["anonymized"], 1);
+    let (email, invited_by): (String, Option<uuid::Uuid>) =
+        sqlx::query_as("select email, invited_by from users where id = $1")
+            .bind(invitee)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!((email, invited_by), (invitee_email, None));
+    assert_eq!(
+        email_of(&app, inviter).await,
+        format!("erased-{inviter}@invalid")
+    );
+}

@@ -23,6 +23,7 @@ mod purge_concurrency;
 mod purge_outage;
 mod purge_rules;
 mod random_input;
+mod resolving;
 mod schema;
 mod status;
 mod support;

@@ -166,7 +166,7 @@ fn functions() -> [Function; 8] {
             name: "admin-accounts",
             db_request: (
                 "GET",
-                "/api/admin/accounts?email=load1@bench.test".into(),
+                "/api/admin/accounts?user_id=00000000-0000-4000-8000-000000000001".into(),
                 vec![("authorization", format!("Bearer {ADMIN_SECRET}"))],
             ),
         },

@@ -445,6 +445,13 @@ impl AccountApp {
         .await
     }
 
+    /// Support's look-up by address: `POST {"email", "action": "show"}`
+    /// (an address never goes in a URL).
+    pub async fn admin_find(&self, email: &str) -> TestResponse {
+        self.admin_post(&serde_json::json!({ "email": email, "action": "show" }))
+            .await
+    }
+
     /// `POST /api/admin/accounts` with `body`, with the admin secret.
     pub async fn admin_post(&self, body: &Value) -> TestResponse {
         let auth = format!("Bearer {ADMIN_SECRET}");
