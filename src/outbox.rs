@@ -401,11 +401,16 @@ pub async fn sweep(
     ))
     .fetch_one(&mut *tx)
     .await? as u64;
+    // A link's email stays as long as its deletion's grace period: its
+    // token goes with it (a retention longer than the keep would kill the
+    // link before the grace period ends).
     report.pruned = db::query(
         "delete from account_deletion.email_outbox
-         where status in ('sent', 'superseded', 'cancelled') and created_at < now() - make_interval(days => $1)",
+         where status in ('sent', 'superseded', 'cancelled') and created_at < now() - make_interval(days => $1)
+           and (for_deleted_at is null or for_deleted_at < now() - make_interval(days => $2))",
     )
     .bind(KEEP_SENT_DAYS)
+    .bind(retention.days())
     .execute(&mut *tx)
     .await?
     .rows_affected()

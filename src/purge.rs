@@ -696,13 +696,16 @@ async fn finish_run(
     .bind(expired.held)
     .execute(&mut *tx)
     .await?;
-    // The history is kept as long as the tombstones: support can answer
-    // what happened to an account as long as its erasure is remembered.
+    // The history of an account that is gone is kept as long as its
+    // tombstone: support can answer what happened to it as long as its
+    // erasure is remembered. That of an account still here is all kept,
+    // however old (retention up to ten years, holds without end): its own
+    // deletion says whether a link or the user may restore it.
     db::query("delete from account_deletion.tombstones where purged_at < now() - make_interval(days => $1)")
         .bind(TOMBSTONE_DAYS)
         .execute(&mut *tx)
         .await?;
-    db::query("delete from account_deletion.history where at < now() - make_interval(days => $1)")
+    db::query(&sql.prune_history)
         .bind(TOMBSTONE_DAYS)
         .execute(&mut *tx)
         .await?;

@@ -126,6 +126,11 @@ pub struct Statements {
     pub anonymize_batch: Option<Statement>,
     /// Forgets the anonymized marks of accounts that are gone.
     pub prune_anonymized: String,
+    /// Forgets the history of accounts that are gone, once nothing of it
+    /// is younger than `$1` days, tombstone included: an account that still
+    /// exists keeps all of its history (its own deletion says whether it
+    /// may be restored, and by whom it was made).
+    pub prune_history: String,
     /// [`HELD_AT_START`], for this schema.
     pub held_at_start: String,
     /// The names of the blocking keys along which rows reference user `$1`
@@ -188,6 +193,7 @@ impl Statements {
                  where not exists (select 1 from {} u where u.{} = a.user_id::{})",
                 t.users, t.id, t.id_type
             ),
+            prune_history: prune_history(&t),
             count_pending: count_pending(&t),
             make_due: make_due(&t),
             catalog,
@@ -497,6 +503,29 @@ fn account_by_email(t: &Names) -> String {
          where u.{email}::text = $1 or lower(btrim(u.{email}::text)) = lower(btrim($1))
          order by exact desc, u.{id}
          limit 20"
+    )
+}
+
+fn prune_history(t: &Names) -> String {
+    let Names {
+        users, id, id_type, ..
+    } = t;
+    format!(
+        "with kept_until as (select now() - make_interval(days => $1) as cutoff
+        ), old as (
+            select distinct h.user_id from account_deletion.history h, kept_until k
+            where h.at < k.cutoff
+        ), gone as (
+            select o.user_id from old o, kept_until k
+            where not exists (select 1 from {users} u where u.{id} = o.user_id::{id_type})
+              and not exists (
+                  select 1 from account_deletion.history n
+                  where n.user_id = o.user_id and n.at >= k.cutoff)
+              and not exists (
+                  select 1 from account_deletion.tombstones s
+                  where s.user_id = o.user_id and s.purged_at >= k.cutoff)
+        )
+        delete from account_deletion.history h using gone g where h.user_id = g.user_id"
     )
 }
 

@@ -16,6 +16,7 @@ mod function_binary;
 mod hostile_input;
 mod layout;
 mod log_hygiene;
+mod long_life;
 mod pooler;
 mod purge_auth;
 mod purge_budget;

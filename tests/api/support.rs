@@ -760,9 +760,15 @@ async fn the_admin_secret_follows_the_cron_secrets_rules_and_fails_closed() {
     .await;
     assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(put.header("allow"), Some("GET, POST"));
-    // Unset, short, or the cron secret: every request refused, closed.
+    // Unset, short, the cron secret, or the status secret (handed to an
+    // uptime monitor): every request refused, closed.
     let url = app.db.url();
-    for admin_secret in [None, Some("short-admin-secret"), Some(CRON_SECRET)] {
+    for (admin_secret, status_secret) in [
+        (None, None),
+        (Some("short-admin-secret"), None),
+        (Some(CRON_SECRET), None),
+        (Some(ADMIN_SECRET), Some(ADMIN_SECRET)),
+    ] {
         let mut vars = vec![
             ("DATABASE_URL", url.as_str()),
             ("CRON_SECRET", CRON_SECRET),
@@ -771,6 +777,7 @@ async fn the_admin_secret_follows_the_cron_secrets_rules_and_fails_closed() {
             ("MAIL_FROM", "no-reply@app.example.test"),
         ];
         vars.extend(admin_secret.map(|secret| ("ADMIN_SECRET", secret)));
+        vars.extend(status_secret.map(|secret| ("STATUS_SECRET", secret)));
         let route = account_deletion::routes::admin_accounts::AdminAccounts::new(
             account_deletion::config::AdminConfig::from_lookup(&env(&vars)),
         );

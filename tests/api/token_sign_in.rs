@@ -161,6 +161,39 @@ async fn authjs_jwt_cookies_made_by_auth_core_sign_in_and_nothing_else_does() {
 }
 
 #[tokio::test]
+async fn an_authjs_cookie_from_before_the_deletion_cannot_restore_a_newer_one_can() {
+    let vectors = authjs();
+    let app = app_for(
+        Framework::Prisma,
+        &[
+            ("SESSION_AUTH", "authjs-jwt"),
+            ("AUTH_SECRET", &vectors.secrets.current),
+            ("RETENTION_DAYS", "3650"),
+        ],
+    )
+    .await;
+    let pool = app.pool();
+    let vector = vectors.named("v5 cookie");
+    prisma_user(pool, &vector.sub).await;
+    let cookie = format!("{}={}", vector.cookie, vector.token);
+    let headers = [("cookie", cookie.as_str()), ("origin", APP_URL)];
+    let deleted = delete_with(&app, &headers).await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED, "{}", deleted.text());
+    // The cookie a shared device kept (Auth.js JWT sessions last 30 days)
+    // was issued before the deletion, which could not revoke it.
+    let old = app.restore_with(&headers).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "{}", old.text());
+    assert_eq!(old.error_code(), "sign_in_again");
+    assert!(prisma_deleted(pool, &vector.sub).await);
+    // Had the deletion been years before the cookie (made when the user
+    // signed in again), the cookie restores.
+    Framework::Prisma.backdate(pool, &vector.sub, 3000).await;
+    let restored = app.restore_with(&headers).await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.text());
+    assert!(!prisma_deleted(pool, &vector.sub).await);
+}
+
+#[tokio::test]
 async fn a_retired_secret_no_longer_decrypts() {
     let vectors = authjs();
     let app = app_for(
@@ -405,7 +438,7 @@ async fn a_shared_secret_verifies_hs256_and_nothing_else() {
         let response = with_bearer(&app, &vector.token).await;
         expect_answer(&response, vector.valid, &vector.name);
     }
-    assert_eq!(seen, 4);
+    assert_eq!(seen, 5);
 }
 
 #[tokio::test]

@@ -213,23 +213,64 @@ async fn an_authjs_cookie_of_a_soft_deleted_user_reads_and_restores_by_the_cooki
     assert_eq!(Framework::Prisma.sessions_of(pool, &user).await, 1);
 }
 
-#[tokio::test]
-async fn a_jwt_of_a_soft_deleted_user_reads_and_restores() {
+/// The JWT vector `name` (made by `jose`, tests/fixtures/tokens) and all
+/// the vectors' settings.
+fn jwt_vector(name: &str) -> (Value, Value) {
     let vectors: Value = serde_json::from_str(include_str!("../fixtures/tokens/jwt.json")).unwrap();
     let vector = vectors["vectors"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["name"] == "HS256 (shared secret)")
+        .find(|v| v["name"] == name)
         .unwrap()
         .clone();
-    let app = AccountApp::with_env(&[
+    (vectors, vector)
+}
+
+/// When a JWS says it was issued.
+fn issued_at(token: &str) -> chrono::DateTime<chrono::Utc> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    chrono::DateTime::from_timestamp(claims["iat"].as_i64().unwrap(), 0).unwrap()
+}
+
+/// Moves user `sub`'s deletion (and our records of it) to a day before
+/// `before`: the token was then issued after it, as one made by signing
+/// in again would be.
+async fn deleted_a_day_before(app: &AccountApp, sub: &str, before: chrono::DateTime<chrono::Utc>) {
+    let deleted_at = app
+        .deleted_at_of(sub.parse().unwrap())
+        .await
+        .flatten()
+        .unwrap();
+    let seconds = (deleted_at - before).num_seconds() + 86_400;
+    app.backdate(sub.parse().unwrap(), &format!("{seconds} seconds"))
+        .await;
+}
+
+async fn jwt_app(vectors: &Value) -> AccountApp {
+    AccountApp::with_env(&[
         ("SESSION_AUTH", "jwt"),
         ("JWT_SECRET", vectors["hs256_secret"].as_str().unwrap()),
         ("JWT_ISSUER", vectors["issuer"].as_str().unwrap()),
         ("JWT_AUDIENCE", vectors["audience"].as_str().unwrap()),
+        // The vectors were made days ago; a deletion before them is still
+        // inside its grace period.
+        ("RETENTION_DAYS", "3650"),
     ])
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_jwt_of_a_soft_deleted_user_reads_and_restores_only_if_issued_after_the_deletion() {
+    let (vectors, vector) = jwt_vector("HS256 (shared secret)");
+    let app = jwt_app(&vectors).await;
     let sub = vector["sub"].as_str().unwrap();
     let auth = bearer(vector["token"].as_str().unwrap());
     // A token whose subject has no account: no sign-in.
@@ -254,15 +295,60 @@ async fn a_jwt_of_a_soft_deleted_user_reads_and_restores() {
     );
     let deleted = crate::adopting::delete_with(&app, &[("authorization", &auth)]).await;
     assert_eq!(deleted.status, StatusCode::ACCEPTED);
-    // The same token still signs in (a JWT cannot be revoked), and can
-    // bring the account back.
+    // The same token still signs in (a JWT cannot be revoked) and reads the
+    // deletion, but was issued before it: one left on a shared device must
+    // not undo the owner's deletion.
     assert_eq!(
         json_of(&app.deletion_with(&[("authorization", &auth)]).await)["restorable"],
         true
     );
+    let old = app.restore_with(&[("authorization", &auth)]).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "{}", old.text());
+    assert_eq!(old.error_code(), "sign_in_again");
+    assert!(
+        app.deleted_at_of(sub.parse().unwrap())
+            .await
+            .flatten()
+            .is_some()
+    );
+    // Signed in again after the deletion: that token restores.
+    deleted_a_day_before(&app, sub, issued_at(vector["token"].as_str().unwrap())).await;
+    let restored = app.restore_with(&[("authorization", &auth)]).await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.text());
     assert_eq!(
-        app.restore_with(&[("authorization", &auth)]).await.status,
-        StatusCode::OK
+        app.deleted_at_of(sub.parse().unwrap()).await.flatten(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_jwt_that_does_not_say_when_it_was_issued_never_restores() {
+    let (vectors, vector) = jwt_vector("HS256 without iat");
+    let app = jwt_app(&vectors).await;
+    let sub = vector["sub"].as_str().unwrap();
+    let auth = bearer(vector["token"].as_str().unwrap());
+    sqlx::query("insert into users (id, email) values ($1::uuid, 'no-iat@example.test')")
+        .bind(sub)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let deleted = crate::adopting::delete_with(&app, &[("authorization", &auth)]).await;
+    assert_eq!(deleted.status, StatusCode::ACCEPTED, "{}", deleted.text());
+    // However long ago the deletion was.
+    app.backdate(sub.parse().unwrap(), "3000 days").await;
+    let refused = app.restore_with(&[("authorization", &auth)]).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.error_code(), "sign_in_again");
+    assert!(
+        app.deleted_at_of(sub.parse().unwrap())
+            .await
+            .flatten()
+            .is_some()
     );
 }
 
