@@ -463,6 +463,10 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        // A connection a proxy in front of the pooler accepted and closed
+        // (Supabase's and Neon's poolers sit behind one): the driver reads
+        // the end of the stream as an answer it cannot understand.
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,

@@ -276,9 +276,20 @@ async fn run_scoped(
         count_only(pool, &sql, retention, &settings, started).await?
     } else {
         match claim(pool, retention, settings.time_budget).await? {
+            // Whatever stops the run once it holds the lease, the process
+            // lives: it books what was done and frees the purge (retrying
+            // through a short outage), so that only a run whose process
+            // died makes the next ones wait for its lease to pass.
             Some(lease) => {
-                purge_with_lease(pool, tables, sql, lease, settings, started, anonymize_only)
-                    .await?
+                match purge_with_lease(pool, tables, sql, lease, settings, started, anonymize_only)
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        record_failure(pool, lease, &error).await;
+                        return Err(error);
+                    }
+                }
             }
             None => skipped(pool, &sql, retention, &settings, started).await?,
         }
@@ -591,19 +602,12 @@ async fn purge_with_lease(
                 reread_catalog = true;
                 match tables.reload(pool).await {
                     Ok(reloaded) => sql = reloaded,
-                    Err(error) => {
-                        let error = PurgeError::from(error);
-                        record_failure(pool, lease, &error).await;
-                        return Err(error);
-                    }
+                    Err(error) => return Err(PurgeError::from(error)),
                 }
                 progress.lower_floor_to_start();
                 continue;
             }
-            Err(error) => {
-                record_failure(pool, lease, &error).await;
-                return Err(error);
-            }
+            Err(error) => return Err(error),
         }
         let mut tx = db::begin(pool, &Limits::CRON).await?;
         expired = Some(count_expired(&mut tx, &sql, lease.cutoff, settings.overdue_after).await?);
@@ -667,8 +671,10 @@ async fn purge_with_lease(
     })
 }
 
-/// Records a run's end on the ledger, and forgets what has been kept long
-/// enough.
+/// Records a run's end on the ledger (which frees the purge for the next
+/// run), retried through a short outage: the run's work is done and must be
+/// booked, not left to the lease's end. Then forgets what has been kept
+/// long enough.
 async fn finish_run(
     pool: &PgPool,
     sql: &Statements,
@@ -677,42 +683,70 @@ async fn finish_run(
     left: i64,
     expired: &Expired,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    db::query(concat!(
-        "update account_deletion.purge_runs
-         set status = $2, remaining = $3, blocked = $4, blocked_by = $5,
-             overdue = $6, oldest_overdue_seconds = $7, held = $8,
-             finished_at = now(), lease_expires_at = null, ",
-        set_totals!(),
-        " where id = $1 and status = 'running'"
-    ))
-    .bind(lease.run_id)
-    .bind(status.as_str())
-    .bind(left)
-    .bind(expired.blocked)
-    .bind(&expired.blocked_by)
-    .bind(expired.overdue.count as i64)
-    .bind(expired.overdue.oldest_seconds)
-    .bind(expired.held)
-    .execute(&mut *tx)
+    db::retry_while_unavailable("record the end of a purge run", || async {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        db::query(concat!(
+            "update account_deletion.purge_runs
+             set status = $2, remaining = $3, blocked = $4, blocked_by = $5,
+                 overdue = $6, oldest_overdue_seconds = $7, held = $8,
+                 finished_at = now(), lease_expires_at = null, ",
+            set_totals!(),
+            " where id = $1 and status = 'running'"
+        ))
+        .bind(lease.run_id)
+        .bind(status.as_str())
+        .bind(left)
+        .bind(expired.blocked)
+        .bind(&expired.blocked_by)
+        .bind(expired.overdue.count as i64)
+        .bind(expired.overdue.oldest_seconds)
+        .bind(expired.held)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    })
     .await?;
+    prune(pool, sql).await;
+    Ok(())
+}
+
+/// Forgets what has been kept long enough, each table in a transaction of
+/// its own, so that one slow prune rolls back no other. Best effort: what
+/// one run leaves, the next prunes.
+async fn prune(pool: &PgPool, sql: &Statements) {
     // The history of an account that is gone is kept as long as its
     // tombstone: support can answer what happened to it as long as its
     // erasure is remembered. That of an account still here is all kept,
     // however old (retention up to ten years, holds without end): its own
-    // deletion says whether a link or the user may restore it.
-    db::query("delete from account_deletion.tombstones where purged_at < now() - make_interval(days => $1)")
-        .bind(TOMBSTONE_DAYS)
-        .execute(&mut *tx)
-        .await?;
-    db::query(&sql.prune_history)
-        .bind(TOMBSTONE_DAYS)
-        .execute(&mut *tx)
-        .await?;
-    // Anonymized accounts the purge has since deleted (nothing referenced
-    // them any more): their marks go.
-    db::query(&sql.prune_anonymized).execute(&mut *tx).await?;
-    tx.commit().await
+    // deletion says whether a link or the user may restore it. Anonymized
+    // accounts the purge has since deleted (nothing referenced them any
+    // more) lose their marks.
+    let steps: [(&str, &str, Option<i32>); 3] = [
+        (
+            "tombstones",
+            "delete from account_deletion.tombstones where purged_at < now() - make_interval(days => $1)",
+            Some(TOMBSTONE_DAYS),
+        ),
+        ("history", &sql.prune_history, Some(TOMBSTONE_DAYS)),
+        ("anonymized", &sql.prune_anonymized, None),
+    ];
+    for (table, statement, days) in steps {
+        let pruned: Result<u64, sqlx::Error> = async {
+            let mut tx = db::begin(pool, &Limits::CRON).await?;
+            let query = db::query(statement);
+            let query = match days {
+                Some(days) => query.bind(days),
+                None => query,
+            };
+            let pruned = query.execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(pruned)
+        }
+        .await;
+        if let Err(error) = pruned {
+            tracing::warn!(table, error = %error, "could not prune; the next run tries again");
+        }
+    }
 }
 
 /// Runs `settings.workers` batch workers to the end of the index (from the

@@ -7,6 +7,8 @@
 //! - [`smtp`]: a real SMTP server on loopback that keeps what it receives.
 //! - [`proxy`]: a TCP proxy a test can cut, to make a server unreachable.
 //! - [`time_zone_proxy`]: a proxy whose sessions run in another time zone.
+//! - [`tripwire`]: a proxy that trips when a client sends a given statement,
+//!   to crash a server at an exact stage of the work.
 //! - [`http_client`]: one-request HTTP/1.1 client for real processes.
 //! - [`jwks_server`]: a provider's JWKS endpoint that counts fetches and can
 //!   go down.
@@ -26,6 +28,7 @@ pub mod proxy;
 pub mod python;
 pub mod smtp;
 pub mod time_zone_proxy;
+pub mod tripwire;
 pub mod webhook_receiver;
 
 /// A free TCP port on loopback (bound, then released for the caller).

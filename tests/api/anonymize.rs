@@ -640,7 +640,7 @@ async fn an_anonymized_account_is_erased_and_no_way_back_restores_it() {
 async fn both_accounts_of_an_inviter_and_its_invitee_are_cleared_when_anonymized_together() {
     let app = AccountApp::with_env(&[ANONYMIZE]).await;
     with_invoices(&app).await;
-    // A key from the users table to itself: clearing the invitee's key and
+    // A key from the users table to itself: clearing the guest's key and
     // its address are two changes to one row.
     sqlx::raw_sql(
         "alter table users add column invited_by uuid
@@ -650,26 +650,26 @@ async fn both_accounts_of_an_inviter_and_its_invitee_are_cleared_when_anonymized
     .execute(app.pool())
     .await
     .unwrap();
-    let (inviter, inviter_session) = app.user_with_session().await;
-    let (invitee, invitee_session) = app.user_with_session().await;
+    let (host, host_session) = app.user_with_session().await;
+    let (guest, guest_session) = app.user_with_session().await;
     // Each invited the other: whichever row the batch takes first, both
     // rows are changed by both steps.
     sqlx::query(
         "update users set invited_by = case when id = $1 then $2 else $1 end where id in ($1, $2)",
     )
-    .bind(inviter)
-    .bind(invitee)
+    .bind(host)
+    .bind(guest)
     .execute(app.pool())
     .await
     .unwrap();
-    for (user, session) in [(inviter, &inviter_session), (invitee, &invitee_session)] {
+    for (user, session) in [(host, &host_session), (guest, &guest_session)] {
         invoice(&app, user).await;
         app.delete_and_read_token(session).await;
         app.backdate(user, "31 days").await;
     }
     let run = app.run_purge().await;
     assert_eq!(run["anonymized"], 2, "{run}");
-    for user in [inviter, invitee] {
+    for user in [host, guest] {
         let (email, invited_by): (String, Option<uuid::Uuid>) =
             sqlx::query_as("select email, invited_by from users where id = $1")
                 .bind(user)
@@ -693,28 +693,25 @@ async fn an_invitee_who_stays_loses_the_key_to_an_anonymized_inviter_and_keeps_i
     .execute(app.pool())
     .await
     .unwrap();
-    let (inviter, session) = app.user_with_session().await;
-    let (invitee, _) = app.user_with_session().await;
-    let invitee_email = email_of(&app, invitee).await;
+    let (host, session) = app.user_with_session().await;
+    let (guest, _) = app.user_with_session().await;
+    let invitee_email = email_of(&app, guest).await;
     sqlx::query("update users set invited_by = $1 where id = $2")
-        .bind(inviter)
-        .bind(invitee)
+        .bind(host)
+        .bind(guest)
         .execute(app.pool())
         .await
         .unwrap();
-    invoice(&app, inviter).await;
+    invoice(&app, host).await;
     app.delete_and_read_token(&session).await;
-    app.backdate(inviter, "31 days").await;
+    app.backdate(host, "31 days").await;
     assert_eq!(app.run_purge().await["anonymized"], 1);
     let (email, invited_by): (String, Option<uuid::Uuid>) =
         sqlx::query_as("select email, invited_by from users where id = $1")
-            .bind(invitee)
+            .bind(guest)
             .fetch_one(app.pool())
             .await
             .unwrap();
     assert_eq!((email, invited_by), (invitee_email, None));
-    assert_eq!(
-        email_of(&app, inviter).await,
-        format!("erased-{inviter}@invalid")
-    );
+    assert_eq!(email_of(&app, host).await, format!("erased-{host}@invalid"));
 }

@@ -21,6 +21,7 @@ mod pooler;
 mod purge_auth;
 mod purge_budget;
 mod purge_concurrency;
+mod purge_crash;
 mod purge_outage;
 mod purge_rules;
 mod random_input;
