@@ -400,4 +400,20 @@ async fn the_way_back_journey_sign_in_see_the_banner_restore_then_the_support_pa
     let refused = server.command(&["account", &user_id, "restore"]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not_found"));
+    // An id in another spelling is the same account; two addresses that
+    // differ only in case are never picked between.
+    let shouted = account(&server, &[&user_id.to_uppercase()]);
+    assert_eq!(shouted["user_id"], user_id.as_str(), "{shouted}");
+    assert_eq!(shouted["status"], "erased");
+    let (upper, _) = seed(&server, Some("Twin@example.test"));
+    let (lower, _) = seed(&server, Some("twin@example.test"));
+    assert_ne!(upper, lower);
+    let ambiguous = server.command(&["account", "TWIN@example.test", "erase-now"]);
+    assert!(!ambiguous.status.success());
+    let said = String::from_utf8_lossy(&ambiguous.stderr);
+    assert!(said.contains("ambiguous"), "{said}");
+    assert_eq!(account(&server, &[&lower])["status"], "active");
+    assert_eq!(account(&server, &[&upper])["status"], "active");
+    let bad = server.command(&["account", "not-a-uuid"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_request"));
 }
