@@ -117,6 +117,9 @@ pub struct PurgeSettings {
     /// `ERASE_BLOCKED`: what becomes of an expired account that rows
     /// without a delete action still reference.
     pub erase_blocked: EraseBlocked,
+    /// What a run prunes when it ends (tombstones, the history of erased
+    /// accounts, the ledger), and when.
+    pub keep: Keep,
 }
 
 /// `ERASE_BLOCKED`.
@@ -140,6 +143,41 @@ impl EraseBlocked {
     }
 }
 
+/// How long this service keeps what it no longer needs, in days
+/// (`KEEP_*_DAYS`): every table of ours has a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    /// Emails sent (or superseded, or cancelled) and events delivered
+    /// (`KEEP_DELIVERED_DAYS`, default 30), for support's questions. A
+    /// link's email stays at least until its deletion's grace period ends.
+    pub delivered_days: u16,
+    /// Emails and events given up on (`KEEP_FAILED_DAYS`, default 30): an
+    /// email's row holds its recipient's address, which has no other reason
+    /// to stay; the status route reports them for its last 7 days.
+    pub failed_days: u16,
+    /// Tombstones, and with them the history of erased accounts
+    /// (`KEEP_TOMBSTONES_DAYS`, default 400): longer than the backups of
+    /// common hosts, so that a restored backup can be re-erased.
+    pub tombstone_days: u16,
+    /// The purge's ledger (`KEEP_PURGE_RUNS_DAYS`, default 400).
+    pub purge_runs_days: u16,
+    /// Expired rows of our own `sessions` table (`KEEP_EXPIRED_SESSIONS_DAYS`,
+    /// default 30); an app's own session table is the app's.
+    pub expired_sessions_days: u16,
+}
+
+impl Default for Keep {
+    fn default() -> Self {
+        Self {
+            delivered_days: 30,
+            failed_days: 30,
+            tombstone_days: 400,
+            purge_runs_days: 400,
+            expired_sessions_days: 30,
+        }
+    }
+}
+
 impl Default for PurgeSettings {
     fn default() -> Self {
         Self {
@@ -155,6 +193,7 @@ impl Default for PurgeSettings {
             workers: NonZeroU32::new(2).expect("non-zero"),
             overdue_after: OverdueAfter::DEFAULT,
             erase_blocked: EraseBlocked::Wait,
+            keep: Keep::default(),
         }
     }
 }
@@ -407,6 +446,8 @@ pub struct EmailCronConfig {
     pub time_budget: Duration,
     /// Where account events go; the sweep retries them too.
     pub webhook: Option<Webhook>,
+    /// What the sweep prunes, and when.
+    pub keep: Keep,
 }
 
 impl EmailCronConfig {
@@ -428,6 +469,7 @@ impl EmailCronConfig {
             bounded_u32(raw, 1, 780).map(|s| Duration::from_secs(u64::from(s)))
         });
         let webhook = env.webhook();
+        let keep = env.keep();
         env.finish()?;
         Ok(Self {
             database: database.expect("checked by finish"),
@@ -436,6 +478,7 @@ impl EmailCronConfig {
             retention: retention.expect("checked by finish"),
             mail: mail.expect("checked by finish"),
             reminder_days: reminder_days.expect("checked by finish"),
+            keep: keep.expect("checked by finish"),
             time_budget: time_budget.expect("checked by finish"),
             webhook: webhook.expect("checked by finish"),
         })
@@ -734,6 +777,32 @@ impl<'a> Env<'a> {
         })
     }
 
+    pub(crate) fn keep(&mut self) -> Option<Keep> {
+        let defaults = Keep::default();
+        let mut days = |name: &'static str, default: u16, min: u32| {
+            self.optional(name, default, |raw| {
+                bounded_u32(raw, min, 3650).map(|days| days as u16)
+            })
+        };
+        let delivered_days = days("KEEP_DELIVERED_DAYS", defaults.delivered_days, 1);
+        // The status route counts what was given up in its last 7 days.
+        let failed_days = days("KEEP_FAILED_DAYS", defaults.failed_days, 7);
+        let tombstone_days = days("KEEP_TOMBSTONES_DAYS", defaults.tombstone_days, 30);
+        let purge_runs_days = days("KEEP_PURGE_RUNS_DAYS", defaults.purge_runs_days, 7);
+        let expired_sessions_days = days(
+            "KEEP_EXPIRED_SESSIONS_DAYS",
+            defaults.expired_sessions_days,
+            0,
+        );
+        Some(Keep {
+            delivered_days: delivered_days?,
+            failed_days: failed_days?,
+            tombstone_days: tombstone_days?,
+            purge_runs_days: purge_runs_days?,
+            expired_sessions_days: expired_sessions_days?,
+        })
+    }
+
     pub(crate) fn retention_days(&mut self) -> Option<RetentionDays> {
         self.optional(
             "RETENTION_DAYS",
@@ -762,6 +831,7 @@ impl<'a> Env<'a> {
         });
         let overdue_after = self.overdue_after();
         let erase_blocked = self.erase_blocked();
+        let keep = self.keep();
         Some(PurgeSettings {
             batch_size: batch_size?,
             batch_target: batch_target?,
@@ -769,6 +839,7 @@ impl<'a> Env<'a> {
             workers: workers?,
             overdue_after: overdue_after?,
             erase_blocked: erase_blocked?,
+            keep: keep?,
         })
     }
 }
@@ -823,6 +894,41 @@ mod tests {
         let config = CronConfig::from_lookup(&lookup(GOOD)).unwrap();
         assert_eq!(config.retention, RetentionDays::DEFAULT);
         assert_eq!(config.purge, PurgeSettings::default());
+    }
+
+    #[test]
+    fn every_keep_has_a_default_a_range_and_names_itself_when_out_of_it() {
+        let keep = CronConfig::from_lookup(&lookup(GOOD)).unwrap().purge.keep;
+        assert_eq!(keep, Keep::default());
+        for (name, low, high) in [
+            ("KEEP_DELIVERED_DAYS", "0", "3651"),
+            // Below the status route's window of given-up deliveries.
+            ("KEEP_FAILED_DAYS", "6", "3651"),
+            ("KEEP_TOMBSTONES_DAYS", "29", "3651"),
+            ("KEEP_PURGE_RUNS_DAYS", "6", "3651"),
+            ("KEEP_EXPIRED_SESSIONS_DAYS", "-1", "3651"),
+        ] {
+            for bad in [low, high, "soon", ""] {
+                let mut vars = GOOD.to_vec();
+                vars.push((name, bad));
+                let errors = CronConfig::from_lookup(&lookup(&vars)).unwrap_err();
+                assert_eq!(errors.0.len(), 1, "{name}={bad:?}");
+                assert_eq!(errors.0[0].variable(), name);
+            }
+            let mut vars = GOOD.to_vec();
+            vars.push((name, "3650"));
+            assert!(CronConfig::from_lookup(&lookup(&vars)).is_ok(), "{name}");
+        }
+        let mut vars = GOOD.to_vec();
+        vars.push(("KEEP_FAILED_DAYS", "90"));
+        assert_eq!(
+            CronConfig::from_lookup(&lookup(&vars))
+                .unwrap()
+                .purge
+                .keep
+                .failed_days,
+            90
+        );
     }
 
     #[test]

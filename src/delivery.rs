@@ -25,9 +25,6 @@ pub(crate) const NEXT_ATTEMPT_AT: &str = "now() + least(make_interval(mins => po
 pub(crate) const DUE: &str = "status = 'pending' and next_attempt_at <= now()
     and (claimed_until is null or claimed_until < now())";
 
-/// Delivered rows are kept this long for support questions, then pruned.
-pub(crate) const KEEP_SENT_DAYS: i32 = 30;
-
 /// What one attempt came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::db::{self, Limits, Statement};
-use crate::delivery::{self, CLAIM_SECONDS, DUE, Delivery, KEEP_SENT_DAYS, NEXT_ATTEMPT_AT};
+use crate::delivery::{self, CLAIM_SECONDS, DUE, Delivery, NEXT_ATTEMPT_AT};
 use crate::http_client::{self, Timeouts};
 use crate::webhook::Webhook;
 
@@ -381,7 +381,6 @@ pub struct EventSweepReport {
     pub gave_up: u64,
     /// Due events left unsent because the time budget ran out.
     pub remaining_due: u64,
-    pub pruned: u64,
 }
 
 /// Sends every due event (first attempts whose sender died, retries, and a
@@ -462,14 +461,6 @@ async fn sweep_due(
     ))
     .fetch_one(&mut *tx)
     .await? as u64;
-    report.pruned = db::query(
-        "delete from account_deletion.webhook_events
-         where status = 'sent' and created_at < now() - make_interval(days => $1)",
-    )
-    .bind(KEEP_SENT_DAYS)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
     tx.commit().await?;
     if report != EventSweepReport::default() {
         tracing::info!(

@@ -19,6 +19,7 @@ pub mod http_client;
 pub mod mail;
 pub mod migrate;
 pub mod outbox;
+pub mod prune;
 pub mod purge;
 pub mod rate_limit;
 pub mod resolve;

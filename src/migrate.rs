@@ -10,8 +10,10 @@
 //!   exist yet;
 //! - in an existing app's users table, nothing, unless asked with
 //!   [`Options::add_deleted_at`]: then the deleted-at column and an index on
-//!   it, if they are missing. Every other mismatch (no such table, a column
-//!   missing or of the wrong type) is an error naming the variable.
+//!   it, if they are missing; or with [`Options::add_email_index`]: an index
+//!   on the address as support's look-up folds it. Every other mismatch (no
+//!   such table, a column missing or of the wrong type) is an error naming
+//!   the variable.
 //!
 //! sqlx takes a session-level advisory lock for the whole run, and a session
 //! is exactly what a transaction pooler does not keep: the lock lands on one
@@ -89,6 +91,10 @@ pub struct Options {
     /// to an existing users table that lacks them (`cargo dev migrate
     /// --add-deleted-at`). Off by default: an app's table is the app's.
     pub add_deleted_at: bool,
+    /// Add an index on `lower(btrim(email))` to an existing users table that
+    /// lacks one (`cargo dev migrate --add-email-index`), for support's
+    /// look-up by an address typed in another case. Off by default.
+    pub add_email_index: bool,
 }
 
 impl Default for Options {
@@ -96,6 +102,7 @@ impl Default for Options {
         Self {
             users: UsersTable::default_names(),
             add_deleted_at: false,
+            add_email_index: false,
         }
     }
 }
@@ -212,6 +219,19 @@ pub async fn apply(conn: &mut PgConnection, options: &Options) -> Result<Migrate
             catalog.users, catalog.deleted_at, catalog.deleted_at
         ));
     }
+    if options.add_email_index {
+        add_email_index(conn, &wanted, &users.email, &mut migrated).await?;
+    } else if !has_email_index(conn, &wanted, &users.email).await? {
+        migrated.notes.push(format!(
+            "{} has no index on lower(btrim({})): support's look-up by an address typed in \
+             another case reads the whole table. Add one with the app's migrations (create \
+             index on {wanted} (lower(btrim({}::text)))), or run `cargo dev migrate \
+             --add-email-index`",
+            catalog.users,
+            users.email,
+            users.email.quoted()
+        ));
+    }
     Ok(migrated)
 }
 
@@ -248,10 +268,18 @@ async fn run(
     Ok(())
 }
 
+/// The version of the migration that creates our `users` and `sessions`
+/// (`migrations/app/`): where `public._sqlx_migrations` lists it, those two
+/// tables are ours.
+#[must_use]
+pub fn first_app_migration() -> i64 {
+    APP_MIGRATOR.iter().next().map_or(0, |m| m.version)
+}
+
 /// Whether `migrations/app/` created the users table (then later versions of
 /// it apply too).
 async fn app_migrations_applied(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
-    let first = APP_MIGRATOR.iter().next().map_or(0, |m| m.version);
+    let first = first_app_migration();
     let tracked: bool =
         sqlx::query_scalar("select to_regclass('public._sqlx_migrations') is not null")
             .fetch_one(&mut *conn)
@@ -329,6 +357,60 @@ async fn add_deleted_at(
             .notes
             .push(format!("created the index {index} on {table} ({column})"));
     }
+    Ok(())
+}
+
+/// Whether an index of `table` is on the address as support's look-up
+/// folds it (`lower(btrim(email))`).
+async fn has_email_index(
+    conn: &mut PgConnection,
+    table: &str,
+    column: &Ident,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (
+             select 1 from pg_index i
+             where i.indrelid = to_regclass($1)
+               and regexp_replace(pg_get_expr(i.indexprs, i.indrelid), '[()\"]|::text', '', 'g')
+                   = 'lowerbtrim' || $2)",
+    )
+    .bind(table)
+    .bind(column.as_str())
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// `--add-email-index`: an index on `lower(btrim(email))`, only if missing,
+/// built `concurrently` so a large users table stays writable meanwhile.
+async fn add_email_index(
+    conn: &mut PgConnection,
+    table: &str,
+    column: &Ident,
+    migrated: &mut Migrated,
+) -> Result<(), MigrateError> {
+    if has_email_index(conn, table, column).await? {
+        return Ok(());
+    }
+    let name: String = sqlx::query_scalar(
+        "select left(c.relname || '_' || $2, 50) || '_folded_idx' from pg_class c where c.oid = to_regclass($1)",
+    )
+    .bind(table)
+    .bind(column.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    let index = Ident::from_catalog(name);
+    conn.execute(
+        format!(
+            "create index concurrently if not exists {} on {table} (lower(btrim({}::text)))",
+            index.quoted(),
+            column.quoted()
+        )
+        .as_str(),
+    )
+    .await?;
+    migrated.notes.push(format!(
+        "created the index {index} on {table} (lower(btrim({column})))"
+    ));
     Ok(())
 }
 

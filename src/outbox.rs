@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::config::{MailConfig, RetentionDays};
 use crate::db::{self, Limits, Statement};
 pub use crate::delivery::Delivery;
-use crate::delivery::{self, CLAIM_SECONDS, DUE, KEEP_SENT_DAYS, NEXT_ATTEMPT_AT};
+use crate::delivery::{self, CLAIM_SECONDS, DUE, NEXT_ATTEMPT_AT};
 use crate::mail::{self, Rendered};
 use crate::sql::Statements;
 use crate::tokens::RecoveryToken;
@@ -352,11 +352,13 @@ pub struct SweepReport {
     pub cancelled: u64,
     /// Due rows left unsent because the time budget ran out.
     pub remaining_due: u64,
+    /// Rows of ours kept long enough and deleted ([`crate::prune::deliveries`]).
     pub pruned: u64,
 }
 
 /// The cron-driven sweep: queue reminders that are due, send everything due
-/// (first attempts whose sender died, and retries), prune old rows.
+/// (first attempts whose sender died, and retries). (Its cron prunes old
+/// rows after it.)
 pub async fn sweep(
     pool: &PgPool,
     sql: &Arc<Statements>,
@@ -401,20 +403,6 @@ pub async fn sweep(
     ))
     .fetch_one(&mut *tx)
     .await? as u64;
-    // A link's email stays as long as its deletion's grace period: its
-    // token goes with it (a retention longer than the keep would kill the
-    // link before the grace period ends).
-    report.pruned = db::query(
-        "delete from account_deletion.email_outbox
-         where status in ('sent', 'superseded', 'cancelled') and created_at < now() - make_interval(days => $1)
-           and (for_deleted_at is null or for_deleted_at < now() - make_interval(days => $2))",
-    )
-    .bind(KEEP_SENT_DAYS)
-    .bind(retention.days())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        + crate::rate_limit::prune(&mut tx).await?;
     tx.commit().await?;
     tracing::info!(
         reminders_queued = report.reminders_queued,

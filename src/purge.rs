@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinSet;
 
-use crate::config::{EraseBlocked, OverdueAfter, PurgeSettings, RetentionDays};
+use crate::config::{EraseBlocked, Keep, OverdueAfter, PurgeSettings, RetentionDays};
 use crate::db::{self, Limits, Literal};
 use crate::schema::{Catalog, ForeignKey, SchemaError, UserId};
 use crate::sql::{AppTables, Statements};
@@ -227,11 +227,6 @@ impl Findings {
         }
     }
 }
-
-/// How long a purged account's tombstone (its id and purge time) is kept:
-/// longer than the backups of common hosts, so that a restore of any of them
-/// can be re-erased (`forget`).
-pub const TOMBSTONE_DAYS: i32 = 400;
 
 /// One purge run, as the cron route calls it.
 pub async fn run(
@@ -645,7 +640,7 @@ async fn purge_with_lease(
     } else {
         PurgeStatus::Completed
     };
-    finish_run(pool, &sql, lease, status, left, &expired).await?;
+    finish_run(pool, &sql, lease, status, left, &expired, settings.keep).await?;
 
     Ok(PurgeOutcome {
         run_id: lease.run_id,
@@ -682,6 +677,7 @@ async fn finish_run(
     status: PurgeStatus,
     left: i64,
     expired: &Expired,
+    keep: Keep,
 ) -> Result<(), sqlx::Error> {
     db::retry_while_unavailable("record the end of a purge run", || async {
         let mut tx = db::begin(pool, &Limits::CRON).await?;
@@ -706,47 +702,8 @@ async fn finish_run(
         tx.commit().await
     })
     .await?;
-    prune(pool, sql).await;
+    crate::prune::purge_records(pool, sql, keep).await;
     Ok(())
-}
-
-/// Forgets what has been kept long enough, each table in a transaction of
-/// its own, so that one slow prune rolls back no other. Best effort: what
-/// one run leaves, the next prunes.
-async fn prune(pool: &PgPool, sql: &Statements) {
-    // The history of an account that is gone is kept as long as its
-    // tombstone: support can answer what happened to it as long as its
-    // erasure is remembered. That of an account still here is all kept,
-    // however old (retention up to ten years, holds without end): its own
-    // deletion says whether a link or the user may restore it. Anonymized
-    // accounts the purge has since deleted (nothing referenced them any
-    // more) lose their marks.
-    let steps: [(&str, &str, Option<i32>); 3] = [
-        (
-            "tombstones",
-            "delete from account_deletion.tombstones where purged_at < now() - make_interval(days => $1)",
-            Some(TOMBSTONE_DAYS),
-        ),
-        ("history", &sql.prune_history, Some(TOMBSTONE_DAYS)),
-        ("anonymized", &sql.prune_anonymized, None),
-    ];
-    for (table, statement, days) in steps {
-        let pruned: Result<u64, sqlx::Error> = async {
-            let mut tx = db::begin(pool, &Limits::CRON).await?;
-            let query = db::query(statement);
-            let query = match days {
-                Some(days) => query.bind(days),
-                None => query,
-            };
-            let pruned = query.execute(&mut *tx).await?.rows_affected();
-            tx.commit().await?;
-            Ok(pruned)
-        }
-        .await;
-        if let Err(error) = pruned {
-            tracing::warn!(table, error = %error, "could not prune; the next run tries again");
-        }
-    }
 }
 
 /// Runs `settings.workers` batch workers to the end of the index (from the

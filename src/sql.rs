@@ -124,12 +124,12 @@ pub struct Statements {
     /// One anonymizing batch, when anonymizing is on and some key can
     /// block; see [`anonymize_batch`].
     pub anonymize_batch: Option<Statement>,
-    /// Forgets the anonymized marks of accounts that are gone.
+    /// Forgets the anonymized marks of (at most `$1`) accounts that are gone.
     pub prune_anonymized: String,
-    /// Forgets the history of accounts that are gone, once nothing of it
-    /// is younger than `$1` days, tombstone included: an account that still
-    /// exists keeps all of its history (its own deletion says whether it
-    /// may be restored, and by whom it was made).
+    /// Forgets the history of (at most `$1`) accounts that are gone, once
+    /// nothing of it is younger than `$2` days, tombstone included: an
+    /// account that still exists keeps all of its history (its own deletion
+    /// says whether it may be restored, and by whom it was made).
     pub prune_history: String,
     /// [`HELD_AT_START`], for this schema.
     pub held_at_start: String,
@@ -190,7 +190,10 @@ impl Statements {
                 .replace("{deleted_at}", &t.deleted_at),
             prune_anonymized: format!(
                 "delete from account_deletion.anonymized a
-                 where not exists (select 1 from {} u where u.{} = a.user_id::{})",
+                 where a.user_id = any(array(
+                     select m.user_id from account_deletion.anonymized m
+                     where not exists (select 1 from {} u where u.{} = m.user_id::{})
+                     limit $1))",
                 t.users, t.id, t.id_type
             ),
             prune_history: prune_history(&t),
@@ -497,11 +500,19 @@ fn account_by_email(t: &Names) -> String {
     // Exactly as stored, then as typed differently (case, spaces): support
     // reads an address off a ticket. Every match, exact ones first, so the
     // caller can refuse to choose between two; a few more than one is
-    // enough to say which ids collide.
+    // enough to say which ids collide. Two branches, so that each can use
+    // its index (the column's own; `lower(btrim(…))`, which `cargo dev
+    // migrate --add-email-index` adds) where an `or` would read the table.
     format!(
-        "select u.{id}::text, u.{email}::text = $1 as exact from {users} u
-         where u.{email}::text = $1 or lower(btrim(u.{email}::text)) = lower(btrim($1))
-         order by exact desc, u.{id}
+        "select id, bool_or(exact) as exact from (
+             select u.{id}::text as id, u.{email}::text = $1 as exact from {users} u
+             where u.{email} = $1
+             union all
+             select u.{id}::text, u.{email}::text = $1 from {users} u
+             where lower(btrim(u.{email}::text)) = lower(btrim($1))
+         ) matches
+         group by id
+         order by exact desc, id
          limit 20"
     )
 }
@@ -511,7 +522,7 @@ fn prune_history(t: &Names) -> String {
         users, id, id_type, ..
     } = t;
     format!(
-        "with kept_until as (select now() - make_interval(days => $1) as cutoff
+        "with kept_until as (select now() - make_interval(days => $2) as cutoff
         ), old as (
             select distinct h.user_id from account_deletion.history h, kept_until k
             where h.at < k.cutoff
@@ -524,6 +535,7 @@ fn prune_history(t: &Names) -> String {
               and not exists (
                   select 1 from account_deletion.tombstones s
                   where s.user_id = o.user_id and s.purged_at >= k.cutoff)
+            limit $1
         )
         delete from account_deletion.history h using gone g where h.user_id = g.user_id"
     )

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo dev                 serve every function on 127.0.0.1:$PORT (3000), crons firing
 //! cargo dev cron <path>     fire one cron now against the running server, print its answer
-//! cargo dev migrate [--add-deleted-at]
+//! cargo dev migrate [--add-deleted-at] [--add-email-index]
 //!                           apply migrations/ to DIRECT_URL (else DATABASE_URL) and say what was
 //!                           applied; with the flag, also add the deleted-at column and its index to
 //!                           an existing users table that lacks them
@@ -23,7 +23,7 @@ use std::str::FromStr;
 use account_deletion::db;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-const USAGE: &str = "usage: cargo dev [serve | cron <path> | migrate [--add-deleted-at] | forget --from <url> | seed [email] | backdate <email> [days] | account <email | user id> [action]]";
+const USAGE: &str = "usage: cargo dev [serve | cron <path> | migrate [--add-deleted-at] [--add-email-index] | forget --from <url> | seed [email] | backdate <email> [days] | account <email | user id> [action]]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -32,8 +32,17 @@ async fn main() -> ExitCode {
     let result = match args.as_slice() {
         [] | ["serve"] => serve().await,
         ["cron", path] => cron(path).await,
-        ["migrate"] => migrate(false).await,
-        ["migrate", "--add-deleted-at"] => migrate(true).await,
+        ["migrate", flags @ ..]
+            if flags
+                .iter()
+                .all(|flag| ["--add-deleted-at", "--add-email-index"].contains(flag)) =>
+        {
+            migrate(
+                flags.contains(&"--add-deleted-at"),
+                flags.contains(&"--add-email-index"),
+            )
+            .await
+        }
         ["forget", "--from", url] => forget(url).await,
         ["seed"] => seed(None).await,
         ["seed", email] => seed(Some(email)).await,
@@ -214,9 +223,10 @@ async fn cron(path: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn migrate(add_deleted_at: bool) -> anyhow::Result<()> {
+async fn migrate(add_deleted_at: bool, add_email_index: bool) -> anyhow::Result<()> {
     let settings = DevSettings::load()?;
-    let options = migrate_options(&settings, add_deleted_at)?;
+    let mut options = migrate_options(&settings, add_deleted_at)?;
+    options.add_email_index = add_email_index;
     // Migrations need a real session (see `account_deletion::migrate`):
     // DIRECT_URL when the app's DATABASE_URL goes through a pooler.
     let (variable, url) = ["DIRECT_URL", "DATABASE_URL"]
@@ -378,6 +388,7 @@ fn migrate_options(
     Ok(account_deletion::migrate::Options {
         users,
         add_deleted_at,
+        add_email_index: false,
     })
 }
 

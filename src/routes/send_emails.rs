@@ -10,14 +10,14 @@ use http::StatusCode;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::config::{ConfigErrors, EmailCronConfig, MailConfig, RetentionDays};
+use crate::config::{ConfigErrors, EmailCronConfig, Keep, MailConfig, RetentionDays};
 use crate::events::{self, EventSweepReport};
-use crate::outbox;
 use crate::routes::protected::{CRON_METHODS, Opened, Protected};
 use crate::routes::statements;
 use crate::sql::AppTables;
 use crate::web::{ApiError, Request, Response, json};
 use crate::webhook::Webhook;
+use crate::{outbox, prune};
 
 #[derive(Clone)]
 pub struct SendEmails {
@@ -32,6 +32,10 @@ struct Ready {
     reminder_days: u16,
     time_budget: std::time::Duration,
     webhook: Option<Arc<Webhook>>,
+    keep: Keep,
+    /// The users table is the default one: the `sessions` next to it may
+    /// be ours to prune ([`prune::deliveries`] checks).
+    default_users: bool,
 }
 
 /// The answer: the email sweep's figures, and the events' under `events`.
@@ -73,6 +77,8 @@ impl SendEmails {
             |config, pool| Opened {
                 state: Ready {
                     pool,
+                    default_users: config.users.is_default(),
+                    keep: config.keep,
                     tables: AppTables::new(config.users, None),
                     retention: config.retention,
                     mail: config.mail,
@@ -107,12 +113,14 @@ impl SendEmails {
             events::sweep(&ready.pool, webhook, ready.time_budget).await
         };
         let (emails, events) = tokio::join!(emails, events);
-        Ok(json(
-            StatusCode::OK,
-            &Swept {
-                emails: emails.map_err(ApiError::from_database)?,
-                events,
-            },
-        ))
+        let mut emails = emails.map_err(ApiError::from_database)?;
+        emails.pruned = prune::deliveries(
+            &ready.pool,
+            ready.keep,
+            ready.retention,
+            ready.default_users,
+        )
+        .await;
+        Ok(json(StatusCode::OK, &Swept { emails, events }))
     }
 }

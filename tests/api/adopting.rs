@@ -229,6 +229,7 @@ pub(crate) async fn app_database(framework: Framework) -> TestDb {
         &Options {
             users: framework.users(),
             add_deleted_at: false,
+            add_email_index: false,
         },
     )
     .await
@@ -1167,6 +1168,7 @@ async fn migrating_an_existing_prisma_database_creates_nothing_in_its_schema() {
     let options = Options {
         users: UsersTable::prisma(),
         add_deleted_at: false,
+        add_email_index: false,
     };
     let migrated = migrate::migrate(&db.url_direct(), "DIRECT_URL", &options)
         .await
@@ -1218,6 +1220,7 @@ async fn a_missing_deleted_at_column_is_added_only_when_asked() {
     let mut options = Options {
         users: UsersTable::prisma(),
         add_deleted_at: false,
+        add_email_index: false,
     };
     let refused = migrate::migrate(&db.url_direct(), "DIRECT_URL", &options)
         .await
@@ -1242,7 +1245,12 @@ async fn a_missing_deleted_at_column_is_added_only_when_asked() {
     let migrated = migrate::migrate(&db.url_direct(), "DIRECT_URL", &options)
         .await
         .unwrap();
-    assert_eq!(migrated.notes.len(), 2, "{:?}", migrated.notes);
+    let done = migrated
+        .notes
+        .iter()
+        .filter(|note| note.starts_with("added") || note.starts_with("created"))
+        .count();
+    assert_eq!(done, 2, "{:?}", migrated.notes);
     let (column_type, partial): (String, bool) = sqlx::query_as(
         r#"select format_type(a.atttypid, a.atttypmod),
                   exists (select 1 from pg_index i where i.indrelid = '"User"'::regclass

@@ -130,3 +130,173 @@ async fn history_older_than_the_tombstones_is_kept_while_its_account_exists() {
     let restored = app.restore_with(&[("authorization", &bearer)]).await;
     assert_eq!(restored.status, StatusCode::OK, "{}", restored.text());
 }
+
+async fn count(app: &AccountApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(app.pool()).await.unwrap()
+}
+
+/// Rows of every bounded table of ours, one past its keep (`old`) and one
+/// within it (`new`), as the defaults count.
+async fn rows_old_and_new(app: &AccountApp, user: uuid::Uuid) {
+    sqlx::raw_sql(&format!(
+        "insert into account_deletion.email_outbox (user_id, kind, recipient, status, next_attempt_at, created_at)
+         values ('{user}', 'restored', 'old-failed@example.test', 'failed', now() - interval '31 days', now() - interval '40 days'),
+                ('{user}', 'restored', 'new-failed@example.test', 'failed', now() - interval '3 days', now() - interval '40 days');
+         insert into account_deletion.webhook_events (type, user_ids, occurred_at, status, next_attempt_at, created_at)
+         values ('account.restored', '{{old-sent}}', now(), 'sent', now(), now() - interval '31 days'),
+                ('account.restored', '{{new-sent}}', now(), 'sent', now(), now() - interval '3 days'),
+                ('account.restored', '{{old-failed}}', now(), 'failed', now() - interval '31 days', now() - interval '40 days'),
+                ('account.restored', '{{new-failed}}', now(), 'failed', now() - interval '3 days', now() - interval '40 days');
+         insert into sessions (user_id, token_hash, expires_at)
+         values ('{user}', sha256('old-session'), now() - interval '31 days'),
+                ('{user}', sha256('new-session'), now() - interval '3 days');
+         insert into account_deletion.purge_runs (status, dry_run, cutoff, started_at)
+         values ('completed', false, now(), now() - interval '401 days'),
+                ('completed', false, now(), now() - interval '3 days');
+         insert into account_deletion.purge_run_workers (run_id, worker)
+         select id, 0 from account_deletion.purge_runs;"
+    ))
+    .execute(app.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn every_table_of_ours_is_pruned_past_its_keep_and_keeps_what_is_within_it() {
+    let app = AccountApp::new().await;
+    let (user, _) = app.user_with_session().await;
+    rows_old_and_new(&app, user).await;
+    let swept = app.run_sweep().await;
+    app.run_purge().await;
+    assert!(swept["pruned"].as_u64().unwrap() >= 4, "{swept}");
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from account_deletion.email_outbox where recipient like '%-failed@%'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(&app, "select count(*) from account_deletion.email_outbox where recipient = 'old-failed@example.test'").await,
+        0,
+        "a given-up email's address goes"
+    );
+    let events: Vec<String> =
+        sqlx::query_scalar("select user_ids[1] from account_deletion.webhook_events order by 1")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(events, ["new-failed", "new-sent"]);
+    assert_eq!(
+        count(&app, "select count(*) from sessions where token_hash in (sha256('old-session'), sha256('new-session'))").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from sessions where token_hash = sha256('new-session')"
+        )
+        .await,
+        1
+    );
+    // The old run went with its workers' rows; the new one and this run's
+    // stayed.
+    assert_eq!(
+        count(&app, "select count(*) from account_deletion.purge_runs where started_at < now() - interval '400 days'").await,
+        0
+    );
+    assert_eq!(
+        count(&app, "select count(*) from account_deletion.purge_run_workers w
+                     where not exists (select 1 from account_deletion.purge_runs r where r.id = w.run_id)").await,
+        0
+    );
+    assert_eq!(
+        count(&app, "select count(*) from account_deletion.purge_runs").await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_longer_keep_keeps_longer() {
+    let app = AccountApp::with_env(&[
+        ("KEEP_FAILED_DAYS", "60"),
+        ("KEEP_DELIVERED_DAYS", "60"),
+        ("KEEP_PURGE_RUNS_DAYS", "500"),
+        ("KEEP_EXPIRED_SESSIONS_DAYS", "60"),
+    ])
+    .await;
+    let (user, _) = app.user_with_session().await;
+    rows_old_and_new(&app, user).await;
+    app.run_sweep().await;
+    app.run_purge().await;
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from account_deletion.email_outbox where status = 'failed'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(&app, "select count(*) from account_deletion.webhook_events").await,
+        4
+    );
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from sessions where expires_at < now()"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(&app, "select count(*) from account_deletion.purge_runs").await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn an_apps_own_sessions_table_is_never_pruned() {
+    use crate::adopting::{Framework, app_for};
+    // Django's schema here has a `users` table (the default name) and a
+    // `sessions` table of its own.
+    let app = app_for(Framework::Django, &[]).await;
+    let (user, _) = Framework::Django.create_user(app.pool()).await;
+    sqlx::query(
+        "insert into sessions (user_id, token_hash, expires_at)
+         values ($1::bigint, sha256('expired-long-ago'), now() - interval '300 days')",
+    )
+    .bind(&user)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    app.run_sweep().await;
+    assert_eq!(
+        count(
+            &app,
+            "select count(*) from sessions where token_hash = sha256('expired-long-ago')"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn tombstones_past_their_keep_go_in_steps_of_their_own() {
+    let app = AccountApp::new().await;
+    let step = account_deletion::prune::STEP;
+    sqlx::query(
+        "insert into account_deletion.tombstones (user_id, purged_at)
+         select gen_random_uuid()::text, now() - interval '401 days' from generate_series(1, $1)",
+    )
+    .bind(step * 2 + 7)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    app.run_purge().await;
+    assert_eq!(
+        count(&app, "select count(*) from account_deletion.tombstones").await,
+        0
+    );
+}

@@ -6,6 +6,9 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 
+use account_deletion::schema::UsersTable;
+use account_deletion::sql::AppTables;
+
 use crate::adopting::{Framework, app_for};
 use crate::helpers::{AccountApp, TestResponse};
 
@@ -261,4 +264,82 @@ async fn an_address_never_goes_in_a_url_the_look_up_is_a_post() {
     assert_eq!(posted.status, StatusCode::OK, "{}", posted.text());
     assert_eq!(posted.json()["user_id"], user.to_string());
     assert_eq!(posted.json()["status"], "active");
+}
+
+/// The plan of support's look-up by address on `pool`, with sequential
+/// scans priced out, so that it shows whether an index can serve it.
+async fn plan_of_the_address_look_up(pool: &sqlx::PgPool, users: UsersTable) -> String {
+    let tables = AppTables::new(users, None);
+    let sql = tables.statements(pool).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("set enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let lines: Vec<String> = sqlx::query_scalar(&format!("explain {}", sql.account_by_email))
+        .bind("ANN@Example.test ")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    lines.join("\n")
+}
+
+#[tokio::test]
+async fn the_look_up_by_an_address_in_another_case_is_served_by_an_index() {
+    let app = AccountApp::new().await;
+    let plan = plan_of_the_address_look_up(app.pool(), UsersTable::default_names()).await;
+    assert!(plan.contains("users_email_folded_idx"), "{plan}");
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+}
+
+#[tokio::test]
+async fn migrate_adds_the_folded_address_index_to_an_adopted_table_only_when_asked() {
+    use account_deletion::migrate::{self, Options};
+    let db = crate::helpers::TestDb::empty().await;
+    sqlx::raw_sql(include_str!("../fixtures/prisma/migration.sql"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let mut options = Options {
+        users: UsersTable::prisma(),
+        add_deleted_at: false,
+        add_email_index: false,
+    };
+    let migrated = migrate::migrate(&db.url_direct(), "DIRECT_URL", &options)
+        .await
+        .unwrap();
+    assert!(
+        migrated
+            .notes
+            .iter()
+            .any(|note| note.contains("--add-email-index")),
+        "{:?}",
+        migrated.notes
+    );
+    let plan = plan_of_the_address_look_up(&db.pool, UsersTable::prisma()).await;
+    assert!(plan.contains("Seq Scan"), "{plan}");
+
+    options.add_email_index = true;
+    let migrated = migrate::migrate(&db.url_direct(), "DIRECT_URL", &options)
+        .await
+        .unwrap();
+    assert!(
+        migrated
+            .notes
+            .iter()
+            .any(|note| note.starts_with("created the index")),
+        "{:?}",
+        migrated.notes
+    );
+    let plan = plan_of_the_address_look_up(&db.pool, UsersTable::prisma()).await;
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    // Once there, it is found, not built again.
+    let again = migrate::migrate(&db.url_direct(), "DIRECT_URL", &options)
+        .await
+        .unwrap();
+    assert!(
+        !again.notes.iter().any(|note| note.contains("email")),
+        "{:?}",
+        again.notes
+    );
 }

@@ -229,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
             let options = Options {
                 users: UsersTable::prisma(),
                 add_deleted_at: false,
+                add_email_index: false,
             };
             migrate::apply(&mut conn, &options).await?;
         } else {
