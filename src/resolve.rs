@@ -90,10 +90,16 @@ pub async fn resolve(
                 return Ok(Err(Unresolved::Invalid));
             }
             let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
-            let matches: Vec<(String, bool)> = db::query_as(&sql.account_by_email)
+            let mut matches: Vec<String> = db::query_scalar(&sql.account_by_email)
                 .bind(raw)
                 .fetch_all(&mut *tx)
                 .await?;
+            if matches.is_empty() {
+                matches = db::query_scalar(&sql.account_by_folded_email)
+                    .bind(raw)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(one_of(matches).map(|id| Resolved {
                 id: UserId::new(id),
@@ -103,19 +109,10 @@ pub async fn resolve(
     }
 }
 
-/// The one account among an address's matches (id, exact), exact first.
-fn one_of(matches: Vec<(String, bool)>) -> Result<String, Unresolved> {
-    let exact: Vec<String> = matches
-        .iter()
-        .filter(|(_, exact)| *exact)
-        .map(|(id, _)| id.clone())
-        .collect();
-    let candidates = if exact.is_empty() {
-        matches.into_iter().map(|(id, _)| id).collect()
-    } else {
-        exact
-    };
-    match <[String; 1]>::try_from(candidates) {
+/// The one account among an address's matches (the exact ones, or, when
+/// there are none, the folded ones).
+fn one_of(matches: Vec<String>) -> Result<String, Unresolved> {
+    match <[String; 1]>::try_from(matches) {
         Ok([id]) => Ok(id),
         Err(none) if none.is_empty() => Err(Unresolved::NotFound),
         Err(several) => Err(Unresolved::Ambiguous(several)),
@@ -127,22 +124,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_exact_address_wins_and_several_folded_matches_are_ambiguous() {
-        let m = |rows: &[(&str, bool)]| {
-            rows.iter()
-                .map(|(id, exact)| ((*id).to_owned(), *exact))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(one_of(m(&[("a", true), ("b", false)])), Ok("a".to_owned()));
-        assert_eq!(one_of(m(&[("b", false)])), Ok("b".to_owned()));
+    fn one_match_is_the_account_and_several_are_ambiguous() {
+        let ids = |list: &[&str]| list.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>();
+        assert_eq!(one_of(ids(&["a"])), Ok("a".to_owned()));
         assert_eq!(
-            one_of(m(&[("a", false), ("b", false)])),
-            Err(Unresolved::Ambiguous(vec!["a".to_owned(), "b".to_owned()]))
-        );
-        // Without a unique index, two rows may hold the very same address.
-        assert_eq!(
-            one_of(m(&[("a", true), ("b", true), ("c", false)])),
-            Err(Unresolved::Ambiguous(vec!["a".to_owned(), "b".to_owned()]))
+            one_of(ids(&["a", "b"])),
+            Err(Unresolved::Ambiguous(ids(&["a", "b"])))
         );
         assert_eq!(one_of(Vec::new()), Err(Unresolved::NotFound));
     }

@@ -95,10 +95,12 @@ pub struct Statements {
     /// id, address, deleted-at, purge-after, whether the user made the
     /// deletion, whether it is in its grace period.
     pub lock_account: String,
-    /// The users whose address is `$1`, exactly or but for case and
-    /// surrounding spaces: id, and whether the match is exact (exact ones
-    /// first, at most 20).
+    /// The users whose address is `$1` exactly (at most 20 ids; more than
+    /// one only without a unique index).
     pub account_by_email: String,
+    /// The users whose address is `$1` but for case and surrounding spaces
+    /// (at most 20 ids), for when none is exactly.
+    pub account_by_folded_email: String,
     /// User `$1`'s deleted-at, purge-after (`$2` retention days) and
     /// whether the user made the deletion, for support's view.
     pub account_state: String,
@@ -163,7 +165,8 @@ impl Statements {
             restore_own: restore_by_id(&t, true),
             restore_any: restore_by_id(&t, false),
             lock_account: lock_account(&t),
-            account_by_email: account_by_email(&t),
+            account_by_email: account_by_email(&t, false),
+            account_by_folded_email: account_by_email(&t, true),
             account_state: account_state(&t),
             account_id: format!(
                 "select u.{}::text from {} u where u.{} = $1::{}",
@@ -493,28 +496,23 @@ fn account_state(t: &Names) -> String {
     )
 }
 
-fn account_by_email(t: &Names) -> String {
+fn account_by_email(t: &Names, folded: bool) -> String {
     let Names {
         users, id, email, ..
     } = t;
-    // Exactly as stored, then as typed differently (case, spaces): support
-    // reads an address off a ticket. Every match, exact ones first, so the
-    // caller can refuse to choose between two; a few more than one is
-    // enough to say which ids collide. Two branches, so that each can use
-    // its index (the column's own; `lower(btrim(…))`, which `cargo dev
-    // migrate --add-email-index` adds) where an `or` would read the table.
-    format!(
-        "select id, bool_or(exact) as exact from (
-             select u.{id}::text as id, u.{email}::text = $1 as exact from {users} u
-             where u.{email} = $1
-             union all
-             select u.{id}::text, u.{email}::text = $1 from {users} u
-             where lower(btrim(u.{email}::text)) = lower(btrim($1))
-         ) matches
-         group by id
-         order by exact desc, id
-         limit 20"
-    )
+    // Exactly as stored; otherwise as typed differently (case, spaces):
+    // support reads an address off a ticket. Every match, so the caller
+    // can refuse to choose between two; a few more than one is enough to
+    // say which ids collide. Each form is served by an index: the
+    // column's own, and `lower(btrim(…))` (ours, or `cargo dev migrate
+    // --add-email-index`); the folded one is asked only when no address
+    // is exactly the one given.
+    let matches = if folded {
+        format!("lower(btrim(u.{email}::text)) = lower(btrim($1))")
+    } else {
+        format!("u.{email} = $1")
+    };
+    format!("select u.{id}::text from {users} u where {matches} order by 1 limit 20")
 }
 
 fn prune_history(t: &Names) -> String {
