@@ -488,7 +488,7 @@ async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEvent>, sqlx::Error> {
         i32,
     );
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let rows: Vec<Row> = db::query_as(&format!(
+    let claimed: Result<Vec<Row>, sqlx::Error> = db::query_as(&format!(
         "update account_deletion.webhook_events e
          set claimed_until = now() + make_interval(secs => $2), attempts = e.attempts + 1
          where e.id in (
@@ -503,7 +503,18 @@ async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEvent>, sqlx::Error> {
     .bind(SWEEP_BATCH)
     .bind(CLAIM_SECONDS)
     .fetch_all(&mut *tx)
-    .await?;
+    .await;
+    // A refused claim has locked the rows it picked: let them go before the
+    // sweep answers (a dropped transaction is rolled back only when its
+    // connection is next used, and through a pooler it keeps its server
+    // connection, and the locks, until then).
+    let rows = match claimed {
+        Ok(rows) => rows,
+        Err(error) => {
+            let _ = tx.rollback().await;
+            return Err(error);
+        }
+    };
     tx.commit().await?;
     Ok(rows
         .into_iter()

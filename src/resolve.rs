@@ -53,7 +53,8 @@ pub enum Unresolved {
     Invalid,
     /// No account has that address.
     NotFound,
-    /// Several accounts match the address, none exactly: their ids.
+    /// Several accounts match the address equally (several exactly, or
+    /// none exactly and several but for case and spaces): their ids.
     Ambiguous(Vec<String>),
 }
 
