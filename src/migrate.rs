@@ -336,14 +336,7 @@ async fn add_deleted_at(
     .fetch_one(&mut *conn)
     .await?;
     if !has_index {
-        let name: String = sqlx::query_scalar(
-            "select left(c.relname || '_' || $2, 55) || '_del_idx' from pg_class c where c.oid = to_regclass($1)",
-        )
-        .bind(table)
-        .bind(column.as_str())
-        .fetch_one(&mut *conn)
-        .await?;
-        let index = Ident::from_catalog(name);
+        let index = index_name(conn, table, column, "_del_idx").await?;
         conn.execute(
             format!(
                 "create index concurrently if not exists {} on {table} ({col}) where {col} is not null",
@@ -358,6 +351,25 @@ async fn add_deleted_at(
             .push(format!("created the index {index} on {table} ({column})"));
     }
     Ok(())
+}
+
+/// The name of a new index on `table`'s `column`: `<table>_<column>` and
+/// `suffix`, within PostgreSQL's 63 bytes.
+async fn index_name(
+    conn: &mut PgConnection,
+    table: &str,
+    column: &Ident,
+    suffix: &str,
+) -> Result<Ident, sqlx::Error> {
+    let name: String = sqlx::query_scalar(
+        "select left(c.relname || '_' || $2, 63 - length($3)) || $3 from pg_class c where c.oid = to_regclass($1)",
+    )
+    .bind(table)
+    .bind(column.as_str())
+    .bind(suffix)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Ident::from_catalog(name))
 }
 
 /// Whether an index of `table` is on the address as support's look-up
@@ -391,14 +403,7 @@ async fn add_email_index(
     if has_email_index(conn, table, column).await? {
         return Ok(());
     }
-    let name: String = sqlx::query_scalar(
-        "select left(c.relname || '_' || $2, 50) || '_folded_idx' from pg_class c where c.oid = to_regclass($1)",
-    )
-    .bind(table)
-    .bind(column.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    let index = Ident::from_catalog(name);
+    let index = index_name(conn, table, column, "_folded_idx").await?;
     conn.execute(
         format!(
             "create index concurrently if not exists {} on {table} (lower(btrim({}::text)))",

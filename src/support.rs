@@ -89,8 +89,7 @@ pub enum Refused {
     /// The input is no id of the id column's type, or a blank address.
     Invalid,
     NotFound,
-    /// Several accounts have the address but for case and spaces, none
-    /// exactly: their ids.
+    /// Several accounts match the address equally: their ids.
     Ambiguous(Vec<String>),
     NotDeleted,
     NotRestorable,
@@ -126,8 +125,7 @@ impl Refused {
                 .to_owned(),
             Self::NotFound => "There is no such account.".to_owned(),
             Self::Ambiguous(ids) => format!(
-                "{} accounts have this address but for case or spaces, and none exactly; name \
-                 one by its user id.",
+                "{} accounts match this address equally well; name one by its user id.",
                 ids.len()
             ),
             Self::NotDeleted => "The account is not deleted.".to_owned(),
@@ -145,6 +143,16 @@ impl Refused {
                  the key a delete action first.",
                 keys.join(", ")
             ),
+        }
+    }
+}
+
+impl From<Unresolved> for Refused {
+    fn from(unresolved: Unresolved) -> Self {
+        match unresolved {
+            Unresolved::Invalid => Self::Invalid,
+            Unresolved::NotFound => Self::NotFound,
+            Unresolved::Ambiguous(ids) => Self::Ambiguous(ids),
         }
     }
 }
@@ -289,11 +297,7 @@ impl Support {
         let sql = self.statements().await?;
         let account = match resolve::resolve(&self.pool, &sql, who).await? {
             Ok(account) => account,
-            Err(Unresolved::Invalid) => return Ok(Answer::refused(None, Refused::Invalid)),
-            Err(Unresolved::NotFound) => return Ok(Answer::refused(None, Refused::NotFound)),
-            Err(Unresolved::Ambiguous(ids)) => {
-                return Ok(Answer::refused(None, Refused::Ambiguous(ids)));
-            }
+            Err(unresolved) => return Ok(Answer::refused(None, unresolved.into())),
         };
         let user = &account.id;
         let read_back = account.present.then(|| user.as_str().to_owned());

@@ -35,8 +35,7 @@ pub fn parse(who: &str, rest: &[&str]) -> anyhow::Result<(Who, Action)> {
 }
 
 /// Runs `action` and waits for what it sends (its email, its event); the
-/// account as the admin route's `GET` shows it, or why not (several
-/// accounts for one address: their ids, to pick one by).
+/// account as the admin route's `GET` shows it, or why not.
 pub async fn run(support: &Support, who: &Who, action: &Action) -> anyhow::Result<AccountView> {
     match support.act(who, action).await?.outcome {
         Ok(acted) => {
@@ -44,12 +43,13 @@ pub async fn run(support: &Support, who: &Who, action: &Action) -> anyhow::Resul
             support.deliver(sql, acted.sends).await;
             Ok(acted.view)
         }
-        Err(Refused::NotFound) => anyhow::bail!("not_found: no such account, and no record of one"),
-        Err(Refused::Ambiguous(ids)) => anyhow::bail!(
-            "ambiguous: {} accounts have this address but for case or spaces, none exactly; name one by its id: {}",
-            ids.len(),
-            ids.join(", ")
-        ),
-        Err(refused) => anyhow::bail!("{}: {}", refused.code(), refused.message()),
+        Err(refused) => {
+            // Several accounts for one address: their ids, to pick one by.
+            let ids = match &refused {
+                Refused::Ambiguous(ids) => format!(" ({})", ids.join(", ")),
+                _ => String::new(),
+            };
+            anyhow::bail!("{}: {}{ids}", refused.code(), refused.message())
+        }
     }
 }

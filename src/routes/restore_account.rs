@@ -24,11 +24,6 @@ const NOT_DELETED: ApiError = ApiError::Conflict {
     message: std::borrow::Cow::Borrowed("This account is not deleted."),
 };
 
-/// A token issued before the deletion (one left signed in on a shared
-/// device) must not undo it: the user signs in again, and that new token
-/// restores.
-const SIGN_IN_AGAIN: ApiError = ApiError::SignInAgain;
-
 const NOT_RESTORABLE: ApiError = ApiError::Conflict {
     code: "not_restorable",
     message: std::borrow::Cow::Borrowed(
@@ -67,8 +62,10 @@ impl RestoreAccount {
             Some(DeletionState::Scheduled {
                 restorable: false, ..
             }) => return Err(NOT_RESTORABLE),
+            // A token issued before the deletion (one left signed in on a
+            // shared device) must not undo it: the user signs in again.
             Some(DeletionState::Scheduled { deleted_at, .. }) if !issued.after(deleted_at) => {
-                return Err(SIGN_IN_AGAIN);
+                return Err(ApiError::SignInAgain);
             }
             Some(DeletionState::Scheduled { .. }) => {}
         }

@@ -636,12 +636,8 @@ async fn an_anonymized_account_is_erased_and_no_way_back_restores_it() {
     assert_eq!(shown["status"], "erased", "{shown}");
 }
 
-#[tokio::test]
-async fn both_accounts_of_an_inviter_and_its_invitee_are_cleared_when_anonymized_together() {
-    let app = AccountApp::with_env(&[ANONYMIZE]).await;
-    with_invoices(&app).await;
-    // A key from the users table to itself: clearing the guest's key and
-    // its address are two changes to one row.
+/// The greenfield users table with a key to itself: who invited whom.
+async fn with_invitations(app: &AccountApp) {
     sqlx::raw_sql(
         "alter table users add column invited_by uuid
              constraint users_invited_by_fkey references users (id) on delete set null;
@@ -650,6 +646,15 @@ async fn both_accounts_of_an_inviter_and_its_invitee_are_cleared_when_anonymized
     .execute(app.pool())
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn both_accounts_of_an_inviter_and_its_invitee_are_cleared_when_anonymized_together() {
+    let app = AccountApp::with_env(&[ANONYMIZE]).await;
+    with_invoices(&app).await;
+    // A key from the users table to itself: clearing the guest's key and
+    // its address are two changes to one row.
+    with_invitations(&app).await;
     let (host, host_session) = app.user_with_session().await;
     let (guest, guest_session) = app.user_with_session().await;
     // Each invited the other: whichever row the batch takes first, both
@@ -685,14 +690,7 @@ async fn both_accounts_of_an_inviter_and_its_invitee_are_cleared_when_anonymized
 async fn an_invitee_who_stays_loses_the_key_to_an_anonymized_inviter_and_keeps_its_address() {
     let app = AccountApp::with_env(&[ANONYMIZE]).await;
     with_invoices(&app).await;
-    sqlx::raw_sql(
-        "alter table users add column invited_by uuid
-             constraint users_invited_by_fkey references users (id) on delete set null;
-         create index users_invited_by_idx on users (invited_by);",
-    )
-    .execute(app.pool())
-    .await
-    .unwrap();
+    with_invitations(&app).await;
     let (host, session) = app.user_with_session().await;
     let (guest, _) = app.user_with_session().await;
     let invitee_email = email_of(&app, guest).await;

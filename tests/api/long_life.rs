@@ -3,9 +3,9 @@
 //! and token, the history that says who made the deletion).
 
 use http::StatusCode;
-use serde_json::Value;
 
 use crate::helpers::AccountApp;
+use crate::support::actions;
 
 /// Moves everything our tables hold about `user` `interval` into the past,
 /// as if the deletion and its email had happened then.
@@ -55,20 +55,6 @@ async fn a_link_email_whose_grace_period_ended_is_pruned() {
             .await
             .unwrap();
     assert_eq!(kept, 0);
-}
-
-fn actions(view: &Value) -> Vec<(String, String)> {
-    view["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| {
-            (
-                entry["action"].as_str().unwrap().to_owned(),
-                entry["by"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }
 
 async fn history_count(app: &AccountApp, user: &str) -> i64 {

@@ -73,7 +73,7 @@ async fn act(app: &AccountApp, user_id: uuid::Uuid, action: &str) -> TestRespons
         .await
 }
 
-fn actions(view: &Value) -> Vec<(String, String)> {
+pub(crate) fn actions(view: &Value) -> Vec<(String, String)> {
     view["history"]
         .as_array()
         .unwrap()
