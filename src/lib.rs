@@ -28,6 +28,7 @@ pub mod schema;
 pub mod sql;
 pub mod status;
 pub mod support;
+pub mod sweeps;
 pub mod telemetry;
 pub mod tokens;
 pub mod vercel;

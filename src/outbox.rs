@@ -25,6 +25,7 @@ pub use crate::delivery::Delivery;
 use crate::delivery::{self, CLAIM_SECONDS, DUE, NEXT_ATTEMPT_AT};
 use crate::mail::{self, Rendered};
 use crate::sql::Statements;
+use crate::sweeps::{self, Walk};
 use crate::tokens::RecoveryToken;
 
 /// Rows claimed per round of the sweep, sent concurrently.
@@ -455,15 +456,85 @@ async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::Error> {
 /// Puts the accounts the app soft-deleted by itself (a ban) in their
 /// history as deleted by the app, so that support can tell them apart. They
 /// get no email of ours.
+///
+/// Each sweep walks what was deleted since the last one (above the walk's
+/// watermark, which stays [`LATE_COMMIT_SLACK`] behind the clock for the
+/// app's transactions that commit late), and one slice of the older rest
+/// ([`crate::sweeps`]); each slice is a transaction of its own, with the
+/// walk's new place.
 async fn record_app_deletions(pool: &PgPool, sql: &Statements) -> Result<u64, sqlx::Error> {
+    let started = Instant::now();
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let recorded = db::query(&sql.record_app_deletions)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let place = sweeps::place(&mut tx, Walk::AppDeletions).await?;
+    let settled: DateTime<Utc> = db::query_scalar("select now() - make_interval(secs => $1)")
+        .bind(LATE_COMMIT_SLACK.as_secs_f64())
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
+    // What was deleted long enough ago: recorded, and the watermark
+    // raised past it, slice by slice.
+    let mut recorded = 0;
+    let mut after = place.watermark.clone();
+    let mut reached_settled = false;
+    while !reached_settled && started.elapsed() < RECORDING_BUDGET {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        let slice = sweeps::next_slice(&mut tx, sql, after.as_ref(), None, Some(settled)).await?;
+        recorded += record_slice(&mut tx, sql, &slice).await?;
+        if slice.up_to.is_some() {
+            sweeps::set_watermark(&mut tx, Walk::AppDeletions, slice.up_to.as_ref(), None).await?;
+            after.clone_from(&slice.up_to);
+        }
+        tx.commit().await?;
+        reached_settled = slice.reaches_end;
+    }
+    // The newest deletions: recorded now, walked again by the next sweep.
+    while reached_settled && started.elapsed() < RECORDING_BUDGET {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        let slice = sweeps::next_slice(&mut tx, sql, after.as_ref(), None, None).await?;
+        recorded += record_slice(&mut tx, sql, &slice).await?;
+        tx.commit().await?;
+        if slice.reaches_end {
+            break;
+        }
+        after = slice.up_to;
+    }
+    if let Some(watermark) = &place.watermark {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        let slice =
+            sweeps::next_slice(&mut tx, sql, place.cursor.as_ref(), Some(watermark), None).await?;
+        recorded += record_slice(&mut tx, sql, &slice).await?;
+        sweeps::advance_cursor(&mut tx, Walk::AppDeletions, &slice, None).await?;
+        tx.commit().await?;
+    }
     Ok(recorded)
 }
+
+async fn record_slice(
+    tx: &mut sqlx::PgConnection,
+    sql: &Statements,
+    slice: &sweeps::Slice,
+) -> Result<u64, sqlx::Error> {
+    if slice.rows == 0 {
+        return Ok(0);
+    }
+    Ok(db::query(&sql.record_app_deletions)
+        .bind(slice.after.as_ref().map(|key| key.at))
+        .bind(slice.after.as_ref().map(|key| key.id.as_str()))
+        .bind(slice.up_to.as_ref().map(|key| key.at))
+        .bind(slice.up_to.as_ref().map(|key| key.id.as_str()))
+        .execute(tx)
+        .await?
+        .rows_affected())
+}
+
+/// How far behind the clock the app-deletion walk's watermark stays: an
+/// app's transaction that set a deleted-at may commit that much later and
+/// still be walked as new work (later than that, the sweep finds it).
+const LATE_COMMIT_SLACK: Duration = Duration::from_secs(3600);
+
+/// No slice of new app deletions starts after this long; the next sweep
+/// goes on.
+const RECORDING_BUDGET: Duration = Duration::from_secs(20);
 
 /// One reminder per deletion, `reminder_days` before the purge.
 async fn queue_reminders(

@@ -24,20 +24,17 @@
 //!   function is killed mid-run.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
-use tokio::task::JoinSet;
+use sqlx::PgPool;
 
-use crate::config::{EraseBlocked, Keep, OverdueAfter, PurgeSettings, RetentionDays};
-use crate::db::{self, Limits, Literal};
-use crate::schema::{Catalog, ForeignKey, SchemaError, UserId};
+use crate::config::{EraseBlocked, Keep, PurgeSettings, RetentionDays};
+use crate::db::{self, Limits};
+use crate::schema::{Catalog, ForeignKey, SchemaError};
 use crate::sql::{AppTables, Statements};
-
-mod batch_size;
-use batch_size::BatchSize;
+use crate::sweeps::{self, Key, Place, Totals, Walk};
 
 /// `set` clause of a run that ends: its totals, summed from the rows its
 /// workers booked their batches on.
@@ -48,6 +45,17 @@ macro_rules! set_totals {
          batches = (select coalesce(sum(w.batches), 0) from account_deletion.purge_run_workers w where w.run_id = purge_runs.id)"
     };
 }
+
+mod batch_size;
+mod counts;
+mod erase_now;
+mod walk;
+
+pub use counts::Overdue;
+pub(crate) use counts::{Expired, count_expired};
+pub(crate) use erase_now::LockedAccount;
+pub use erase_now::{NotErased, erase_now};
+use walk::{Progress, Range, Walker};
 
 /// How long past its time budget a run's lease lasts: room for the last batch
 /// and the answer. After that a run that died is presumed dead.
@@ -364,71 +372,6 @@ async fn claim(
     Ok(claimed.map(|(run_id, cutoff)| Lease { run_id, cutoff }))
 }
 
-/// Expired accounts at a cutoff.
-pub(crate) struct Expired {
-    /// Those the purge can delete.
-    pub deletable: i64,
-    pub blocked: i64,
-    /// The keys that block them, by name.
-    pub blocked_by: Vec<String>,
-    pub overdue: Overdue,
-    /// Those an operator holds (none of the above).
-    pub held: i64,
-    /// Those anonymized, still kept by their references (none of the
-    /// above).
-    pub anonymized: i64,
-}
-
-/// Accounts still present more than one purge interval after their
-/// retention ended: erasure has fallen behind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Overdue {
-    pub count: u64,
-    /// How long past its retention the oldest of them is.
-    pub oldest_seconds: Option<i64>,
-}
-
-pub(crate) async fn count_expired(
-    conn: &mut sqlx::PgConnection,
-    sql: &Statements,
-    cutoff: DateTime<Utc>,
-    overdue_after: OverdueAfter,
-) -> Result<Expired, sqlx::Error> {
-    let (deletable, blocked, per_path, overdue, oldest_seconds, held, anonymized): (
-        i64,
-        i64,
-        Vec<i64>,
-        i64,
-        Option<i64>,
-        i64,
-        i64,
-    ) = db::query_as(&sql.count_expired)
-        .bind(cutoff)
-        .bind(overdue_after.hours() as i32)
-        .fetch_one(conn)
-        .await?;
-    let mut blocked_by: Vec<String> = sql
-        .catalog
-        .blocking
-        .iter()
-        .zip(per_path)
-        .filter(|(_, count)| *count > 0)
-        .map(|(path, _)| path.constraint().to_string())
-        .collect();
-    blocked_by.dedup();
-    Ok(Expired {
-        deletable,
-        blocked,
-        blocked_by,
-        overdue: Overdue {
-            count: overdue as u64,
-            oldest_seconds,
-        },
-        held,
-        anonymized,
-    })
-}
-
 /// A run that found the purge held: records itself and what is left.
 async fn skipped(
     pool: &PgPool,
@@ -519,44 +462,25 @@ async fn ledger_only(
     })
 }
 
-/// Progress shared by the batch workers of one run.
-#[derive(Default)]
-struct Progress {
-    deleted: AtomicU64,
-    anonymized: AtomicU64,
-    batches: AtomicU32,
-    batches_started: AtomicU32,
-    budget_spent: AtomicBool,
-    lease_lost: AtomicBool,
-    stop: AtomicBool,
-    batch_latencies: std::sync::Mutex<Vec<Duration>>,
-    /// Every candidate below this was deleted or skipped (locked) by a batch.
-    floor: std::sync::Mutex<Option<DateTime<Utc>>>,
+/// The purge's own state for one run: where its walk stands, read when it
+/// starts.
+async fn read_place(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<Place, sqlx::Error> {
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let mut place = sweeps::place(&mut tx, Walk::Purge).await?;
+    tx.commit().await?;
+    // A watermark past the cutoff (the retention grew since): the accounts
+    // between them are not expired yet, and must be walked when they are.
+    // Walk everything once more, as a new installation would.
+    if place.watermark.as_ref().is_some_and(|key| key.at > cutoff) {
+        place = Place::default();
+    }
+    Ok(place)
 }
 
-impl Progress {
-    fn floor(&self) -> Option<DateTime<Utc>> {
-        *self.floor.lock().expect("no panics while held")
-    }
-
-    /// Next batches walk the index from its start again.
-    fn lower_floor_to_start(&self) {
-        *self.floor.lock().expect("no panics while held") = None;
-    }
-
-    /// The run stopped before the index was walked to its end.
-    fn cut_short(&self) -> bool {
-        self.budget_spent.load(Ordering::Relaxed) || self.lease_lost.load(Ordering::Relaxed)
-    }
-
-    fn raise_floor(&self, to: DateTime<Utc>) {
-        let mut floor = self.floor.lock().expect("no panics while held");
-        if floor.is_none_or(|f| f < to) {
-            *floor = Some(to);
-        }
-    }
-}
-
+/// The purge with the lease held: the accounts asked for again first, then
+/// the new work (what expired since the last run, above the watermark),
+/// then one slice of the sweep below it; each stage only while the budget
+/// lasts.
 async fn purge_with_lease(
     pool: &PgPool,
     tables: &AppTables,
@@ -567,74 +491,69 @@ async fn purge_with_lease(
     anonymize_only: Option<&[String]>,
 ) -> Result<PurgeOutcome, PurgeError> {
     let progress = Arc::new(Progress::default());
-    let mut expired = None;
-    let mut reread_catalog = false;
-    // The first pass walks the index once, from old deletions to new. Rows
-    // it skipped because a transaction held them at that moment (a recovery
-    // in flight) lie below where it ended; only if the count says some are
-    // left does a second pass look again from the start. Walking back over
-    // the index entries of everything just deleted (dead until vacuum) is
-    // slow, so it is not part of every run.
-    let held = Arc::new(HeldAtStart::read(pool, &sql).await?);
-    let mut pass = 0;
-    while pass < 2 {
-        if pass > 0 {
-            if expired.as_ref().is_some_and(|e: &Expired| e.deletable == 0) || progress.cut_short()
-            {
-                break;
-            }
-            progress.lower_floor_to_start();
-        }
-        match run_workers(pool, &sql, lease, settings, started, &progress, &held).await {
-            Ok(()) => {}
-            // A key that was not there when the statements were rendered (an
-            // app migration since): read the catalog again, once, so the
-            // batch leaves the accounts it blocks out, and walk again.
-            Err(PurgeError::Database(error))
-                if is_foreign_key_violation(&error) && !reread_catalog =>
-            {
-                tracing::warn!(run_id = lease.run_id, error = %error, "a foreign key blocked a batch; reading the catalog again");
-                reread_catalog = true;
-                match tables.reload(pool).await {
-                    Ok(reloaded) => sql = reloaded,
-                    Err(error) => return Err(PurgeError::from(error)),
-                }
-                progress.lower_floor_to_start();
-                continue;
-            }
-            Err(error) => return Err(error),
-        }
+    let walker = Walker {
+        pool,
+        lease,
+        settings,
+        started,
+        progress: &progress,
+    };
+    let mut place = read_place(pool, lease.cutoff).await?;
+    let rechecks_left = recheck(&walker, &sql, anonymize_only).await?;
+
+    // New work.
+    let new_work = Range {
+        after: place.watermark.clone(),
+        up_to: None,
+    };
+    walk(&walker, tables, &mut sql, &new_work, anonymize_only).await?;
+    let watermark = if progress.cut_short() {
+        // As far as the walk got, or no further than before.
+        Key::max(place.watermark.clone(), progress.floor())
+    } else {
+        Key::max(
+            place.watermark.clone(),
+            last_expired(pool, &sql, lease.cutoff).await?,
+        )
+    };
+    if watermark != place.watermark {
+        let stretch = Range {
+            after: place.watermark.clone(),
+            up_to: watermark.clone(),
+        };
         let mut tx = db::begin(pool, &Limits::CRON).await?;
-        expired = Some(count_expired(&mut tx, &sql, lease.cutoff, settings.overdue_after).await?);
-        tx.commit().await?;
-        pass += 1;
-    }
-    let mut expired = expired.expect("the first pass always runs");
-    if settings.erase_blocked == EraseBlocked::Anonymize
-        && expired.blocked > 0
-        && !progress.cut_short()
-        && let Some(batch) = &sql.anonymize_batch
-    {
-        anonymize(
-            pool,
-            batch,
-            lease,
-            settings,
-            started,
-            &progress,
-            anonymize_only,
-            &held,
+        let counted = counts::count_range(
+            &mut tx,
+            &sql,
+            lease.cutoff,
+            settings.overdue_after,
+            &stretch,
         )
         .await?;
-        let mut tx = db::begin(pool, &Limits::CRON).await?;
-        expired = count_expired(&mut tx, &sql, lease.cutoff, settings.overdue_after).await?;
+        let below = place.below.take().unwrap_or_default().plus(&counted);
+        sweeps::set_watermark(&mut tx, Walk::Purge, watermark.as_ref(), Some(&below)).await?;
         tx.commit().await?;
+        place.watermark = watermark;
+        place.below = Some(below);
     }
+
+    // One slice of what lies below the watermark.
+    if !progress.cut_short()
+        && let Some(watermark) = place.watermark.clone()
+    {
+        sweep(&walker, tables, &mut sql, &mut place, &watermark).await?;
+    }
+
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let totals =
+        counts::count_with(&mut tx, &sql, lease.cutoff, settings.overdue_after, &place).await?;
+    tx.commit().await?;
+    let expired = Expired::of(&totals, lease.cutoff);
     // Under `anonymize`, blocked accounts are work the next run does too.
     let left = match settings.erase_blocked {
         EraseBlocked::Wait => expired.deletable,
         EraseBlocked::Anonymize => expired.deletable + expired.blocked,
-    };
+    } + rechecks_left;
     let status = if left > 0 && progress.cut_short() {
         PurgeStatus::Partial
     } else {
@@ -664,6 +583,177 @@ async fn purge_with_lease(
                 .expect("no panics while held"),
         ),
     })
+}
+
+/// Deletes what is deletable in `range`, then (under `anonymize`, or for
+/// re-erasure) anonymizes what is blocked there.
+async fn walk(
+    walker: &Walker<'_>,
+    tables: &AppTables,
+    sql: &mut Arc<Statements>,
+    range: &Range,
+    anonymize_only: Option<&[String]>,
+) -> Result<(), PurgeError> {
+    let mut reread_catalog = false;
+    loop {
+        match walker.delete(sql, range).await {
+            Ok(()) => break,
+            // A key that was not there when the statements were rendered (an
+            // app migration since): read the catalog again, once, so the
+            // batch leaves the accounts it blocks out, and walk again.
+            Err(PurgeError::Database(error))
+                if is_foreign_key_violation(&error) && !reread_catalog =>
+            {
+                tracing::warn!(run_id = walker.lease.run_id, error = %error, "a foreign key blocked a batch; reading the catalog again");
+                reread_catalog = true;
+                *sql = tables.reload(walker.pool).await.map_err(PurgeError::from)?;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    if walker.progress.cut_short() {
+        return Ok(());
+    }
+    match anonymize_only {
+        Some(ids) => walker.anonymize(sql, &Range::default(), Some(ids)).await?,
+        None if walker.settings.erase_blocked == EraseBlocked::Anonymize => {
+            walker.anonymize(sql, range, None).await?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// One slice of the sweep below the watermark: deleted and anonymized like
+/// new work, then counted into the cycle, whose sum replaces what the
+/// purge knew of the accounts below when the cycle reaches the watermark.
+async fn sweep(
+    walker: &Walker<'_>,
+    tables: &AppTables,
+    sql: &mut Arc<Statements>,
+    place: &mut Place,
+    watermark: &Key,
+) -> Result<(), PurgeError> {
+    let pool = walker.pool;
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let slice =
+        sweeps::next_slice(&mut tx, sql, place.cursor.as_ref(), Some(watermark), None).await?;
+    tx.commit().await?;
+    let range = Range {
+        after: slice.after.clone(),
+        up_to: slice.up_to.clone(),
+    };
+    if slice.rows > 0 {
+        walk(walker, tables, sql, &range, None).await?;
+        if walker.progress.cut_short() {
+            return Ok(());
+        }
+    }
+    let settings = walker.settings;
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let counted = if slice.rows > 0 {
+        counts::count_range(
+            &mut tx,
+            sql,
+            walker.lease.cutoff,
+            settings.overdue_after,
+            &range,
+        )
+        .await?
+    } else {
+        Totals::default()
+    };
+    let cycle = place.cycle.take().unwrap_or_default().plus(&counted);
+    sweeps::advance_cursor(&mut tx, Walk::Purge, &slice, Some(&cycle)).await?;
+    tx.commit().await?;
+    if slice.reaches_end {
+        place.cursor = None;
+        place.below = Some(cycle);
+    } else {
+        place.cursor.clone_from(&slice.up_to);
+        place.cycle = Some(cycle);
+    }
+    Ok(())
+}
+
+/// The key of the newest expired account present.
+async fn last_expired(
+    pool: &PgPool,
+    sql: &Statements,
+    cutoff: DateTime<Utc>,
+) -> Result<Option<Key>, sqlx::Error> {
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let last: Option<(DateTime<Utc>, String)> = db::query_as(&sql.last_expired)
+        .bind(cutoff)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(last.map(|(at, id)| Key { at, id }))
+}
+
+/// The most accounts asked for again that one batch takes.
+const RECHECKS_PER_BATCH: i64 = 1000;
+
+/// The accounts asked for again (a hold released, re-erasure after a
+/// restore), wherever they lie: each batch of them deleted, or anonymized
+/// when the run may, and forgotten from the list. Returns how many are left
+/// on it when the budget ran out.
+async fn recheck(
+    walker: &Walker<'_>,
+    sql: &Statements,
+    anonymize_only: Option<&[String]>,
+) -> Result<i64, PurgeError> {
+    let pool = walker.pool;
+    let limits = batch_limits(&walker.settings);
+    loop {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        let ids: Vec<String> = db::query_scalar(
+            "select user_id from account_deletion.rechecks order by since, user_id limit $1",
+        )
+        .bind(RECHECKS_PER_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        if walker.progress.cut_short() {
+            return Ok(ids.len() as i64);
+        }
+        let batch = walk::delete_batch(
+            &mut *pool.acquire().await?,
+            sql,
+            &limits,
+            walk::DeleteBatch {
+                lease: walker.lease,
+                worker: walker.settings.workers.get(),
+                size: ids.len() as u32,
+                range: &Range::default(),
+                only: Some(&ids),
+                held: None,
+            },
+        )
+        .await?;
+        let Some(batch) = batch else {
+            walker.progress.lease_lost.store(true, Ordering::Relaxed);
+            return Ok(ids.len() as i64);
+        };
+        walker.progress.booked(&batch, false);
+        let anonymizing =
+            anonymize_only.is_some() || walker.settings.erase_blocked == EraseBlocked::Anonymize;
+        if anonymizing {
+            walker.anonymize(sql, &Range::default(), Some(&ids)).await?;
+        }
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        db::query("delete from account_deletion.rechecks where user_id = any($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if (ids.len() as i64) < RECHECKS_PER_BATCH {
+            return Ok(0);
+        }
+    }
 }
 
 /// Records a run's end on the ledger (which frees the purge for the next
@@ -704,215 +794,6 @@ async fn finish_run(
     .await?;
     crate::prune::purge_records(pool, sql, keep).await;
     Ok(())
-}
-
-/// Runs `settings.workers` batch workers to the end of the index (from the
-/// progress floor), the budget or the first error.
-async fn run_workers(
-    pool: &PgPool,
-    sql: &Arc<Statements>,
-    lease: Lease,
-    settings: PurgeSettings,
-    started: Instant,
-    progress: &Arc<Progress>,
-    held: &Arc<HeldAtStart>,
-) -> Result<(), PurgeError> {
-    let mut workers = JoinSet::new();
-    for id in 0..settings.workers.get() {
-        workers.spawn(worker(
-            pool.clone(),
-            Arc::clone(sql),
-            lease,
-            id,
-            settings,
-            started,
-            Arc::clone(progress),
-            Arc::clone(held),
-        ));
-    }
-    let mut failure = None;
-    while let Some(joined) = workers.join_next().await {
-        let result = joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
-        if let Err(error) = result {
-            progress.stop.store(true, Ordering::Relaxed);
-            failure.get_or_insert(error);
-        }
-    }
-    // Workers stopped by another's failure are ready for another pass.
-    progress.stop.store(false, Ordering::Relaxed);
-    failure.map_or(Ok(()), Err)
-}
-
-/// Runs batches until none are left for this worker, the budget is spent or
-/// another worker stops the run.
-#[allow(clippy::too_many_arguments)]
-async fn worker(
-    pool: PgPool,
-    sql: Arc<Statements>,
-    lease: Lease,
-    id: u32,
-    settings: PurgeSettings,
-    started: Instant,
-    progress: Arc<Progress>,
-    held: Arc<HeldAtStart>,
-) -> Result<(), PurgeError> {
-    let mut batch_size = BatchSize::new(settings.batch_size, settings.batch_target);
-    let limits = batch_limits(&settings);
-    let mut last_batch = Duration::ZERO;
-    loop {
-        if progress.stop.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        // Every run makes progress, however small its budget: the first batch
-        // always goes. After that a batch starts only if one as long as the
-        // last still fits.
-        let first = progress.batches_started.fetch_add(1, Ordering::Relaxed) == 0;
-        if !first && started.elapsed() + last_batch > settings.time_budget {
-            progress.budget_spent.store(true, Ordering::Relaxed);
-            progress.stop.store(true, Ordering::Relaxed);
-            return Ok(());
-        }
-        let floor = progress.floor();
-        let size = batch_size.next();
-        let Some(Batch {
-            deleted,
-            newest,
-            took,
-        }) = delete_batch(
-            &mut *pool.acquire().await?,
-            &sql,
-            &limits,
-            lease,
-            id,
-            size,
-            floor,
-            None,
-            Some(&held),
-        )
-        .await?
-        else {
-            progress.lease_lost.store(true, Ordering::Relaxed);
-            progress.stop.store(true, Ordering::Relaxed);
-            return Ok(());
-        };
-        last_batch = took;
-        batch_size.record(deleted, last_batch);
-        if let Some(newest) = newest {
-            progress.raise_floor(newest);
-        }
-        progress.deleted.fetch_add(deleted, Ordering::Relaxed);
-        progress.batches.fetch_add(1, Ordering::Relaxed);
-        progress
-            .batch_latencies
-            .lock()
-            .expect("no panics while held")
-            .push(last_batch);
-        tracing::debug!(
-            run_id = lease.run_id,
-            deleted,
-            next_size = batch_size.next(),
-            batch_ms = last_batch.as_millis() as u64,
-            "purge batch"
-        );
-        // A short batch means the index had no more unclaimed candidates for
-        // this worker above the floor; the others finish their own.
-        if deleted < u64::from(size) {
-            return Ok(());
-        }
-    }
-}
-
-/// What a run read of the holds when it started; its batches check a
-/// candidate against this, and probe the holds only for what changed since
-/// (see [`Statements::purge_batch`]).
-#[derive(Debug, Clone)]
-struct HeldAtStart {
-    /// Held accounts that were soft-deleted then.
-    ids: Vec<String>,
-    /// Holds placed after this are looked up by every batch.
-    since: DateTime<Utc>,
-    /// The snapshot's `xmin`: rows changed by transactions from then on get
-    /// the full probe.
-    xmin: i64,
-}
-
-impl HeldAtStart {
-    /// Reads it after taking the purge gate: no hold is half placed.
-    async fn read(pool: &PgPool, sql: &Statements) -> Result<Self, sqlx::Error> {
-        let mut tx = db::begin(pool, &Limits::CRON).await?;
-        db::query(crate::sql::GATE_SHARED).execute(&mut *tx).await?;
-        let (ids, since, xmin): (Vec<String>, DateTime<Utc>, i64) =
-            db::query_as(&sql.held_at_start).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(Self { ids, since, xmin })
-    }
-
-    /// The batch's three parameters; none (every row probed) without.
-    fn literals(held: Option<&Self>) -> [Literal; 3] {
-        match held {
-            Some(held) => [
-                Literal::TextArray(held.ids.clone()),
-                held.since.into(),
-                held.xmin.into(),
-            ],
-            None => [Literal::Null, Literal::Null, Literal::Null],
-        }
-    }
-}
-
-/// A batch that committed.
-struct Batch {
-    deleted: u64,
-    /// The newest `deleted_at` it deleted; where the next batch starts.
-    newest: Option<DateTime<Utc>>,
-    /// From `BEGIN` to the end of `COMMIT`: how long its rows were locked.
-    /// Waiting for a pool connection (opening it, on a run's first batch)
-    /// locks nothing and is not counted.
-    took: Duration,
-}
-
-/// Deletes one batch and books it on the ledger, in one transaction (the
-/// statement is [`Statements::purge_batch`]). `None` when the run no longer
-/// holds the lease (it outlived it and another run took over); the batch
-/// then deleted nothing.
-#[allow(clippy::too_many_arguments)]
-async fn delete_batch(
-    conn: &mut PgConnection,
-    sql: &Statements,
-    limits: &Limits,
-    lease: Lease,
-    worker: u32,
-    batch_size: u32,
-    floor: Option<DateTime<Utc>>,
-    only: Option<&UserId>,
-    held: Option<&HeldAtStart>,
-) -> Result<Option<Batch>, sqlx::Error> {
-    let started = Instant::now();
-    let [held_ids, held_since, held_xmin] = HeldAtStart::literals(held);
-    let (booked, deleted, newest, _): (bool, i64, Option<DateTime<Utc>>, String) = sql
-        .purge_batch
-        .fetch_optional(
-            conn,
-            limits,
-            &[
-                lease.cutoff.into(),
-                batch_size.into(),
-                floor.into(),
-                lease.run_id.into(),
-                worker.into(),
-                only.map_or(Literal::Null, |user| user.as_str().into()),
-                held_ids,
-                held_since,
-                held_xmin,
-            ],
-        )
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)?;
-    Ok(booked.then(|| Batch {
-        deleted: deleted as u64,
-        newest,
-        took: started.elapsed(),
-    }))
 }
 
 /// Best effort: if the database stays away this fails too, and the lease
@@ -1008,232 +889,4 @@ mod tests {
                 .contains("lock_timeout = '1000ms'")
         );
     }
-}
-
-/// Runs anonymizing batches ([`Statements::anonymize_batch`]) on a worker
-/// row of its own, sized like the deleting ones, until none are left (of
-/// `only`, when given), the budget is spent or the lease is lost. Returns
-/// how many it anonymized.
-#[allow(clippy::too_many_arguments)]
-async fn anonymize(
-    pool: &PgPool,
-    batch: &crate::db::Statement,
-    lease: Lease,
-    settings: PurgeSettings,
-    started: Instant,
-    progress: &Progress,
-    only: Option<&[String]>,
-    held: &HeldAtStart,
-) -> Result<u64, sqlx::Error> {
-    let mut size = BatchSize::new(settings.batch_size, settings.batch_target);
-    let limits = batch_limits(&settings);
-    let worker = settings.workers.get();
-    let mut last = Duration::ZERO;
-    let mut total = 0;
-    let mut floor: Option<DateTime<Utc>> = None;
-    loop {
-        if started.elapsed() + last > settings.time_budget && total > 0 {
-            progress.budget_spent.store(true, Ordering::Relaxed);
-            return Ok(total);
-        }
-        let wanted = size.next();
-        let mut conn = pool.acquire().await?;
-        let began = Instant::now();
-        let [held_ids, held_since, held_xmin] = HeldAtStart::literals(Some(held));
-        let (booked, anonymized, newest): (bool, i64, Option<DateTime<Utc>>) = batch
-            .fetch_optional(
-                &mut conn,
-                &limits,
-                &[
-                    lease.cutoff.into(),
-                    wanted.into(),
-                    lease.run_id.into(),
-                    worker.into(),
-                    only.map_or(Literal::Null, |ids| Literal::TextArray(ids.to_vec())),
-                    "purge".into(),
-                    floor.into(),
-                    held_ids,
-                    held_since,
-                    held_xmin,
-                ],
-            )
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)?;
-        floor = newest.or(floor);
-        if !booked {
-            progress.lease_lost.store(true, Ordering::Relaxed);
-            return Ok(total);
-        }
-        last = began.elapsed();
-        size.record(anonymized as u64, last);
-        total += anonymized as u64;
-        progress
-            .anonymized
-            .fetch_add(anonymized as u64, Ordering::Relaxed);
-        progress.batches.fetch_add(1, Ordering::Relaxed);
-        progress
-            .batch_latencies
-            .lock()
-            .expect("no panics while held")
-            .push(last);
-        if (anonymized as u64) < u64::from(wanted) {
-            return Ok(total);
-        }
-    }
-}
-
-/// Anonymizes one account by the anonymizing batch, within `erase_now`'s
-/// transaction; the history says an operator did it. Returns how many it
-/// anonymized (0 when it was no longer blocked, held or due).
-async fn anonymize_one(
-    tx: &mut PgConnection,
-    batch: &crate::db::Statement,
-    limits: &Limits,
-    lease: Lease,
-    user: &UserId,
-) -> Result<i64, sqlx::Error> {
-    let (_, anonymized, _): (bool, i64, Option<DateTime<Utc>>) = batch
-        .fetch_optional(
-            tx,
-            limits,
-            &[
-                lease.cutoff.into(),
-                1.into(),
-                lease.run_id.into(),
-                0.into(),
-                Literal::TextArray(vec![user.as_str().to_owned()]),
-                "admin".into(),
-                Literal::Null,
-                // Its hold was checked on its locked row; the batch probes.
-                Literal::Null,
-                Literal::Null,
-                Literal::Null,
-            ],
-        )
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)?;
-    Ok(anonymized)
-}
-
-/// A row of [`Statements::lock_account`]: id, address, deleted-at,
-/// purge-after, whether the user made the deletion, whether it is in its
-/// grace period.
-pub(crate) type LockedAccount = (
-    String,
-    Option<String>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    bool,
-    bool,
-);
-
-/// Why erasing one account now did not happen; nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotErased {
-    NoSuchUser,
-    NotDeleted,
-    Held,
-    /// Rows that must not go with it reference it, along these keys.
-    Blocked(Vec<String>),
-}
-
-/// Erases one soft-deleted, unheld account now, exactly as a purge batch
-/// would (it runs the batch's own statement, for that one account, with the
-/// cutoff at infinity): its rows through the cascade, our rows about it, its
-/// tombstone, its `account.purged` event, booked on the ledger as a run of
-/// its own (`kind` `erase_now`), and the history says an operator did it.
-/// One transaction: the gate first, then the account's row, in the order a
-/// hold takes them, so the two never deadlock and never both win.
-pub async fn erase_now(
-    pool: &PgPool,
-    sql: &Statements,
-    user: &UserId,
-    erase_blocked: EraseBlocked,
-) -> Result<Result<(), NotErased>, sqlx::Error> {
-    let limits = Limits::new(
-        Duration::from_secs(5),
-        Duration::from_secs(30),
-        Duration::from_secs(10),
-    );
-    let mut tx = db::begin(pool, &limits).await?;
-    db::query(crate::sql::GATE_SHARED).execute(&mut *tx).await?;
-    // (Its retention does not matter here: any soft-deleted account goes.)
-    let account: Option<LockedAccount> = db::query_as(&sql.lock_account)
-        .bind(user.as_str())
-        .bind(0_i32)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let held: bool =
-        db::query_scalar("select exists (select 1 from account_deletion.holds where user_id = $1)")
-            .bind(user.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-    match account {
-        None => return Ok(Err(NotErased::NoSuchUser)),
-        Some((_, _, None, ..)) => return Ok(Err(NotErased::NotDeleted)),
-        Some(_) if held => return Ok(Err(NotErased::Held)),
-        Some(_) => {}
-    }
-    let run_id: i64 = db::query_scalar(
-        "insert into account_deletion.purge_runs (status, kind, dry_run, cutoff, lease_expires_at)
-         values ('running', 'erase_now', false, now(), now() + interval '1 minute')
-         returning id",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    // Any soft-deleted account is due: the cutoff is as late as a date
-    // both sides write (the end of year 9999).
-    let end_of_time = "9999-12-31T23:59:59Z"
-        .parse::<DateTime<Utc>>()
-        .expect("a valid time");
-    let lease = Lease {
-        run_id,
-        cutoff: end_of_time,
-    };
-    // Its hold was checked on its locked row above; the batch probes again.
-    let batch = delete_batch(&mut tx, sql, &limits, lease, 0, 1, None, Some(user), None).await;
-    let deleted = match batch {
-        Ok(batch) => batch.map_or(0, |batch| batch.deleted),
-        // A key added since the statements were rendered.
-        Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => {
-            let constraint = error.constraint().unwrap_or("a foreign key").to_owned();
-            return Ok(Err(NotErased::Blocked(vec![constraint])));
-        }
-        Err(error) => return Err(error),
-    };
-    // Blocked: anonymized instead when the purge would do that.
-    let anonymized = match (deleted, erase_blocked, &sql.anonymize_batch) {
-        (0, EraseBlocked::Anonymize, Some(batch)) => {
-            anonymize_one(&mut tx, batch, &limits, lease, user).await?
-        }
-        _ => 0,
-    };
-    if deleted == 0 && anonymized == 0 {
-        let blocked_by: Vec<String> = db::query_scalar(&sql.blocked_by)
-            .bind(user.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.rollback().await?;
-        return Ok(Err(NotErased::Blocked(blocked_by)));
-    }
-    db::query(concat!(
-        "update account_deletion.purge_runs
-         set status = 'completed', remaining = 0, finished_at = now(), lease_expires_at = null, ",
-        set_totals!(),
-        " where id = $1"
-    ))
-    .bind(run_id)
-    .execute(&mut *tx)
-    .await?;
-    if deleted > 0 {
-        db::query(
-            "insert into account_deletion.history (user_id, action, by) values ($1, 'erased', 'admin')",
-        )
-        .bind(user.as_str())
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    tracing::info!(run_id, "account erased now by an operator");
-    Ok(Ok(()))
 }

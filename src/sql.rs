@@ -30,20 +30,6 @@ use crate::schema::{
 /// writes several events (the purge batch slices its ids into them).
 pub const IDS_PER_EVENT: usize = 1000;
 
-/// What a purge run reads of the holds when it starts, after taking the
-/// purge gate in a statement before it (so no hold is half placed): `$1`
-/// text[] of the held accounts that are soft-deleted now (each a probe of
-/// the users table's key; there are few), when that was (holds placed
-/// later have a later `since`, see [`GATE_EXCLUSIVE`]), and its snapshot's
-/// `xmin` (a row changed by a transaction from then on gets the full probe).
-/// Rendered per schema: `{users}`, `{id}`, `{id_type}`, `{deleted_at}`.
-const HELD_AT_START: &str = "select array(
-        select h.user_id from account_deletion.holds h
-        join {users} u on u.{id} = h.user_id::{id_type}
-        where u.{deleted_at} is not null),
-    clock_timestamp(),
-    txid_snapshot_xmin(txid_current_snapshot())";
-
 /// The purge gate, a transaction-scoped advisory lock (so it works through
 /// a transaction pooler, and goes with the transaction whatever happens to
 /// it): every purge batch takes it shared, before its main statement; a
@@ -106,8 +92,9 @@ pub struct Statements {
     pub account_state: String,
     /// User `$1`'s id as the database writes it, if there is such a user.
     pub account_id: String,
-    /// Records the soft-deleted accounts the app deleted by itself (no
-    /// deletion of theirs in the history) as deleted by the app.
+    /// Records the soft-deleted accounts of a range of deleted-at that the
+    /// app deleted by itself (no deletion of theirs in the history) as
+    /// deleted by the app ([`record_app_deletions`]).
     pub record_app_deletions: String,
     /// When the account recovery token `$1` can restore will be purged
     /// (`$2` retention days).
@@ -133,21 +120,32 @@ pub struct Statements {
     /// account that still exists keeps all of its history (its own deletion
     /// says whether it may be restored, and by whom it was made).
     pub prune_history: String,
-    /// [`HELD_AT_START`], for this schema.
+    /// What a walk of the purge reads of the holds when it starts
+    /// ([`held_at_start`]).
     pub held_at_start: String,
     /// The names of the blocking keys along which rows reference user `$1`
     /// (text[]; empty when none do).
     pub blocked_by: String,
-    /// Expired accounts at cutoff `$1`: how many the purge can delete, how
-    /// many are blocked, how many each blocking path blocks, how many are
-    /// overdue (`$2` hours past the cutoff), the oldest one's seconds past
-    /// its retention, how many are held (none of the others), and how many
-    /// are anonymized and still kept by their references.
+    /// Expired accounts at cutoff `$1` whose key lies after (`$3`, `$4`)
+    /// and up to (`$5`, `$6`) (each bound null: open): how many the purge
+    /// can delete, how many are blocked, how many each blocking path
+    /// blocks, how many are overdue (`$2` hours past the cutoff), the
+    /// oldest one's seconds past its retention, how many are held (none of
+    /// the others), and how many are anonymized and still kept by their
+    /// references.
     pub count_expired: String,
+    /// A slice of a walk over the deleted-at key ([`slice`]).
+    pub slice: String,
+    /// The key of the newest expired account present at cutoff `$1`, if
+    /// any.
+    pub last_expired: String,
+    /// How many accounts (at most `$3`) lie at or below key (`$1`, `$2`).
+    pub count_below: String,
     /// Soft-deleted accounts still in their grace period at cutoff `$1`.
     pub count_pending: String,
     /// Makes the accounts among ids `$1` (text[]) that are present due for
-    /// the purge at cutoff `$2`; returns how many are present.
+    /// the purge at cutoff `$2`, and due for its next run's rechecks;
+    /// returns how many are present.
     pub make_due: String,
 }
 
@@ -186,11 +184,7 @@ impl Statements {
             count_expired: count_expired(&t, &catalog.blocking),
             blocked_by: blocked_by(&t, &catalog.blocking),
             anonymize_batch: anonymize_batch(&t, &catalog, records).map(Statement::new),
-            held_at_start: HELD_AT_START
-                .replace("{users}", &t.users)
-                .replace("{id}", &t.id)
-                .replace("{id_type}", t.id_type)
-                .replace("{deleted_at}", &t.deleted_at),
+            held_at_start: held_at_start(&t),
             prune_anonymized: format!(
                 "delete from account_deletion.anonymized a
                  where a.user_id = any(array(
@@ -200,6 +194,9 @@ impl Statements {
                 t.users, t.id, t.id_type
             ),
             prune_history: prune_history(&t),
+            slice: slice(&t),
+            last_expired: last_expired(&t),
+            count_below: count_below(&t),
             count_pending: count_pending(&t),
             make_due: make_due(&t),
             catalog,
@@ -248,6 +245,38 @@ impl Names {
         format!("nullif(btrim({alias}.{}::text), '')", self.email)
     }
 
+    /// `alias` lies after the key (`at`, `id`) in (deleted-at, id) order;
+    /// true when `at` is null (a walk from the start). With an index on
+    /// both columns, a row comparison the walk starts from exactly, ties
+    /// included.
+    fn after_key(&self, alias: &str, at: &str, key_id: &str) -> String {
+        let Self {
+            id,
+            deleted_at,
+            id_type,
+            ..
+        } = self;
+        let at_column = self.as_column(&format!("{at}::timestamptz"));
+        format!(
+            "({at}::timestamptz is null or ({alias}.{deleted_at}, {alias}.{id}) > ({at_column}, {key_id}::text::{id_type}))"
+        )
+    }
+
+    /// `alias` lies at or before the key (`at`, `id`); true when `at` is
+    /// null.
+    fn up_to_key(&self, alias: &str, at: &str, key_id: &str) -> String {
+        let Self {
+            id,
+            deleted_at,
+            id_type,
+            ..
+        } = self;
+        let at_column = self.as_column(&format!("{at}::timestamptz"));
+        format!(
+            "({at}::timestamptz is null or ({alias}.{deleted_at}, {alias}.{id}) <= ({at_column}, {key_id}::text::{id_type}))"
+        )
+    }
+
     /// No hold keeps user `alias` (an index probe of `holds`' key).
     fn not_held(&self, alias: &str) -> String {
         format!(
@@ -257,7 +286,7 @@ impl Names {
     }
 
     /// No hold keeps user `alias`, checked against what a purge run read
-    /// when it started ([`HELD_AT_START`]): the held accounts that were
+    /// when its walk started ([`held_at_start`]): the held accounts that were
     /// soft-deleted then (`$held`, a literal array, hashed by the planner),
     /// the holds placed since (`$since`, a few index entries), and, for a
     /// row some transaction changed since (its `xmin` not older than the
@@ -539,6 +568,95 @@ fn prune_history(t: &Names) -> String {
     )
 }
 
+/// A slice of a walk: the first `$6` soft-deleted accounts in key order
+/// after (`$1`, `$2`), up to (`$3`, `$4`) and deleted at or before `$5`
+/// (each bound null: open). One row, when the slice holds any: how many it
+/// holds and the key of its last.
+fn slice(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        ..
+    } = t;
+    let after = t.after_key("u", "$1", "$2");
+    let up_to = t.up_to_key("u", "$3", "$4");
+    let ceiling = t.as_column("$5::timestamptz");
+    let deleted_at_tz = t.deleted_at_of("u");
+    format!(
+        "with s as (
+             select {deleted_at_tz} as at, u.{id} as id from {users} u
+             where u.{deleted_at} is not null and {after} and {up_to}
+               and ($5::timestamptz is null or u.{deleted_at} <= {ceiling})
+             order by u.{deleted_at}, u.{id}
+             limit $6)
+         select count(*) over (), at, id::text from s order by at desc, id desc limit 1"
+    )
+}
+
+/// The key of the newest expired account present at cutoff `$1`.
+fn last_expired(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        ..
+    } = t;
+    let cutoff = t.as_column("$1");
+    let deleted_at_tz = t.deleted_at_of("u");
+    format!(
+        "select {deleted_at_tz}, u.{id}::text from {users} u
+         where u.{deleted_at} <= {cutoff}
+         order by u.{deleted_at} desc, u.{id} desc limit 1"
+    )
+}
+
+/// How many soft-deleted accounts (at most `$3`) lie at or below the key
+/// (`$1`, `$2`): a walk of at most `$3` index entries.
+fn count_below(t: &Names) -> String {
+    let Names {
+        users, deleted_at, ..
+    } = t;
+    let up_to = t.up_to_key("u", "$1", "$2");
+    format!(
+        "select count(*) from (
+             select 1 from {users} u where u.{deleted_at} is not null and {up_to} limit $3) s"
+    )
+}
+
+/// What a walk of the purge reads of the holds when it starts, after
+/// taking the purge gate in a statement before it (so no hold is half
+/// placed): the held accounts soft-deleted in the walk's range, after
+/// (`$1`, `$2`), up to (`$3`, `$4`) and at or before the cutoff `$5` (a
+/// probe of the users table's key for each hold; there are few), when
+/// that was (holds placed later have a later `since`, see
+/// [`GATE_EXCLUSIVE`]), and its snapshot's `xmin` (a row changed by a
+/// transaction from then on gets the full probe). Only the range's: the
+/// ids travel with every batch of the walk.
+fn held_at_start(t: &Names) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    let after = t.after_key("u", "$1", "$2");
+    let up_to = t.up_to_key("u", "$3", "$4");
+    let cutoff = t.as_column("$5");
+    format!(
+        "select array(
+             select h.user_id from account_deletion.holds h
+             join {users} u on u.{id} = h.user_id::{id_type}
+             where u.{deleted_at} <= {cutoff} and {after} and {up_to}),
+         clock_timestamp(),
+         txid_snapshot_xmin(txid_current_snapshot())"
+    )
+}
+
+/// Records in the history, as deleted by the app, the soft-deleted
+/// accounts after the key (`$1`, `$2`) and up to (`$3`, `$4`) whose
+/// deletion is not there yet.
 fn record_app_deletions(t: &Names) -> String {
     let Names {
         users,
@@ -547,11 +665,13 @@ fn record_app_deletions(t: &Names) -> String {
         ..
     } = t;
     let deleted_at_tz = t.deleted_at_of("u");
+    let after = t.after_key("u", "$1", "$2");
+    let up_to = t.up_to_key("u", "$3", "$4");
     format!(
         "insert into account_deletion.history (user_id, at, action, by, for_deleted_at)
          select u.{id}::text, {deleted_at_tz}, 'deleted', 'app', {deleted_at_tz}
          from {users} u
-         where u.{deleted_at} is not null
+         where u.{deleted_at} is not null and {after} and {up_to}
            and not exists (
                select 1 from account_deletion.history h
                where h.user_id = u.{id}::text and h.action = 'deleted'
@@ -671,24 +791,29 @@ fn queue_reminders(t: &Names) -> String {
     )
 }
 
-/// One batch: claim up to `$2` expired accounts at or above the floor `$3`
-/// (all of them, or only user `$6` when it is not null) that nobody else
-/// holds and no hold keeps, delete them (re-checking the cutoff on the
-/// locked rows), book them on the ledger row of worker `$5` of run `$4` if
-/// the run still holds the lease, and report whether it did, how many went
-/// and the newest `deleted_at` among them. One message, sent with the
+/// One batch: claim up to `$2` expired accounts (at cutoff `$1`) in key
+/// order after (`$3`, `$10`) and up to (`$11`, `$12`) (null bounds: open),
+/// all of them or only those of ids `$6` (text[]) when it is not null,
+/// that nobody else holds and no hold keeps, delete them (re-checking the
+/// cutoff on the locked rows), book them on the ledger row of worker `$5`
+/// of run `$4` if the run still holds the lease, and report whether it
+/// did, how many went, how many it claimed and the key of the last it
+/// claimed (where the next batch starts). One message, sent with the
 /// batch's limits in one round trip and run as its own transaction
 /// ([`db::Statement`]); erasing one account now runs the same one, with
 /// the cutoff at infinity, inside the operator's transaction.
 ///
 /// The shape is what keeps every batch as cheap as the first:
-/// - `order by deleted_at` is answered by walking the partial index (no sort
-///   node); without it, when many users are expired the planner prefers a
-///   sequential scan, and every batch re-reads all the rows earlier batches
-///   deleted (measured: 4.6× slower than one `DELETE` at 1M accounts).
-/// - The floor starts the walk where the previous batch ended, so the index
-///   entries of rows already deleted (dead until vacuum) are not walked
-///   again by every later batch.
+/// - `order by deleted_at, id` is answered by walking the partial index on
+///   both (no sort node); without it, when many users are expired the
+///   planner prefers a sequential scan, and every batch re-reads all the
+///   rows earlier batches deleted (measured: 4.6× slower than one `DELETE`
+///   at 1M accounts).
+/// - The key the walk starts after is where the previous batch ended (or
+///   the purge's watermark, [`crate::sweeps`]), so the index entries of
+///   rows already deleted (dead until vacuum) and of accounts kept below
+///   it are not walked again; the id in the key makes that exact when many
+///   accounts share one deleted-at.
 /// - The delete finds the locked rows by `ctid = any(array(…))`, a TID scan
 ///   straight to the row version the lock is on: no second index descent per
 ///   row, and no join a generic plan (after five executions of the prepared
@@ -731,7 +856,8 @@ fn purge_batch(
         ..
     } = t;
     let cutoff = t.as_column("$1");
-    let floor = t.as_column("coalesce($3, '-infinity'::timestamptz)");
+    let after = t.after_key("u", "$3", "$10");
+    let up_to = t.up_to_key("u", "$11", "$12");
     let deleted_at_tz = t.deleted_at_of("u");
     let id_type = t.id_type;
     let not_held = t.not_held_since_start("u", "$7", "$8", "$9");
@@ -787,14 +913,15 @@ fn purge_batch(
 with lease as (
     select id from account_deletion.purge_runs where id = $4 and status = 'running' for share
 ), candidates as (
-    select u.ctid
+    select u.ctid, {deleted_at_tz} as at, u.{id} as key_id
     from {users} u
     where u.{deleted_at} <= {cutoff}
-      and u.{deleted_at} >= {floor}
-      and ($6::text is null or u.{id} = $6::{id_type})
+      and {after}
+      and {up_to}
+      and ($6::text[] is null or u.{id} = any($6::text[]::{id_type}[]))
       and exists (select 1 from lease)
       and {not_held}{not_blocked}
-    order by u.{deleted_at}
+    order by u.{deleted_at}, u.{id}
     limit $2
     for update of u skip locked
 ), deleted as (
@@ -805,10 +932,17 @@ with lease as (
 ), forgotten as (
     delete from account_deletion.email_outbox
     where user_id = any(array(select id from deleted))
+), unmarked as (
+    delete from account_deletion.anonymized
+    where user_id = any(array(select id from deleted))
 ), tombstoned as (
     insert into account_deletion.tombstones (user_id) select id from deleted{announced}{farewell}{unverified}
 ), tally as (
-    select count(*) as n, max(deleted_at) as newest from deleted
+    select count(*) as n from deleted
+), claimed as (
+    select count(*) as n, max(at) as at,
+           (array_agg(key_id::text order by at desc, key_id desc))[1] as key_id
+    from candidates
 ), booked as (
     insert into account_deletion.purge_run_workers as w (run_id, worker, deleted, batches)
     select lease.id, $5, tally.n, 1 from lease, tally
@@ -816,9 +950,9 @@ with lease as (
         set deleted = w.deleted + excluded.deleted, batches = w.batches + 1
     returning run_id
 )
-select exists (select 1 from booked), tally.n, tally.newest,
+select exists (select 1 from booked), tally.n, claimed.n, claimed.at, claimed.key_id,
        set_config('synchronous_commit', 'off', true)
-from tally"
+from tally, claimed"
     )
 }
 
@@ -961,7 +1095,8 @@ fn anonymize_records(catalog: &Catalog, records: Records) -> String {
 }
 
 /// One anonymizing batch (`ERASE_BLOCKED=anonymize`): claim up to `$2`
-/// expired, unheld accounts at or above the floor `$7` that a blocking key
+/// expired, unheld accounts in key order after (`$7`, `$11`) and up to
+/// (`$12`, `$13`) (null bounds: open) that a blocking key
 /// keeps and that are not anonymized yet (all of them, or only those of ids
 /// `$5` when it is not null), and in the one statement do to each what
 /// deleting it would have done to everything but the rows that must be
@@ -979,8 +1114,8 @@ fn anonymize_records(catalog: &Catalog, records: Records) -> String {
 ///
 /// The row keeps its id and deleted-at; the ordinary purge deletes it once
 /// nothing references it any more. Like the purge batch, it walks the
-/// deleted-at index from the floor the previous batch ended at (returned
-/// as the newest deleted-at it took): from the start every time, each batch
+/// deleted-at index from the key the previous batch ended at (returned
+/// with how many it claimed): from the start every time, each batch
 /// would walk again over the entries of every account deleted or
 /// anonymized before it. The cutoff `$1` is re-checked on the
 /// locked rows, as the purge's delete does, so a recovery and an
@@ -998,7 +1133,8 @@ fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) -> Option<Str
         ..
     } = t;
     let cutoff = t.as_column("$1");
-    let floor = t.as_column("coalesce($7, '-infinity'::timestamptz)");
+    let after = t.after_key("u", "$7", "$11");
+    let up_to = t.up_to_key("u", "$12", "$13");
     let deleted_at_tz = t.deleted_at_of("u");
     let not_held = t.not_held_since_start("u", "$8", "$9", "$10");
     let blocked = catalog
@@ -1036,16 +1172,17 @@ fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) -> Option<Str
 with lease as (
     select id from account_deletion.purge_runs where id = $3 and status = 'running' for share
 ), candidates as (
-    select u.ctid
+    select u.ctid, {deleted_at_tz} as at, u.{id} as key_id
     from {users} u
     where u.{deleted_at} <= {cutoff}
-      and u.{deleted_at} >= {floor}
+      and {after}
+      and {up_to}
       and ($5::text[] is null or u.{id} = any($5::text[]::{id_type}[]))
       and exists (select 1 from lease)
       and {not_held}
       and not exists (select 1 from account_deletion.anonymized a where a.user_id = u.{id}::text)
       and ({blocked})
-    order by u.{deleted_at}
+    order by u.{deleted_at}, u.{id}
     limit $2
     for update of u skip locked
 ), targets as (
@@ -1065,7 +1202,11 @@ with lease as (
 ), recorded as (
     insert into account_deletion.history (user_id, action, by) select id, 'anonymized', $6 from targets
 ), tally as (
-    select count(*) as n, max(deleted_at) as newest from targets
+    select count(*) as n from targets
+), claimed as (
+    select count(*) as n, max(at) as at,
+           (array_agg(key_id::text order by at desc, key_id desc))[1] as key_id
+    from candidates
 ), booked as (
     insert into account_deletion.purge_run_workers as w (run_id, worker, anonymized, batches)
     select lease.id, $4, tally.n, 1 from lease, tally
@@ -1073,7 +1214,8 @@ with lease as (
         set anonymized = w.anonymized + excluded.anonymized, batches = w.batches + 1
     returning run_id
 )
-select exists (select 1 from booked), tally.n, tally.newest from tally",
+select exists (select 1 from booked), tally.n, claimed.n, claimed.at, claimed.key_id
+from tally, claimed",
         email = t.email,
     ))
 }
@@ -1089,6 +1231,8 @@ fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
     let overdue_before = t.as_column("$1 - make_interval(hours => $2)");
     let deleted_at_tz = t.deleted_at_of("u");
     let held = t.not_held("u");
+    let after = t.after_key("u", "$3", "$4");
+    let up_to = t.up_to_key("u", "$5", "$6");
     let flags = blocking
         .iter()
         .enumerate()
@@ -1131,7 +1275,8 @@ fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
                       not {held} as held,
                       exists (select 1 from account_deletion.anonymized a where a.user_id = u.{id}::text)
                           as anonymized{flags}
-               from {users} u where u.{deleted_at} <= {cutoff}) expired"
+               from {users} u
+               where u.{deleted_at} <= {cutoff} and {after} and {up_to}) expired"
     )
 }
 
@@ -1174,11 +1319,16 @@ fn make_due(t: &Names) -> String {
     } = t;
     // Just past the cutoff: due now, and not overdue for having been restored.
     let due = t.as_column("$2 - interval '1 second'");
+    // Below the purge's watermark: the next run looks at them first.
     format!(
         "with made as (
              update {users} u set {deleted_at} = {due}
              where u.{id} = any($1::text[]::{id_type}[])
                and (u.{deleted_at} is null or u.{deleted_at} > {due})
+         ), rechecked as (
+             insert into account_deletion.rechecks (user_id)
+             select u.{id}::text from {users} u where u.{id} = any($1::text[]::{id_type}[])
+             on conflict (user_id) do nothing
          )
          select count(*) from {users} u where u.{id} = any($1::text[]::{id_type}[])"
     )

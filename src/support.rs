@@ -564,7 +564,7 @@ impl Support {
             .bind(self.retention.days())
             .fetch_optional(&mut *tx)
             .await?;
-        let Some((user_id, ..)) = account else {
+        let Some((user_id, _, deleted_at, ..)) = account else {
             return Ok(Err(Refused::NotFound));
         };
         let released = db::query("delete from account_deletion.holds where user_id = $1")
@@ -574,6 +574,16 @@ impl Support {
             .rows_affected();
         if released > 0 {
             record(&mut tx, &user_id, "released", None).await?;
+        }
+        if released > 0 && deleted_at.is_some() {
+            // It may lie below the purge's watermark, where only the sweep
+            // would find it again: the next run looks at it first.
+            db::query(
+                "insert into account_deletion.rechecks (user_id) values ($1) on conflict (user_id) do nothing",
+            )
+            .bind(&user_id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(Ok(()))

@@ -1031,6 +1031,41 @@ async fn many_users(framework: Framework, pool: &PgPool) -> Vec<String> {
 
 /// The plan of each statement on the users table, for a database with many
 /// users: no sequential scan of the users table.
+/// The purge batch as a run's first batch sends it (having read no holds
+/// in its range), or as erasing one account now does (every hold probed).
+fn purge_batch(
+    sql: &account_deletion::sql::Statements,
+    cutoff: DateTime<Utc>,
+    only: Option<&str>,
+) -> String {
+    use account_deletion::db::Literal;
+    let (only, held) = match only {
+        Some(user) => (
+            Literal::TextArray(vec![user.to_owned()]),
+            [Literal::Null, Literal::Null, Literal::Null],
+        ),
+        None => (
+            Literal::Null,
+            [Literal::TextArray(vec![]), Utc::now().into(), 1_i64.into()],
+        ),
+    };
+    let [held, since, xmin] = held;
+    sql.purge_batch.with_literals(&[
+        cutoff.into(),
+        500.into(),
+        Literal::Null,
+        1_i64.into(),
+        0.into(),
+        only,
+        held,
+        since,
+        xmin,
+        Literal::Null,
+        Literal::Null,
+        Literal::Null,
+    ])
+}
+
 async fn plans_use_the_apps_indexes(framework: Framework) {
     let db = app_database(framework).await;
     let pool = &db.pool;
@@ -1073,33 +1108,10 @@ async fn plans_use_the_apps_indexes(framework: Framework) {
             sql.recoverable_until
                 .with_literals(&[hash.as_slice().into(), 30.into()]),
         ),
-        (
-            "purge batch",
-            sql.purge_batch.with_literals(&[
-                cutoff.into(),
-                500.into(),
-                None::<DateTime<Utc>>.into(),
-                1_i64.into(),
-                0.into(),
-                account_deletion::db::Literal::Null,
-                account_deletion::db::Literal::TextArray(vec![]),
-                chrono::Utc::now().into(),
-                1_i64.into(),
-            ]),
-        ),
+        ("purge batch", purge_batch(&sql, cutoff, None)),
         (
             "erase one account now",
-            sql.purge_batch.with_literals(&[
-                (cutoff + chrono::Duration::days(3650)).into(),
-                1.into(),
-                None::<DateTime<Utc>>.into(),
-                1_i64.into(),
-                0.into(),
-                user.into(),
-                account_deletion::db::Literal::Null,
-                account_deletion::db::Literal::Null,
-                account_deletion::db::Literal::Null,
-            ]),
+            purge_batch(&sql, cutoff + chrono::Duration::days(3650), Some(user)),
         ),
     ];
     let mut conn = db.connect().await;
@@ -1195,9 +1207,11 @@ async fn migrating_an_existing_prisma_database_creates_nothing_in_its_schema() {
             "holds",
             "purge_run_workers",
             "purge_runs",
+            "rechecks",
             "recovery_failures",
             "recovery_tokens",
             "server_keys",
+            "sweeps",
             "tombstones",
             "webhook_events"
         ]

@@ -286,3 +286,58 @@ async fn tombstones_past_their_keep_go_in_steps_of_their_own() {
         0
     );
 }
+
+/// The mail cron walks what the app deleted since its last run, in slices,
+/// and a slice of the older rest per run: more deletions than one slice are
+/// all recorded, none twice, and a deleted-at the app sets in the past,
+/// below the walk's watermark, is found by the sweep of the next run.
+#[tokio::test]
+async fn app_deletions_are_recorded_slice_by_slice_and_one_set_in_the_past_is_found() {
+    let app = AccountApp::with_env(&[]).await;
+    let banned = account_deletion::sweeps::SLICE_ROWS + 2_500;
+    sqlx::query(
+        "insert into users (email, deleted_at)
+         select 'banned-' || g || '@example.test', now() - make_interval(secs => g)
+         from generate_series(1, $1) g",
+    )
+    .bind(banned)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let report = app.run_sweep().await;
+    assert_eq!(report["app_deletions_recorded"], banned, "{report}");
+    let recorded =
+        "select count(*) from account_deletion.history where action = 'deleted' and by = 'app'";
+    assert_eq!(crate::helpers::count(app.pool(), recorded).await, banned);
+    // The walk's place: everything up to an hour ago handled.
+    let (watermark_age, cursor): (f64, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
+        "select extract(epoch from now() - watermark_at)::float8, cursor_at
+         from account_deletion.sweeps where name = 'app_deletions'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert!((3590.0..3700.0).contains(&watermark_age), "{watermark_age}");
+    assert_eq!(cursor, None);
+    assert_eq!(app.run_sweep().await["app_deletions_recorded"], 0);
+
+    // The app bans an account with a deleted-at long past: below the
+    // watermark, where only the sweep looks.
+    let (late, _) = app.user_with_session().await;
+    sqlx::query("update users set deleted_at = now() - interval '400 days' where id = $1")
+        .bind(late)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    // Each run sweeps one slice of what lies below (here, all of it).
+    let mut found = 0;
+    for _ in 0..2 {
+        found += app.run_sweep().await["app_deletions_recorded"]
+            .as_i64()
+            .unwrap();
+    }
+    assert_eq!(found, 1);
+    let view = app.admin_show(&format!("user_id={late}")).await.json();
+    assert_eq!(view["deleted_by"], "app", "{view}");
+    assert_eq!(app.run_sweep().await["app_deletions_recorded"], 0);
+}

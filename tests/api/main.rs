@@ -14,6 +14,7 @@ mod erased_email;
 mod faults;
 mod function_binary;
 mod hostile_input;
+mod kept_accounts;
 mod layout;
 mod log_hygiene;
 mod long_life;

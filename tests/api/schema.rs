@@ -55,21 +55,43 @@ async fn batch_plans(db: &TestDb) -> Vec<(&'static str, String)> {
         .await
         .unwrap();
     let mut plans = Vec::new();
-    for (batch, floor) in [
-        ("first batch", None),
-        ("later batch", Some(cutoff - chrono::Duration::days(90))),
+    let some_id: String = sqlx::query_scalar("select id::text from users order by id limit 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let key = |at: DateTime<Utc>| -> [account_deletion::db::Literal; 2] {
+        [at.into(), some_id.as_str().into()]
+    };
+    let null = || account_deletion::db::Literal::Null;
+    for (batch, after, up_to) in [
+        ("first batch", [null(), null()], [null(), null()]),
+        (
+            "later batch",
+            key(cutoff - chrono::Duration::days(90)),
+            [null(), null()],
+        ),
+        (
+            "a slice of the sweep",
+            key(cutoff - chrono::Duration::days(90)),
+            key(cutoff - chrono::Duration::days(10)),
+        ),
     ] {
+        let [after_at, after_id] = after;
+        let [up_to_at, up_to_id] = up_to;
         let statement = sql.purge_batch.with_literals(&[
             cutoff.into(),
             500_i64.into(),
-            floor.into(),
+            after_at,
             1_i64.into(),
             0_i32.into(),
-            account_deletion::db::Literal::Null,
-            // What the run read of the holds when it started.
+            null(),
+            // What the walk read of the holds when it started.
             account_deletion::db::Literal::TextArray(vec![]),
             cutoff.into(),
             1_i64.into(),
+            after_id,
+            up_to_at,
+            up_to_id,
         ]);
         let plan: Vec<String> = sqlx::query_scalar(&format!("explain {statement}"))
             .fetch_all(&mut conn)
@@ -86,7 +108,7 @@ fn assert_walks_the_index(mode: &str, plan: &str) {
         "{mode}: the batch plan sorts:\n{plan}"
     );
     assert!(
-        plan.contains("Index Scan using users_deleted_at_idx"),
+        plan.contains("Index Scan using users_deleted_at_id_idx"),
         "{mode}: candidates come off the partial index in its order:\n{plan}"
     );
     // But of the holds, hashed once per batch when a row needs the probe.

@@ -550,10 +550,12 @@ async fn a_batch_trusts_what_its_run_read_of_the_holds_and_looks_up_only_the_new
                 Duration::from_secs(30),
                 Duration::from_secs(10),
             );
-            let (booked, deleted, _, _): (
+            let (booked, deleted, _, _, _, _): (
                 bool,
                 i64,
+                i64,
                 Option<chrono::DateTime<chrono::Utc>>,
+                Option<String>,
                 String,
             ) = sql
                 .purge_batch
@@ -570,6 +572,9 @@ async fn a_batch_trusts_what_its_run_read_of_the_holds_and_looks_up_only_the_new
                         Literal::TextArray(held_then),
                         start.into(),
                         newer_than_every_row.into(),
+                        Literal::Null,
+                        Literal::Null,
+                        Literal::Null,
                     ],
                 )
                 .await
