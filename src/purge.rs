@@ -506,16 +506,10 @@ async fn purge_with_lease(
         after: place.watermark.clone(),
         up_to: None,
     };
-    walk(&walker, tables, &mut sql, &new_work, anonymize_only).await?;
-    let watermark = if progress.cut_short() {
-        // As far as the walk got, or no further than before.
-        Key::max(place.watermark.clone(), progress.floor())
-    } else {
-        Key::max(
-            place.watermark.clone(),
-            last_expired(pool, &sql, lease.cutoff).await?,
-        )
-    };
+    let reached = walk(&walker, tables, &mut sql, &new_work, anonymize_only).await?;
+    // Everything up to where the walk got (all of it, unless it was cut
+    // short) has been walked.
+    let watermark = Key::max(place.watermark.clone(), reached);
     if watermark != place.watermark {
         let stretch = Range {
             after: place.watermark.clone(),
@@ -585,15 +579,16 @@ async fn purge_with_lease(
     })
 }
 
-/// Deletes what is deletable in `range`, then (under `anonymize`, or for
-/// re-erasure) anonymizes what is blocked there.
+/// Deletes what is deletable in `range`, then (under `anonymize`)
+/// anonymizes what is blocked there, or (re-erasure) the accounts of
+/// `anonymize_only`; returns the key up to which both walked `range`.
 async fn walk(
     walker: &Walker<'_>,
     tables: &AppTables,
     sql: &mut Arc<Statements>,
     range: &Range,
     anonymize_only: Option<&[String]>,
-) -> Result<(), PurgeError> {
+) -> Result<Option<Key>, PurgeError> {
     let mut reread_catalog = false;
     loop {
         match walker.delete(sql, range).await {
@@ -611,17 +606,23 @@ async fn walk(
             Err(error) => return Err(error),
         }
     }
+    let deleted_up_to = walker.progress.floor();
     if walker.progress.cut_short() {
-        return Ok(());
+        return Ok(deleted_up_to);
     }
     match anonymize_only {
-        Some(ids) => walker.anonymize(sql, &Range::default(), Some(ids)).await?,
+        Some(ids) => {
+            walker.anonymize(sql, &Range::default(), Some(ids)).await?;
+            Ok(deleted_up_to)
+        }
         None if walker.settings.erase_blocked == EraseBlocked::Anonymize => {
             walker.anonymize(sql, range, None).await?;
+            // Both walked the range from its start; the anonymizing walk
+            // ends no further than the deleting one.
+            Ok(walker.progress.floor())
         }
-        None => {}
+        None => Ok(deleted_up_to),
     }
-    Ok(())
 }
 
 /// One slice of the sweep below the watermark: deleted and anonymized like
@@ -674,21 +675,6 @@ async fn sweep(
         place.cycle = Some(cycle);
     }
     Ok(())
-}
-
-/// The key of the newest expired account present.
-async fn last_expired(
-    pool: &PgPool,
-    sql: &Statements,
-    cutoff: DateTime<Utc>,
-) -> Result<Option<Key>, sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let last: Option<(DateTime<Utc>, String)> = db::query_as(&sql.last_expired)
-        .bind(cutoff)
-        .fetch_optional(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(last.map(|(at, id)| Key { at, id }))
 }
 
 /// The most accounts asked for again that one batch takes.

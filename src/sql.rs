@@ -136,9 +136,6 @@ pub struct Statements {
     pub count_expired: String,
     /// A slice of a walk over the deleted-at key ([`slice`]).
     pub slice: String,
-    /// The key of the newest expired account present at cutoff `$1`, if
-    /// any.
-    pub last_expired: String,
     /// How many accounts (at most `$3`) lie at or below key (`$1`, `$2`).
     pub count_below: String,
     /// Soft-deleted accounts still in their grace period at cutoff `$1`.
@@ -195,7 +192,6 @@ impl Statements {
             ),
             prune_history: prune_history(&t),
             slice: slice(&t),
-            last_expired: last_expired(&t),
             count_below: count_below(&t),
             count_pending: count_pending(&t),
             make_due: make_due(&t),
@@ -594,23 +590,6 @@ fn slice(t: &Names) -> String {
     )
 }
 
-/// The key of the newest expired account present at cutoff `$1`.
-fn last_expired(t: &Names) -> String {
-    let Names {
-        users,
-        id,
-        deleted_at,
-        ..
-    } = t;
-    let cutoff = t.as_column("$1");
-    let deleted_at_tz = t.deleted_at_of("u");
-    format!(
-        "select {deleted_at_tz}, u.{id}::text from {users} u
-         where u.{deleted_at} <= {cutoff}
-         order by u.{deleted_at} desc, u.{id} desc limit 1"
-    )
-}
-
 /// How many soft-deleted accounts (at most `$3`) lie at or below the key
 /// (`$1`, `$2`): a walk of at most `$3` index entries.
 fn count_below(t: &Names) -> String {
@@ -791,14 +770,54 @@ fn queue_reminders(t: &Names) -> String {
     )
 }
 
-/// One batch: claim up to `$2` expired accounts (at cutoff `$1`) in key
-/// order after (`$3`, `$10`) and up to (`$11`, `$12`) (null bounds: open),
-/// all of them or only those of ids `$6` (text[]) when it is not null,
-/// that nobody else holds and no hold keeps, delete them (re-checking the
-/// cutoff on the locked rows), book them on the ledger row of worker `$5`
-/// of run `$4` if the run still holds the lease, and report whether it
-/// did, how many went, how many it claimed and the key of the last it
-/// claimed (where the next batch starts). One message, sent with the
+/// The walk of one batch, as a CTE `walked`: up to `$2` accounts expired
+/// at cutoff `$1` that no other transaction holds, in key order after the
+/// key `after` and up to `up_to` (null bounds: open), only those of the
+/// ids `only` (text[]) when it is not null, locked, with their keys; none
+/// unless the run holds its lease (CTE `lease`).
+fn walked(t: &Names, after: [&str; 2], up_to: [&str; 2], only: &str) -> String {
+    let Names {
+        users,
+        id,
+        deleted_at,
+        id_type,
+        ..
+    } = t;
+    let cutoff = t.as_column("$1");
+    let after = t.after_key("u", after[0], after[1]);
+    let up_to = t.up_to_key("u", up_to[0], up_to[1]);
+    let deleted_at_tz = t.deleted_at_of("u");
+    format!(
+        "walked as (
+    select u.ctid, {deleted_at_tz} as at, u.{id} as key_id
+    from {users} u
+    where u.{deleted_at} <= {cutoff}
+      and {after}
+      and {up_to}
+      and ({only}::text[] is null or u.{id} = any({only}::text[]::{id_type}[]))
+      and exists (select 1 from lease)
+    order by u.{deleted_at}, u.{id}
+    limit $2
+    for update of u skip locked
+)"
+    )
+}
+
+/// The CTE `walked_to`: how many accounts a batch walked, and the key of
+/// the last.
+const WALKED_TO: &str = "walked_to as (
+    select count(*) as n, max(at) as at,
+           (array_agg(key_id::text order by at desc, key_id desc))[1] as key_id
+    from walked";
+
+/// One batch: walk and lock up to `$2` expired accounts (at cutoff `$1`)
+/// that nobody else holds, in key order after (`$3`, `$10`) and up to
+/// (`$11`, `$12`) (null bounds: open), all of them or only those of ids
+/// `$6` (text[]) when it is not null; delete those no hold and no blocking
+/// key keeps (re-checking the cutoff on the locked rows), book them on the
+/// ledger row of worker `$5` of run `$4` if the run still holds the lease,
+/// and report whether it did, how many went, how many it walked and the
+/// key of the last it walked (where the next batch starts). One message, sent with the
 /// batch's limits in one round trip and run as its own transaction
 /// ([`db::Statement`]); erasing one account now runs the same one, with
 /// the cutoff at infinity, inside the operator's transaction.
@@ -819,9 +838,13 @@ fn queue_reminders(t: &Names) -> String {
 ///   row, and no join a generic plan (after five executions of the prepared
 ///   statement) could turn into a hash join against every expired row. The
 ///   lock keeps the row version, so its `ctid` cannot change in between.
-/// - Accounts a blocking chain of keys references are left out (see
-///   [`referenced_along`]), so they never fail the batch; the purge counts
-///   and reports them.
+/// - A batch walks at most `$2` accounts, whatever it then deletes: the
+///   accounts it must leave (a blocking chain of keys references them, see
+///   [`referenced_along`], or a hold keeps them) are filtered out of what
+///   it walked, so they never fail the batch, and a stretch of thousands
+///   of them costs as many batches, each as short as any other, never one
+///   statement that outlives its timeout. The purge counts and reports
+///   them.
 /// - Our own rows about each account (outbox, and through it recovery
 ///   tokens) go in the same statement, and so do Auth.js's sign-in links to
 ///   its address (`"VerificationToken"`, with the `prisma` preset).
@@ -856,10 +879,8 @@ fn purge_batch(
         ..
     } = t;
     let cutoff = t.as_column("$1");
-    let after = t.after_key("u", "$3", "$10");
-    let up_to = t.up_to_key("u", "$11", "$12");
+    let walked = walked(t, ["$3", "$10"], ["$11", "$12"], "$6");
     let deleted_at_tz = t.deleted_at_of("u");
-    let id_type = t.id_type;
     let not_held = t.not_held_since_start("u", "$7", "$8", "$9");
     let not_blocked: String = blocking.iter().fold(String::new(), |mut sql, path| {
         sql.push_str("\n      and not ");
@@ -912,18 +933,11 @@ fn purge_batch(
         "
 with lease as (
     select id from account_deletion.purge_runs where id = $4 and status = 'running' for share
-), candidates as (
-    select u.ctid, {deleted_at_tz} as at, u.{id} as key_id
+), {walked}, candidates as (
+    select u.ctid
     from {users} u
-    where u.{deleted_at} <= {cutoff}
-      and {after}
-      and {up_to}
-      and ($6::text[] is null or u.{id} = any($6::text[]::{id_type}[]))
-      and exists (select 1 from lease)
+    where u.ctid = any(array(select ctid from walked))
       and {not_held}{not_blocked}
-    order by u.{deleted_at}, u.{id}
-    limit $2
-    for update of u skip locked
 ), deleted as (
     delete from {users} u
     where u.ctid = any(array(select ctid from candidates))
@@ -939,20 +953,16 @@ with lease as (
     insert into account_deletion.tombstones (user_id) select id from deleted{announced}{farewell}{unverified}
 ), tally as (
     select count(*) as n from deleted
-), claimed as (
-    select count(*) as n, max(at) as at,
-           (array_agg(key_id::text order by at desc, key_id desc))[1] as key_id
-    from candidates
-), booked as (
+), {WALKED_TO}), booked as (
     insert into account_deletion.purge_run_workers as w (run_id, worker, deleted, batches)
     select lease.id, $5, tally.n, 1 from lease, tally
     on conflict (run_id, worker) do update
         set deleted = w.deleted + excluded.deleted, batches = w.batches + 1
     returning run_id
 )
-select exists (select 1 from booked), tally.n, claimed.n, claimed.at, claimed.key_id,
+select exists (select 1 from booked), tally.n, walked_to.n, walked_to.at, walked_to.key_id,
        set_config('synchronous_commit', 'off', true)
-from tally, claimed"
+from tally, walked_to"
     )
 }
 
@@ -1094,9 +1104,10 @@ fn anonymize_records(catalog: &Catalog, records: Records) -> String {
     steps
 }
 
-/// One anonymizing batch (`ERASE_BLOCKED=anonymize`): claim up to `$2`
-/// expired, unheld accounts in key order after (`$7`, `$11`) and up to
-/// (`$12`, `$13`) (null bounds: open) that a blocking key
+/// One anonymizing batch (`ERASE_BLOCKED=anonymize`): walk and lock up to
+/// `$2` expired accounts in key order after (`$7`, `$11`) and up to
+/// (`$12`, `$13`) (null bounds: open), and take those unheld that a
+/// blocking key
 /// keeps and that are not anonymized yet (all of them, or only those of ids
 /// `$5` when it is not null), and in the one statement do to each what
 /// deleting it would have done to everything but the rows that must be
@@ -1129,12 +1140,10 @@ fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) -> Option<Str
         users,
         id,
         deleted_at,
-        id_type,
         ..
     } = t;
     let cutoff = t.as_column("$1");
-    let after = t.after_key("u", "$7", "$11");
-    let up_to = t.up_to_key("u", "$12", "$13");
+    let walked = walked(t, ["$7", "$11"], ["$12", "$13"], "$5");
     let deleted_at_tz = t.deleted_at_of("u");
     let not_held = t.not_held_since_start("u", "$8", "$9", "$10");
     let blocked = catalog
@@ -1171,20 +1180,13 @@ fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) -> Option<Str
         "
 with lease as (
     select id from account_deletion.purge_runs where id = $3 and status = 'running' for share
-), candidates as (
-    select u.ctid, {deleted_at_tz} as at, u.{id} as key_id
+), {walked}, candidates as (
+    select u.ctid
     from {users} u
-    where u.{deleted_at} <= {cutoff}
-      and {after}
-      and {up_to}
-      and ($5::text[] is null or u.{id} = any($5::text[]::{id_type}[]))
-      and exists (select 1 from lease)
+    where u.ctid = any(array(select ctid from walked))
       and {not_held}
       and not exists (select 1 from account_deletion.anonymized a where a.user_id = u.{id}::text)
       and ({blocked})
-    order by u.{deleted_at}, u.{id}
-    limit $2
-    for update of u skip locked
 ), targets as (
     select u.ctid, u.{id}::text as id, u.{email}::text as identifier, {address} as email,
            {deleted_at_tz} as deleted_at
@@ -1203,19 +1205,15 @@ with lease as (
     insert into account_deletion.history (user_id, action, by) select id, 'anonymized', $6 from targets
 ), tally as (
     select count(*) as n from targets
-), claimed as (
-    select count(*) as n, max(at) as at,
-           (array_agg(key_id::text order by at desc, key_id desc))[1] as key_id
-    from candidates
-), booked as (
+), {WALKED_TO}), booked as (
     insert into account_deletion.purge_run_workers as w (run_id, worker, anonymized, batches)
     select lease.id, $4, tally.n, 1 from lease, tally
     on conflict (run_id, worker) do update
         set anonymized = w.anonymized + excluded.anonymized, batches = w.batches + 1
     returning run_id
 )
-select exists (select 1 from booked), tally.n, claimed.n, claimed.at, claimed.key_id
-from tally, claimed",
+select exists (select 1 from booked), tally.n, walked_to.n, walked_to.at, walked_to.key_id
+from tally, walked_to",
         email = t.email,
     ))
 }

@@ -45,8 +45,8 @@ pub(super) struct Progress {
     pub lease_lost: AtomicBool,
     stop: AtomicBool,
     pub batch_latencies: std::sync::Mutex<Vec<Duration>>,
-    /// The current walk has claimed every candidate up to this key (but
-    /// those another transaction held then, which the sweep finds later).
+    /// The current walk has walked every account up to this key (but those
+    /// another transaction held then, which the sweep finds later).
     floor: std::sync::Mutex<Option<Key>>,
 }
 
@@ -201,7 +201,7 @@ impl Walker<'_> {
             if let Some(key) = batch.last.clone() {
                 self.progress.raise_floor(key);
             }
-            if batch.claimed < u64::from(wanted) {
+            if batch.walked < u64::from(wanted) {
                 return Ok(());
             }
         }
@@ -282,9 +282,9 @@ async fn worker(share: WorkerShare, id: u32) -> Result<(), PurgeError> {
             batch_ms = last_batch.as_millis() as u64,
             "purge batch"
         );
-        // A short batch means the range had no more unclaimed candidates
-        // for this worker; the others finish their own.
-        if batch.claimed < u64::from(size) {
+        // A short batch means the range had no more accounts unlocked for
+        // this worker; the others finish their own.
+        if batch.walked < u64::from(size) {
             return Ok(());
         }
     }
@@ -344,10 +344,10 @@ impl HeldAtStart {
 pub(super) struct Batch {
     /// Accounts it deleted (or anonymized).
     pub done: u64,
-    /// Accounts it claimed: fewer than it asked for when the range had no
-    /// more.
-    pub claimed: u64,
-    /// The key of the last account it claimed; where the next batch starts.
+    /// Accounts it walked (and locked): fewer than it asked for when the
+    /// range had no more.
+    pub walked: u64,
+    /// The key of the last account it walked; where the next batch starts.
     pub last: Option<Key>,
     /// From `BEGIN` to the end of `COMMIT`: how long its rows were locked.
     /// Waiting for a pool connection (opening it, on a run's first batch)
@@ -370,10 +370,10 @@ pub(super) struct DeleteBatch<'a> {
 type BatchRow = (bool, i64, i64, Option<DateTime<Utc>>, Option<String>);
 
 fn batch_from(row: BatchRow, started: Instant) -> Option<Batch> {
-    let (booked, done, claimed, last_at, last_id) = row;
+    let (booked, done, walked, last_at, last_id) = row;
     booked.then(|| Batch {
         done: done as u64,
-        claimed: claimed as u64,
+        walked: walked as u64,
         last: last_at.zip(last_id).map(|(at, id)| Key { at, id }),
         took: started.elapsed(),
     })
@@ -392,7 +392,7 @@ pub(super) async fn delete_batch(
     let started = Instant::now();
     let [held_ids, held_since, held_xmin] = HeldAtStart::literals(batch.held);
     let [after_at, after_id, up_to_at, up_to_id] = batch.range.literals();
-    let (booked, done, claimed, last_at, last_id, _): (
+    let (booked, done, walked, last_at, last_id, _): (
         bool,
         i64,
         i64,
@@ -424,7 +424,7 @@ pub(super) async fn delete_batch(
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
     Ok(batch_from(
-        (booked, done, claimed, last_at, last_id),
+        (booked, done, walked, last_at, last_id),
         started,
     ))
 }

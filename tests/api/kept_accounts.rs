@@ -143,10 +143,10 @@ async fn a_released_hold_below_the_watermark_is_erased_by_the_next_run() {
     .fetch_one(app.pool())
     .await
     .unwrap();
-    let hold = app
+    let placed = app
         .admin_post(&json!({"user_id": held.to_string(), "action": "hold", "reason": "legal_hold"}))
         .await;
-    assert_eq!(hold.status, http::StatusCode::OK, "{}", hold.text());
+    assert_eq!(placed.status, http::StatusCode::OK, "{}", placed.text());
 
     let first = app.run_purge().await;
     assert_eq!(

@@ -103,13 +103,19 @@ async fn batch_plans(db: &TestDb) -> Vec<(&'static str, String)> {
 }
 
 fn assert_walks_the_index(mode: &str, plan: &str) {
+    // A slice of the sweep is bounded (at most a slice of accounts): the
+    // planner may read it off the index and sort it. An open walk must not.
+    if mode != "a slice of the sweep" {
+        assert!(
+            !plan.contains("Sort"),
+            "{mode}: the batch plan sorts:\n{plan}"
+        );
+    }
     assert!(
-        !plan.contains("Sort"),
-        "{mode}: the batch plan sorts:\n{plan}"
-    );
-    assert!(
-        plan.contains("Index Scan using users_deleted_at_id_idx"),
-        "{mode}: candidates come off the partial index in its order:\n{plan}"
+        plan.contains("Index Scan using users_deleted_at_id_idx")
+            || (mode == "a slice of the sweep"
+                && plan.contains("Bitmap Index Scan on users_deleted_at_id_idx")),
+        "{mode}: candidates come off the partial index:\n{plan}"
     );
     // But of the holds, hashed once per batch when a row needs the probe.
     assert!(
