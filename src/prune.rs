@@ -146,22 +146,19 @@ pub async fn deliveries(
     total
 }
 
-/// What the purge prunes when a run ends: tombstones past their keep, the
-/// history of accounts that are gone (once their tombstone is), the marks
-/// of anonymized accounts since deleted, and its ledger. Returns how many
-/// rows went.
+/// What the purge prunes when a run ends: tombstones past their keep, and
+/// with each the history of its account, once the account is gone; its
+/// ledger; and one slice each of the history and the anonymized marks of
+/// accounts the app deleted itself, so that a run reads what became old
+/// since the last one, never all the history kept. Returns how many rows
+/// went.
 pub async fn purge_records(pool: &PgPool, sql: &Statements, keep: Keep) -> u64 {
     let prunes = [
         Prune::new(
             "tombstones",
-            in_steps(
-                "account_deletion.tombstones",
-                "purged_at < now() - make_interval(days => $2)",
-            ),
+            sql.prune_tombstones.clone(),
             &[keep.tombstone_days],
         ),
-        Prune::new("history", sql.prune_history.clone(), &[keep.tombstone_days]),
-        Prune::new("anonymized", sql.prune_anonymized.clone(), &[]),
         // A run's workers' rows go with it.
         Prune::new(
             "purge_runs",
@@ -172,7 +169,78 @@ pub async fn purge_records(pool: &PgPool, sql: &Statements, keep: Keep) -> u64 {
             &[keep.purge_runs_days],
         ),
     ];
-    run(pool, &prunes).await
+    let mut total = run(pool, &prunes).await;
+    let slices = [
+        Slice::new(
+            "history",
+            "prune_history",
+            sql.prune_history.clone(),
+            &[keep.tombstone_days],
+        ),
+        Slice::new(
+            "anonymized",
+            "prune_anonymized",
+            sql.prune_anonymized.clone(),
+            &[],
+        ),
+    ];
+    for slice in &slices {
+        match slice.run(pool).await {
+            Ok(rows) => total += rows,
+            Err(error) => {
+                tracing::warn!(table = slice.table, error = %error, "could not prune; the next run tries again");
+            }
+        }
+    }
+    total
+}
+
+/// One table's rotating prune: a slice of at most [`STEP`] accounts per
+/// run, after where the last one stopped (kept in
+/// `account_deletion.sweeps`), from the start again once a slice comes
+/// back short.
+struct Slice {
+    table: &'static str,
+    sweep: &'static str,
+    statement: String,
+    days: Vec<i32>,
+}
+
+impl Slice {
+    fn new(table: &'static str, sweep: &'static str, statement: String, days: &[u16]) -> Self {
+        Self {
+            table,
+            sweep,
+            statement,
+            days: days.iter().map(|&days| i32::from(days)).collect(),
+        }
+    }
+
+    async fn run(&self, pool: &PgPool) -> Result<u64, sqlx::Error> {
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        let cursor: Option<String> = db::query_scalar(
+            "select cursor_id from account_deletion.sweeps where name = $1 for update",
+        )
+        .bind(self.sweep)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+        let mut query = db::query_as(&self.statement).bind(cursor).bind(STEP);
+        for days in &self.days {
+            query = query.bind(*days);
+        }
+        let (deleted, walked, last): (i64, i64, Option<String>) = query.fetch_one(&mut *tx).await?;
+        let next = if walked < STEP { None } else { last };
+        db::query(
+            "update account_deletion.sweeps set cursor_id = $2, updated_at = now() where name = $1",
+        )
+        .bind(self.sweep)
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(deleted as u64)
+    }
 }
 
 async fn run(pool: &PgPool, prunes: &[Prune]) -> u64 {

@@ -113,12 +113,23 @@ pub struct Statements {
     /// One anonymizing batch, when anonymizing is on and some key can
     /// block; see [`anonymize_batch`].
     pub anonymize_batch: Option<Statement>,
-    /// Forgets the anonymized marks of (at most `$1`) accounts that are gone.
+    /// Forgets the anonymized marks of accounts that are gone (the purge
+    /// batch forgets those it deletes; these are the ones the app deleted
+    /// itself), in one slice of at most `$2` marks after the mark `$1`
+    /// (null: from the start): how many went, how many it walked and the
+    /// last it walked.
     pub prune_anonymized: String,
-    /// Forgets the history of (at most `$1`) accounts that are gone, once
-    /// nothing of it is younger than `$2` days, tombstone included: an
-    /// account that still exists keeps all of its history (its own deletion
-    /// says whether it may be restored, and by whom it was made).
+    /// Forgets tombstones past their keep (`$2` days), at most `$1` of
+    /// them, and with each the history of its account when the account is
+    /// gone and nothing of its history is younger than the keep.
+    pub prune_tombstones: String,
+    /// Forgets the history of accounts that are gone without a tombstone
+    /// (the app deleted them itself), in one slice of at most `$2` accounts
+    /// after `$1` (null: from the start), once nothing of it is younger
+    /// than `$3` days: how many rows went, how many accounts it walked and
+    /// the last it walked. An account that still exists keeps all of its
+    /// history (its own deletion says whether it may be restored, and by
+    /// whom it was made).
     pub prune_history: String,
     /// What a walk of the purge reads of the holds when it starts
     /// ([`held_at_start`]).
@@ -182,14 +193,8 @@ impl Statements {
             blocked_by: blocked_by(&t, &catalog.blocking),
             anonymize_batch: anonymize_batch(&t, &catalog, records).map(Statement::new),
             held_at_start: held_at_start(&t),
-            prune_anonymized: format!(
-                "delete from account_deletion.anonymized a
-                 where a.user_id = any(array(
-                     select m.user_id from account_deletion.anonymized m
-                     where not exists (select 1 from {} u where u.{} = m.user_id::{})
-                     limit $1))",
-                t.users, t.id, t.id_type
-            ),
+            prune_anonymized: prune_anonymized(&t),
+            prune_tombstones: prune_tombstones(&t),
             prune_history: prune_history(&t),
             slice: slice(&t),
             count_below: count_below(&t),
@@ -540,27 +545,78 @@ fn account_by_email(t: &Names, folded: bool) -> String {
     format!("select u.{id}::text from {users} u where {matches} order by 1 limit 20")
 }
 
-fn prune_history(t: &Names) -> String {
+/// The statement of a rotating prune: a slice `slice` (a CTE of `user_id`s
+/// in order after `$1`), those of it that go (`gone`), and what goes with
+/// them (`deleted`, returning a row for each row deleted).
+fn rotating_prune(slice: &str, gone: &str, deleted: &str) -> String {
+    format!(
+        "with slice as ({slice}
+        ), gone as ({gone}
+        ), deleted as ({deleted}
+        )
+        select (select count(*) from deleted), (select count(*) from slice),
+               (select max(user_id) from slice)"
+    )
+}
+
+fn prune_anonymized(t: &Names) -> String {
+    let Names {
+        users, id, id_type, ..
+    } = t;
+    rotating_prune(
+        "select m.user_id from account_deletion.anonymized m
+            where ($1::text is null or m.user_id > $1) order by m.user_id limit $2",
+        &format!(
+            "select s.user_id from slice s
+            where not exists (select 1 from {users} u where u.{id} = s.user_id::{id_type})"
+        ),
+        "delete from account_deletion.anonymized a using gone g where a.user_id = g.user_id
+            returning 1",
+    )
+}
+
+/// The history of an account that is gone, none of it younger than the
+/// keep (`$days`): no row of `users` has its id.
+fn history_gone(t: &Names, candidates: &str, days: &str) -> String {
     let Names {
         users, id, id_type, ..
     } = t;
     format!(
-        "with kept_until as (select now() - make_interval(days => $2) as cutoff
-        ), old as (
-            select distinct h.user_id from account_deletion.history h, kept_until k
-            where h.at < k.cutoff
-        ), gone as (
-            select o.user_id from old o, kept_until k
-            where not exists (select 1 from {users} u where u.{id} = o.user_id::{id_type})
+        "select c.user_id from ({candidates}) c
+            where not exists (select 1 from {users} u where u.{id} = c.user_id::{id_type})
               and not exists (
                   select 1 from account_deletion.history n
-                  where n.user_id = o.user_id and n.at >= k.cutoff)
+                  where n.user_id = c.user_id and n.at >= now() - make_interval(days => {days}))"
+    )
+}
+
+fn prune_tombstones(t: &Names) -> String {
+    let gone = history_gone(t, "select distinct user_id from old", "$2");
+    format!(
+        "with old as (
+            select ctid, user_id from account_deletion.tombstones
+            where purged_at < now() - make_interval(days => $2) limit $1
+        ), history_gone as (
+            delete from account_deletion.history h
+            where h.user_id = any(array({gone}))
+        )
+        delete from account_deletion.tombstones where ctid = any(array(select ctid from old))"
+    )
+}
+
+fn prune_history(t: &Names) -> String {
+    let gone = history_gone(t, "select user_id from slice", "$3");
+    rotating_prune(
+        "select distinct h.user_id from account_deletion.history h
+            where ($1::text is null or h.user_id > $1) order by h.user_id limit $2",
+        &format!(
+            "{gone}
               and not exists (
                   select 1 from account_deletion.tombstones s
-                  where s.user_id = o.user_id and s.purged_at >= k.cutoff)
-            limit $1
-        )
-        delete from account_deletion.history h using gone g where h.user_id = g.user_id"
+                  where s.user_id = c.user_id and s.purged_at >= now() - make_interval(days => $3))"
+        ),
+        "delete from account_deletion.history h using gone g where h.user_id = g.user_id
+            returning 1",
     )
 }
 

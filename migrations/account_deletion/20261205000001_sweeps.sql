@@ -11,14 +11,15 @@
 -- - `cursor`: where the next slice of the sweep below the watermark starts
 --   (exclusive; null: at the start). The sweep walks a bounded slice per
 --   run and catches what an app changes behind our back (a deleted-at set
---   in the past, an invoice deleted);
+--   in the past, an invoice deleted); a prune's slice has only an id;
 -- - `below` (purge): what the kept accounts below the watermark count, as
 --   last walked; `cycle`: the same, summed over the sweep's current cycle,
 --   which replaces `below` when the cycle reaches the watermark.
 -- One row per walk, never more.
 create table account_deletion.sweeps (
     name text primary key
-        constraint sweeps_name_check check (name in ('purge', 'app_deletions')),
+        constraint sweeps_name_check
+            check (name in ('purge', 'app_deletions', 'prune_history', 'prune_anonymized')),
     watermark_at timestamptz,
     watermark_id text,
     cursor_at timestamptz,
@@ -26,11 +27,13 @@ create table account_deletion.sweeps (
     below jsonb,
     cycle jsonb,
     updated_at timestamptz not null default now(),
-    constraint sweeps_watermark_check check ((watermark_at is null) = (watermark_id is null)),
-    constraint sweeps_cursor_check check ((cursor_at is null) = (cursor_id is null))
+    constraint sweeps_watermark_check check ((watermark_at is null) = (watermark_id is null))
 );
 
-insert into account_deletion.sweeps (name) values ('purge'), ('app_deletions');
+-- The prunes of the history and of the anonymized marks of accounts the
+-- app deleted itself walk a slice of user ids per run (`cursor_id` alone).
+insert into account_deletion.sweeps (name)
+values ('purge'), ('app_deletions'), ('prune_history'), ('prune_anonymized');
 
 -- Accounts to look at again in the next purge run, whatever the watermark
 -- says: a hold released, an account made due again by re-erasure after a

@@ -341,3 +341,77 @@ async fn app_deletions_are_recorded_slice_by_slice_and_one_set_in_the_past_is_fo
     assert_eq!(view["deleted_by"], "app", "{view}");
     assert_eq!(app.run_sweep().await["app_deletions_recorded"], 0);
 }
+
+/// What the app deletes itself leaves no trace with us forever: the
+/// history of an account it soft-deleted and then removed, and the mark of
+/// an anonymized account whose row it removed, are pruned by a slice of
+/// their own per run, from where the last slice stopped, wrapping to the
+/// start; a living account's history and mark stay.
+#[tokio::test]
+async fn history_and_marks_of_rows_the_app_removed_go_slice_by_slice() {
+    let app = AccountApp::new().await;
+    let slice = account_deletion::prune::STEP;
+    let extra = 1_500;
+    // History and marks for ids no users row has (the app removed them),
+    // all older than the keep, and one living account's.
+    sqlx::raw_sql(&format!(
+        "insert into account_deletion.history (user_id, at, action, by, for_deleted_at)
+         select gen_random_uuid()::text, now() - interval '500 days', 'deleted', 'app',
+                now() - interval '500 days'
+         from generate_series(1, {n});
+         insert into account_deletion.anonymized (user_id)
+         select gen_random_uuid()::text from generate_series(1, {n});",
+        n = slice + extra
+    ))
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let (living, _) = app.user_with_session().await;
+    sqlx::query(
+        "insert into account_deletion.history (user_id, at, action, by) values ($1, now() - interval '500 days', 'held', 'admin');
+         ",
+    )
+    .bind(living.to_string())
+    .execute(app.pool())
+    .await
+    .unwrap();
+    sqlx::query("insert into account_deletion.anonymized (user_id) values ($1)")
+        .bind(living.to_string())
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let left = |table: &'static str| {
+        let app = &app;
+        async move {
+            count(
+                app,
+                &format!("select count(*) from account_deletion.{table}"),
+            )
+            .await
+        }
+    };
+
+    // One slice per run: the first takes a slice, the second the rest.
+    app.run_purge().await;
+    assert_eq!(left("history").await, extra + 1, "one slice of the history");
+    assert_eq!(
+        left("anonymized").await,
+        extra + 1,
+        "one slice of the marks"
+    );
+    app.run_purge().await;
+    assert_eq!(left("history").await, 1);
+    assert_eq!(left("anonymized").await, 1);
+    assert_eq!(
+        history_count(&app, &living.to_string()).await,
+        1,
+        "a living account keeps its history"
+    );
+    let cursors: Vec<Option<String>> = sqlx::query_scalar(
+        "select cursor_id from account_deletion.sweeps where name like 'prune_%' order by name",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(cursors, [None, None], "both wrapped to the start");
+}
