@@ -24,7 +24,8 @@ const CHUNK: usize = 10_000;
 /// What a re-erasure did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Forgotten {
-    /// Accounts with a tombstone in the database the restore replaced.
+    /// Accounts with a tombstone in the database the restore replaced,
+    /// written since the backup was taken.
     pub tombstones: u64,
     /// Of their accounts, those present in the restored database.
     pub present: u64,
@@ -66,11 +67,9 @@ pub async fn forget(
         .await
         .map_err(PurgeError::from)?;
     let mut done = Forgotten::default();
-    // All at once: the table has no index to page through (see its
+    // All at once: the table has no index on ids to page through (see its
     // migration), and an id is a few dozen bytes, so even ten million fit.
-    let tombstoned = tombstoned_ids(replaced)
-        .await
-        .map_err(ForgetError::Source)?;
+    let tombstoned = tombstoned_ids(replaced, restored).await?;
     done.tombstones = tombstoned.len() as u64;
     let ids: Vec<String> = tombstoned.iter().map(|(id, _)| id.clone()).collect();
     let anonymized: Vec<String> = tombstoned
@@ -152,22 +151,54 @@ async fn until_done(
     }
 }
 
-/// Every id with a tombstone in `replaced`, and whether one of its
-/// tombstones says it was anonymized, read in a transaction (the
-/// database may sit behind a transaction pooler; see [`db`]). A command, not
-/// a function: the read may take minutes over tens of millions.
-async fn tombstoned_ids(replaced: &PgPool) -> Result<Vec<(String, bool)>, sqlx::Error> {
+/// Every id with a tombstone in `replaced` written since the backup the
+/// restore brought back was taken, and whether one of its tombstones says
+/// it was anonymized, read in a transaction (the database may sit behind a
+/// transaction pooler; see [`db`]). When the backup was taken is read off
+/// the newest tombstone it holds, less [`BACKUP_SLACK`] for batches that
+/// were in flight then; older tombstones name accounts that were gone
+/// before the backup, and the table's index on the time skips them. A
+/// command, not a function: the read may take minutes over tens of
+/// millions.
+async fn tombstoned_ids(
+    replaced: &PgPool,
+    restored: &PgPool,
+) -> Result<Vec<(String, bool)>, ForgetError> {
     let limits = Limits::new(
         Duration::from_secs(5),
         Duration::from_secs(30 * 60),
         Duration::from_secs(30),
     );
-    let mut tx = db::begin(replaced, &limits).await?;
-    let ids = db::query_as(
-        "select user_id, bool_or(anonymized) from account_deletion.tombstones group by user_id",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(ids)
+    let read_since = async {
+        let mut tx = db::begin(restored, &limits).await?;
+        let newest: Option<chrono::DateTime<chrono::Utc>> =
+            db::query_scalar("select max(purged_at) from account_deletion.tombstones")
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(newest.map(|at| at - BACKUP_SLACK))
+    };
+    let since = read_since
+        .await
+        .map_err(|error| ForgetError::Purge(PurgeError::from(error)))?;
+    let read = async {
+        let mut tx = db::begin(replaced, &limits).await?;
+        let ids = db::query_as(
+            "select user_id, bool_or(anonymized) from account_deletion.tombstones
+             where purged_at >= coalesce($1, '-infinity'::timestamptz)
+             group by user_id",
+        )
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(ids)
+    };
+    read.await.map_err(ForgetError::Source)
 }
+
+/// How long before the restored database's newest tombstone the tombstones
+/// of the replaced one are read: a purge batch writes its tombstones with
+/// its start time and may commit after a backup began (a batch is limited
+/// to minutes).
+const BACKUP_SLACK: chrono::Duration = chrono::Duration::hours(1);

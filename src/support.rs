@@ -419,15 +419,21 @@ impl Support {
         .await?;
         // The purge writes no history of its own (it would cost every
         // erased account an index insert): its tombstone says when. (An
-        // anonymization, rarer, writes its own.) The
-        // table has no index on ids, so the scan starts at the account's
-        // first recorded deletion (its BRIN index on the time skips the
-        // rest); an operator's erasure is in the history already, at the
-        // same instant as its tombstone.
-        let since = rows
+        // anonymization, rarer, writes its own.) The table has no index on
+        // ids, so the scan starts at the account's first recorded deletion
+        // (its BRIN index on the time skips the rest), or its last one when
+        // the account is still here (nothing erased it since); an
+        // operator's erasure is in the history already, at the same
+        // instant as its tombstone.
+        let mut deletions = rows
             .iter()
-            .find(|(_, action, ..)| action == "deleted")
+            .filter(|(_, action, ..)| action == "deleted")
             .map(|(at, ..)| *at);
+        let since = if state.is_some() {
+            deletions.next_back()
+        } else {
+            deletions.next()
+        };
         let purged: Vec<DateTime<Utc>> = db::query_scalar(
             "select purged_at from account_deletion.tombstones
              where user_id = $1 and purged_at >= coalesce($2, '-infinity'::timestamptz)

@@ -228,3 +228,55 @@ async fn a_restored_backup_is_erased_again_from_the_tombstones() {
     let again = forget_into(&live, &restored, &receiver).await;
     assert_eq!((again.present, again.purged), (0, 0));
 }
+
+/// The tombstones written before the backup was taken name accounts the
+/// backup no longer had: re-erasure reads only those since (the restored
+/// database's newest tombstone says when, less an hour), so it costs what
+/// the days since the backup erased, not the whole keep.
+#[tokio::test]
+async fn re_erasure_reads_only_the_tombstones_written_since_the_backup() {
+    let replaced = TestDb::new().await;
+    let restored = TestDb::new().await;
+    // The backup's newest tombstone: five days ago.
+    sqlx::query(
+        "insert into account_deletion.tombstones (user_id, purged_at)
+         values ('6f1c2b1e-0000-4000-8000-00000000b4c4', now() - interval '5 days')",
+    )
+    .execute(&restored.pool)
+    .await
+    .unwrap();
+    // Back in the restored database: an account purged after the backup,
+    // and one purged well before it (the app re-created a row with its id).
+    let after = users(&restored.pool, "after-", 1, Some(40)).await;
+    let before = users(&restored.pool, "before-", 1, None).await;
+    sqlx::query(
+        "insert into account_deletion.tombstones (user_id, purged_at)
+         values ($1, now() - interval '2 days'), ($2, now() - interval '10 days'),
+                ('6f1c2b1e-0000-4000-8000-00000000b4c4', now() - interval '5 days')",
+    )
+    .bind(&after[0])
+    .bind(&before[0])
+    .execute(&replaced.pool)
+    .await
+    .unwrap();
+    let done = forget(
+        &replaced.pool,
+        &restored.pool,
+        &AppTables::new(UsersTable::default_names(), None),
+        RetentionDays::DEFAULT,
+        PurgeSettings::default(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (done.tombstones, done.present, done.purged),
+        (2, 1, 1),
+        "the one since the backup (and the backup's newest), not the older one: {done:?}"
+    );
+    assert_eq!(present(&restored.pool, &after).await, vec![]);
+    assert_eq!(
+        present(&restored.pool, &before).await,
+        vec![(before[0].clone(), true)]
+    );
+}
