@@ -464,9 +464,13 @@ async fn ledger_only(
 
 /// The purge's own state for one run: where its walk stands, read when it
 /// starts.
-async fn read_place(pool: &PgPool, cutoff: DateTime<Utc>) -> Result<Place, sqlx::Error> {
+async fn read_place(
+    pool: &PgPool,
+    walk: Walk,
+    cutoff: DateTime<Utc>,
+) -> Result<Place, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let mut place = sweeps::place(&mut tx, Walk::Purge).await?;
+    let mut place = sweeps::place(&mut tx, walk).await?;
     tx.commit().await?;
     // A watermark past the cutoff (the retention grew since): the accounts
     // between them are not expired yet, and must be walked when they are.
@@ -498,7 +502,7 @@ async fn purge_with_lease(
         started,
         progress: &progress,
     };
-    let mut place = read_place(pool, lease.cutoff).await?;
+    let mut place = read_place(pool, Walk::Purge, lease.cutoff).await?;
     let rechecks_left = recheck(&walker, &sql, anonymize_only).await?;
 
     // New work.
@@ -506,10 +510,19 @@ async fn purge_with_lease(
         after: place.watermark.clone(),
         up_to: None,
     };
-    let reached = walk(&walker, tables, &mut sql, &new_work, anonymize_only).await?;
+    delete(&walker, tables, &mut sql, &new_work).await?;
     // Everything up to where the walk got (all of it, unless it was cut
     // short) has been walked.
-    let watermark = Key::max(place.watermark.clone(), reached);
+    let watermark = Key::max(place.watermark.clone(), progress.floor());
+    if !progress.cut_short() {
+        match anonymize_only {
+            Some(ids) => walker.anonymize(&sql, &Range::default(), Some(ids)).await?,
+            None if settings.erase_blocked == EraseBlocked::Anonymize => {
+                anonymize_new(&walker, &sql).await?;
+            }
+            None => {}
+        }
+    }
     if watermark != place.watermark {
         let stretch = Range {
             after: place.watermark.clone(),
@@ -579,20 +592,17 @@ async fn purge_with_lease(
     })
 }
 
-/// Deletes what is deletable in `range`, then (under `anonymize`)
-/// anonymizes what is blocked there, or (re-erasure) the accounts of
-/// `anonymize_only`; returns the key up to which both walked `range`.
-async fn walk(
+/// Deletes what is deletable in `range`.
+async fn delete(
     walker: &Walker<'_>,
     tables: &AppTables,
     sql: &mut Arc<Statements>,
     range: &Range,
-    anonymize_only: Option<&[String]>,
-) -> Result<Option<Key>, PurgeError> {
+) -> Result<(), PurgeError> {
     let mut reread_catalog = false;
     loop {
         match walker.delete(sql, range).await {
-            Ok(()) => break,
+            Ok(()) => return Ok(()),
             // A key that was not there when the statements were rendered (an
             // app migration since): read the catalog again, once, so the
             // batch leaves the accounts it blocks out, and walk again.
@@ -606,28 +616,34 @@ async fn walk(
             Err(error) => return Err(error),
         }
     }
-    let deleted_up_to = walker.progress.floor();
-    if walker.progress.cut_short() {
-        return Ok(deleted_up_to);
-    }
-    match anonymize_only {
-        Some(ids) => {
-            walker.anonymize(sql, &Range::default(), Some(ids)).await?;
-            Ok(deleted_up_to)
-        }
-        None if walker.settings.erase_blocked == EraseBlocked::Anonymize => {
-            walker.anonymize(sql, range, None).await?;
-            // Both walked the range from its start; the anonymizing walk
-            // ends no further than the deleting one.
-            Ok(walker.progress.floor())
-        }
-        None => Ok(deleted_up_to),
-    }
 }
 
-/// One slice of the sweep below the watermark: deleted and anonymized like
-/// new work, then counted into the cycle, whose sum replaces what the
-/// purge knew of the accounts below when the cycle reaches the watermark.
+/// Anonymizes the blocked accounts above the anonymizing walk's own
+/// watermark: what expired since the last run, or, the first time
+/// `ERASE_BLOCKED=anonymize` is set, every account the purge has kept so
+/// far (as many runs as that takes).
+async fn anonymize_new(walker: &Walker<'_>, sql: &Statements) -> Result<(), PurgeError> {
+    let place = read_place(walker.pool, Walk::Anonymize, walker.lease.cutoff).await?;
+    let range = Range {
+        after: place.watermark.clone(),
+        up_to: None,
+    };
+    walker.anonymize(sql, &range, None).await?;
+    let reached = Key::max(place.watermark.clone(), walker.progress.floor());
+    if reached != place.watermark {
+        let mut tx = db::begin(walker.pool, &Limits::CRON).await?;
+        sweeps::set_watermark(&mut tx, Walk::Anonymize, reached.as_ref(), None).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// One slice of the sweep below the watermark: counted, and only when the
+/// count finds work (an account the app made deletable behind the purge's
+/// back, or, under `anonymize`, a blocked one not yet anonymized) deleted
+/// and anonymized like new work and counted again; the count goes into the
+/// cycle, whose sum replaces what the purge knew of the accounts below when
+/// the cycle reaches the watermark.
 async fn sweep(
     walker: &Walker<'_>,
     tables: &AppTables,
@@ -636,35 +652,36 @@ async fn sweep(
     watermark: &Key,
 ) -> Result<(), PurgeError> {
     let pool = walker.pool;
+    let (cutoff, overdue_after) = (walker.lease.cutoff, walker.settings.overdue_after);
     let mut tx = db::begin(pool, &Limits::CRON).await?;
     let slice =
         sweeps::next_slice(&mut tx, sql, place.cursor.as_ref(), Some(watermark), None).await?;
-    tx.commit().await?;
     let range = Range {
         after: slice.after.clone(),
         up_to: slice.up_to.clone(),
     };
-    if slice.rows > 0 {
-        walk(walker, tables, sql, &range, None).await?;
-        if walker.progress.cut_short() {
-            return Ok(());
-        }
-    }
-    let settings = walker.settings;
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let counted = if slice.rows > 0 {
-        counts::count_range(
-            &mut tx,
-            sql,
-            walker.lease.cutoff,
-            settings.overdue_after,
-            &range,
-        )
-        .await?
+    let mut counted = if slice.rows > 0 {
+        counts::count_range(&mut tx, sql, cutoff, overdue_after, &range).await?
     } else {
         Totals::default()
     };
+    tx.commit().await?;
+    let anonymizing = walker.settings.erase_blocked == EraseBlocked::Anonymize;
+    let work = counted.deletable > 0 || (anonymizing && counted.blocked > 0);
+    if work {
+        delete(walker, tables, sql, &range).await?;
+        if anonymizing && !walker.progress.cut_short() {
+            walker.anonymize(sql, &range, None).await?;
+        }
+        if walker.progress.cut_short() {
+            return Ok(());
+        }
+        let mut tx = db::begin(pool, &Limits::CRON).await?;
+        counted = counts::count_range(&mut tx, sql, cutoff, overdue_after, &range).await?;
+        tx.commit().await?;
+    }
     let cycle = place.cycle.take().unwrap_or_default().plus(&counted);
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
     sweeps::advance_cursor(&mut tx, Walk::Purge, &slice, Some(&cycle)).await?;
     tx.commit().await?;
     if slice.reaches_end {

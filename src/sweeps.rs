@@ -77,6 +77,10 @@ impl Key {
 pub enum Walk {
     /// The purge.
     Purge,
+    /// The purge's anonymizing walk (`ERASE_BLOCKED=anonymize`), which may
+    /// lag the purge's: the accounts kept before anonymizing was set are
+    /// its new work.
+    Anonymize,
     /// The mail cron's recording of the deletions the app made itself.
     AppDeletions,
 }
@@ -85,6 +89,7 @@ impl Walk {
     fn name(self) -> &'static str {
         match self {
             Self::Purge => "purge",
+            Self::Anonymize => "anonymize",
             Self::AppDeletions => "app_deletions",
         }
     }

@@ -6,8 +6,9 @@
 -- that a thousand accounts deleted in one statement (one timestamp) are
 -- walked once, never again from the first of them:
 -- - `watermark`: every account at or below it has been walked (the purge:
---   deleted, or left for a reason that is counted in `below`; the mail
---   cron: its deletion is in the history); new work lies above it;
+--   deleted, or left for a reason that is counted in `below`; its
+--   anonymizing walk: anonymized if blocked; the mail cron: its deletion is
+--   in the history); new work lies above it;
 -- - `cursor`: where the next slice of the sweep below the watermark starts
 --   (exclusive; null: at the start). The sweep walks a bounded slice per
 --   run and catches what an app changes behind our back (a deleted-at set
@@ -19,7 +20,7 @@
 create table account_deletion.sweeps (
     name text primary key
         constraint sweeps_name_check
-            check (name in ('purge', 'app_deletions', 'prune_history', 'prune_anonymized')),
+            check (name in ('purge', 'anonymize', 'app_deletions', 'prune_history', 'prune_anonymized')),
     watermark_at timestamptz,
     watermark_id text,
     cursor_at timestamptz,
@@ -33,7 +34,7 @@ create table account_deletion.sweeps (
 -- The prunes of the history and of the anonymized marks of accounts the
 -- app deleted itself walk a slice of user ids per run (`cursor_id` alone).
 insert into account_deletion.sweeps (name)
-values ('purge'), ('app_deletions'), ('prune_history'), ('prune_anonymized');
+values ('purge'), ('anonymize'), ('app_deletions'), ('prune_history'), ('prune_anonymized');
 
 -- Accounts to look at again in the next purge run, whatever the watermark
 -- says: a hold released, an account made due again by re-erasure after a

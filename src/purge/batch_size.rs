@@ -41,19 +41,20 @@ impl BatchSize {
         self.next
     }
 
-    /// Adjusts to a batch that deleted `deleted` accounts in `took`. At most
-    /// doubling or halving per step, so one outlier (a checkpoint, a cold
-    /// cache) cannot swing the size far. An empty batch says nothing about
-    /// the cost of an account.
-    pub fn record(&mut self, deleted: u64, took: Duration) {
+    /// Adjusts to a batch that walked `walked` accounts in `took` (deleted,
+    /// or left: what a batch locks is what it walks). At most doubling or
+    /// halving per step, so one outlier (a checkpoint, a cold cache) cannot
+    /// swing the size far. An empty batch says nothing about the cost of an
+    /// account.
+    pub fn record(&mut self, walked: u64, took: Duration) {
         let Some(target) = self.target else {
             return;
         };
-        if deleted == 0 {
+        if walked == 0 {
             return;
         }
         let current = f64::from(self.next);
-        let ideal = deleted as f64 * target.as_secs_f64() / took.as_secs_f64().max(1e-6);
+        let ideal = walked as f64 * target.as_secs_f64() / took.as_secs_f64().max(1e-6);
         let bounded = ideal.clamp(current / 2.0, current * 2.0);
         self.next = (bounded.round() as u32).clamp(1, self.largest);
     }

@@ -196,7 +196,7 @@ impl Walker<'_> {
                 return Ok(());
             };
             last = batch.took;
-            size.record(batch.done, last);
+            size.record(batch.walked, last);
             self.progress.booked(&batch, true);
             if let Some(key) = batch.last.clone() {
                 self.progress.raise_floor(key);
@@ -270,7 +270,7 @@ async fn worker(share: WorkerShare, id: u32) -> Result<(), PurgeError> {
             return Ok(());
         };
         last_batch = batch.took;
-        batch_size.record(batch.done, last_batch);
+        batch_size.record(batch.walked, last_batch);
         if let Some(key) = batch.last.clone() {
             progress.raise_floor(key);
         }

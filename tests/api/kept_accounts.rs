@@ -197,3 +197,41 @@ async fn an_account_backdated_below_the_watermark_is_found_by_the_next_run() {
         "{run}"
     );
 }
+
+/// `ERASE_BLOCKED=anonymize` set on a database whose purge has kept
+/// accounts for a while: they are all below its watermark, and all new
+/// work for the anonymizing walk, which has a watermark of its own.
+#[tokio::test]
+async fn anonymizing_set_later_takes_every_account_kept_before_not_a_slice() {
+    let app = AccountApp::new().await;
+    sqlx::query(
+        "insert into users (email, deleted_at)
+         select 'kept-' || g || '@example.test', now() - interval '40 days' + make_interval(secs => g)
+         from generate_series(1, $1) g",
+    )
+    .bind(KEPT)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    invoices_for(&app, "deleted_at is not null").await;
+    assert_eq!(app.run_purge().await["blocked"], KEPT);
+
+    let url = app.db.url();
+    let anonymizing = account_deletion::routes::purge_users::PurgeUsers::new(
+        crate::helpers::cron_config(&url, &[("ERASE_BLOCKED", "anonymize")]),
+    );
+    let answer = crate::helpers::read(
+        anonymizing
+            .handle(crate::helpers::cron_request(http::Method::GET, ""))
+            .await,
+    )
+    .await
+    .json();
+    assert_eq!(answer["anonymized"], KEPT, "{answer}");
+    let left = count(
+        app.pool(),
+        "select count(*) from users where email not like 'erased-%@invalid'",
+    )
+    .await;
+    assert_eq!(left, 0);
+}

@@ -391,12 +391,16 @@ async fn history_and_marks_of_rows_the_app_removed_go_slice_by_slice() {
         }
     };
 
-    // One slice per run: the first takes a slice, the second the rest.
+    // One slice per run: the first takes a slice (the living account's
+    // rows may be in it, and stay), the second the rest.
     app.run_purge().await;
-    assert_eq!(left("history").await, extra + 1, "one slice of the history");
-    assert_eq!(
-        left("anonymized").await,
-        extra + 1,
+    let one_slice = extra + 1..=extra + 2;
+    assert!(
+        one_slice.contains(&left("history").await),
+        "one slice of the history"
+    );
+    assert!(
+        one_slice.contains(&left("anonymized").await),
         "one slice of the marks"
     );
     app.run_purge().await;

@@ -27,7 +27,8 @@
 //! purge of 5,000 accounts that expired since the last run. Then, on empty
 //! copies: a purge of `--mass-ban` (200,000) accounts deleted in one
 //! `UPDATE` (one timestamp) against as many with distinct timestamps.
-//! Figures are medians over `--rounds`.
+//! Figures are medians over `--rounds`. `--keep yes` leaves the databases
+//! on the server for a closer look.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -150,8 +151,18 @@ async fn main() -> anyhow::Result<()> {
     }
 
     report(scale, rounds, &results, &bans, mass_ban, &sizes);
-    for database in [EMPTY, GROWN, ANONYMIZED, COPY] {
-        server.drop_database(database).await;
+    if arg("--keep", String::new()).is_empty() {
+        for database in [EMPTY, GROWN, ANONYMIZED, COPY] {
+            server.drop_database(database).await;
+        }
+    } else {
+        println!(
+            "kept the databases on {}",
+            server
+                .url(GROWN)
+                .rsplit_once('/')
+                .map_or("", |(server, _)| server)
+        );
     }
     Ok(())
 }
@@ -172,11 +183,11 @@ async fn build_empty(server: &testkit::postgres::Server) -> anyhow::Result<()> {
          );
          create index invoices_user_id_idx on invoices (user_id);
          insert into users (email)
-         select 'Probe.' || g || '@Example.test' from generate_series(1, 100) g;
-         vacuum analyze;",
+         select 'Probe.' || g || '@Example.test' from generate_series(1, 100) g;",
     )
     .execute(&mut conn)
     .await?;
+    sqlx::raw_sql("vacuum analyze").execute(&mut conn).await?;
     Ok(())
 }
 
@@ -213,11 +224,11 @@ async fn build_grown(server: &testkit::postgres::Server, scale: i64) -> anyhow::
          insert into users (email, deleted_at)
          select 'banned-' || g || '@example.test',
                 now() - interval '1 day' - make_interval(secs => g * (19.0 * 86400 / {app_deleted}))
-         from generate_series(1, {app_deleted}) g;
-         vacuum analyze;"
+         from generate_series(1, {app_deleted}) g;"
     ))
     .execute(&mut conn)
     .await?;
+    sqlx::raw_sql("vacuum analyze").execute(&mut conn).await?;
     println!(
         "seeded {} users in {:.0} s",
         active + blocked + held + app_deleted,
@@ -482,11 +493,13 @@ async fn purge_banned(
     };
     sqlx::raw_sql(&format!(
         "insert into users (email, deleted_at)
-         select 'banned-' || g || '@example.test', {deleted_at} from generate_series(1, {count}) g;
-         vacuum analyze users;"
+         select 'banned-' || g || '@example.test', {deleted_at} from generate_series(1, {count}) g"
     ))
     .execute(&mut conn)
     .await?;
+    sqlx::raw_sql("vacuum analyze users")
+        .execute(&mut conn)
+        .await?;
     conn.close().await?;
     let functions = Functions::start(server, COPY, EraseBlocked::Wait).await;
     let started = Instant::now();
