@@ -1313,7 +1313,10 @@ fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
     // A held account is neither deletable, nor blocked, nor overdue: the
     // purge leaves it on purpose. Nor is an anonymized one that is still
     // blocked: the person is erased, the row waits for its references to
-    // go. (One that nothing references any more is deletable.) Overdue:
+    // go. (One that nothing references any more is deletable.) `offset 0`
+    // keeps the flags one evaluation per account: pulled up into the
+    // aggregate, each probe ran once for every figure that reads it
+    // (measured: 3.5 times the probes). Overdue:
     // still here `$2` hours after the retention ended; the oldest one's age
     // past its retention, in seconds.
     let kept = format!("(anonymized and ({any}))");
@@ -1330,7 +1333,8 @@ fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
                       exists (select 1 from account_deletion.anonymized a where a.user_id = u.{id}::text)
                           as anonymized{flags}
                from {users} u
-               where u.{deleted_at} <= {cutoff} and {after} and {up_to}) expired"
+               where u.{deleted_at} <= {cutoff} and {after} and {up_to}
+               offset 0) expired"
     )
 }
 
