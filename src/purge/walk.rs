@@ -290,6 +290,11 @@ async fn worker(share: WorkerShare, id: u32) -> Result<(), PurgeError> {
     }
 }
 
+/// The most held ids a walk sends with each batch: 1,000 cost a batch
+/// about 1.7 ms of parsing (BENCHMARKS.md), 10,000 about 15 ms, more than
+/// the probe of the holds' key for each account a batch walks.
+const HELD_IDS_MAX: usize = 1_000;
+
 /// What a walk read of the holds when it started; its batches check a
 /// candidate against this, and probe the holds only for what changed since
 /// (see [`Statements::purge_batch`]).
@@ -324,6 +329,17 @@ impl HeldAtStart {
                 .fetch_one(&mut *tx)
                 .await?;
         tx.commit().await?;
+        if ids.len() > HELD_IDS_MAX {
+            // Too many to send with every batch (a walk over years of
+            // kept accounts, the first time): every row walked gets the
+            // probe instead, as if changed since (the frozen xid 2 is
+            // older than any row).
+            return Ok(Self {
+                ids: Vec::new(),
+                since,
+                xmin: 2,
+            });
+        }
         Ok(Self { ids, since, xmin })
     }
 

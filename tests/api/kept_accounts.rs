@@ -235,3 +235,38 @@ async fn anonymizing_set_later_takes_every_account_kept_before_not_a_slice() {
     .await;
     assert_eq!(left, 0);
 }
+
+/// More held accounts in a walk's range than a batch carries as a list
+/// (a first run over years of history): every account walked is probed
+/// against the holds instead, and none of them goes.
+#[tokio::test]
+async fn more_holds_than_a_batch_carries_are_probed_and_none_is_erased() {
+    let app = AccountApp::new().await;
+    sqlx::raw_sql(
+        "insert into users (email, deleted_at)
+         select 'held-' || g || '@example.test', now() - interval '40 days' + make_interval(secs => g)
+         from generate_series(1, 1200) g;
+         insert into account_deletion.holds (user_id, reason, since)
+         select id::text, 'legal_hold', now() - interval '1 day' from users;
+         insert into users (email, deleted_at)
+         select 'due-' || g || '@example.test', now() - interval '40 days' + make_interval(secs => g)
+         from generate_series(1, 300) g;",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let run = app.run_purge().await;
+    assert_eq!(
+        (run["deleted"].as_i64(), run["held"].as_i64()),
+        (Some(300), Some(1200)),
+        "{run}"
+    );
+    assert_eq!(
+        count(
+            app.pool(),
+            "select count(*) from users where email like 'held-%'"
+        )
+        .await,
+        1200
+    );
+}
