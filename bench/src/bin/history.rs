@@ -282,7 +282,8 @@ async fn settle(
             break;
         }
     }
-    functions.sweep().await?;
+    // And the mail cron until it has recorded every ban.
+    while functions.sweep().await?["app_deletions_recorded"] != 0 {}
     drop(functions);
     let mut conn = PgConnection::connect_with(&server.options(database)).await?;
     sqlx::raw_sql("vacuum analyze").execute(&mut conn).await?;
