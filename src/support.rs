@@ -434,15 +434,20 @@ impl Support {
         } else {
             deletions.next()
         };
-        let purged: Vec<DateTime<Utc>> = db::query_scalar(
-            "select purged_at from account_deletion.tombstones
-             where user_id = $1 and purged_at >= coalesce($2, '-infinity'::timestamptz)
-               and not anonymized",
-        )
-        .bind(user.as_str())
-        .bind(since)
-        .fetch_all(&mut *tx)
-        .await?;
+        // An account that is here and was never deleted was never erased.
+        let purged: Vec<DateTime<Utc>> = if state.is_some() && since.is_none() {
+            Vec::new()
+        } else {
+            db::query_scalar(
+                "select purged_at from account_deletion.tombstones
+                 where user_id = $1 and purged_at >= coalesce($2, '-infinity'::timestamptz)
+                   and not anonymized",
+            )
+            .bind(user.as_str())
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?
+        };
         tx.commit().await?;
         if state.is_none() && rows.is_empty() && purged.is_empty() {
             return Ok(None);
