@@ -25,7 +25,7 @@ pub use crate::delivery::Delivery;
 use crate::delivery::{self, CLAIM_SECONDS, DUE, NEXT_ATTEMPT_AT};
 use crate::mail::{self, Rendered};
 use crate::sql::Statements;
-use crate::sweeps::{self, Walk};
+use crate::sweeps::{self, SLICE_ROWS, Walk};
 use crate::tokens::RecoveryToken;
 
 /// Rows claimed per round of the sweep, sent concurrently.
@@ -478,7 +478,15 @@ async fn record_app_deletions(pool: &PgPool, sql: &Statements) -> Result<u64, sq
     let mut reached_settled = false;
     while !reached_settled && started.elapsed() < RECORDING_BUDGET {
         let mut tx = db::begin(pool, &Limits::CRON).await?;
-        let slice = sweeps::next_slice(&mut tx, sql, after.as_ref(), None, Some(settled)).await?;
+        let slice = sweeps::next_slice(
+            &mut tx,
+            sql,
+            after.as_ref(),
+            None,
+            Some(settled),
+            SLICE_ROWS,
+        )
+        .await?;
         recorded += record_slice(&mut tx, sql, &slice).await?;
         if slice.up_to.is_some() {
             sweeps::set_watermark(&mut tx, Walk::AppDeletions, slice.up_to.as_ref(), None).await?;
@@ -490,7 +498,8 @@ async fn record_app_deletions(pool: &PgPool, sql: &Statements) -> Result<u64, sq
     // The newest deletions: recorded now, walked again by the next sweep.
     while reached_settled && started.elapsed() < RECORDING_BUDGET {
         let mut tx = db::begin(pool, &Limits::CRON).await?;
-        let slice = sweeps::next_slice(&mut tx, sql, after.as_ref(), None, None).await?;
+        let slice =
+            sweeps::next_slice(&mut tx, sql, after.as_ref(), None, None, SLICE_ROWS).await?;
         recorded += record_slice(&mut tx, sql, &slice).await?;
         tx.commit().await?;
         if slice.reaches_end {
@@ -500,8 +509,15 @@ async fn record_app_deletions(pool: &PgPool, sql: &Statements) -> Result<u64, sq
     }
     if let Some(watermark) = &place.watermark {
         let mut tx = db::begin(pool, &Limits::CRON).await?;
-        let slice =
-            sweeps::next_slice(&mut tx, sql, place.cursor.as_ref(), Some(watermark), None).await?;
+        let slice = sweeps::next_slice(
+            &mut tx,
+            sql,
+            place.cursor.as_ref(),
+            Some(watermark),
+            None,
+            SLICE_ROWS,
+        )
+        .await?;
         recorded += record_slice(&mut tx, sql, &slice).await?;
         sweeps::advance_cursor(&mut tx, Walk::AppDeletions, &slice, None).await?;
         tx.commit().await?;

@@ -654,8 +654,16 @@ async fn sweep(
     let pool = walker.pool;
     let (cutoff, overdue_after) = (walker.lease.cutoff, walker.settings.overdue_after);
     let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let slice =
-        sweeps::next_slice(&mut tx, sql, place.cursor.as_ref(), Some(watermark), None).await?;
+    let rows = sweeps::slice_rows(place.below.as_ref());
+    let slice = sweeps::next_slice(
+        &mut tx,
+        sql,
+        place.cursor.as_ref(),
+        Some(watermark),
+        None,
+        rows,
+    )
+    .await?;
     let range = Range {
         after: slice.after.clone(),
         up_to: slice.up_to.clone(),

@@ -26,8 +26,15 @@ use sqlx::PgConnection;
 use crate::db::{self, Literal};
 use crate::sql::Statements;
 
-/// The most accounts one slice of a sweep walks.
+/// The fewest accounts one slice of a sweep walks (and the most, while
+/// fewer than [`CYCLE_RUNS`] slices lie below the watermark).
 pub const SLICE_ROWS: i64 = 10_000;
+
+/// How many runs a cycle of the purge's sweep takes at most: a change the
+/// app makes behind its back (an invoice deleted) is found within a month
+/// of daily runs, however many accounts are kept. Each run counts a
+/// thirtieth of them (about 3 µs an account, BENCHMARKS.md).
+pub const CYCLE_RUNS: i64 = 30;
 
 /// A place in the walk: an account's deleted-at and id (as text).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,18 +195,36 @@ pub struct Slice {
     /// How many accounts it holds.
     pub rows: i64,
     /// Whether it holds every account up to where it was cut (a slice
-    /// shorter than [`SLICE_ROWS`]).
+    /// shorter than it was allowed).
     pub reaches_end: bool,
 }
 
-/// The next slice after `after`, at most [`SLICE_ROWS`] accounts, never
-/// past the key `up_to` nor deleted after `ceiling`.
+impl Totals {
+    /// The accounts these figures count.
+    #[must_use]
+    pub fn accounts(&self) -> i64 {
+        self.deletable + self.blocked + self.held + self.anonymized
+    }
+}
+
+/// How many accounts a slice of the purge's sweep takes when `below` are
+/// counted below its watermark: [`SLICE_ROWS`], or enough for a cycle of
+/// [`CYCLE_RUNS`] runs.
+#[must_use]
+pub fn slice_rows(below: Option<&Totals>) -> i64 {
+    let kept = below.map_or(0, Totals::accounts);
+    SLICE_ROWS.max((kept + CYCLE_RUNS - 1) / CYCLE_RUNS)
+}
+
+/// The next slice after `after`, at most `rows` accounts, never past the
+/// key `up_to` nor deleted after `ceiling`.
 pub async fn next_slice(
     conn: &mut PgConnection,
     sql: &Statements,
     after: Option<&Key>,
     up_to: Option<&Key>,
     ceiling: Option<DateTime<Utc>>,
+    rows: i64,
 ) -> Result<Slice, sqlx::Error> {
     let last: Option<(i64, DateTime<Utc>, String)> = db::query_as(&sql.slice)
         .bind(after.map(|key| key.at))
@@ -207,15 +232,16 @@ pub async fn next_slice(
         .bind(up_to.map(|key| key.at))
         .bind(up_to.map(|key| key.id.as_str()))
         .bind(ceiling)
-        .bind(SLICE_ROWS)
+        .bind(rows)
         .fetch_optional(conn)
         .await?;
+    let allowed = rows;
     let (rows, up_to) = last.map_or((0, None), |(rows, at, id)| (rows, Some(Key { at, id })));
     Ok(Slice {
         after: after.cloned(),
         up_to,
         rows,
-        reaches_end: rows < SLICE_ROWS,
+        reaches_end: rows < allowed,
     })
 }
 
@@ -315,6 +341,19 @@ mod tests {
             Totals::default().plus(&Totals::default()),
             Totals::default()
         );
+    }
+
+    #[test]
+    fn a_slice_takes_ten_thousand_or_a_cycle_of_thirty_runs() {
+        let kept = |blocked| Totals {
+            blocked,
+            held: 1,
+            ..Totals::default()
+        };
+        assert_eq!(slice_rows(None), SLICE_ROWS);
+        assert_eq!(slice_rows(Some(&kept(110_000))), SLICE_ROWS);
+        assert_eq!(slice_rows(Some(&kept(1_099_999))), 36_667);
+        assert_eq!(slice_rows(Some(&kept(9_999_999))), 333_334);
     }
 
     #[test]
