@@ -251,6 +251,12 @@ impl Names {
     /// both columns, a row comparison the walk starts from exactly, ties
     /// included.
     fn after_key(&self, alias: &str, at: &str, key_id: &str) -> String {
+        self.key_bound(alias, ">", at, key_id)
+    }
+
+    /// `alias` compares with the key (`at`, `id`) by `op`; true when `at`
+    /// is null (an open bound).
+    fn key_bound(&self, alias: &str, op: &str, at: &str, key_id: &str) -> String {
         let Self {
             id,
             deleted_at,
@@ -259,7 +265,7 @@ impl Names {
         } = self;
         let at_column = self.as_column(&format!("{at}::timestamptz"));
         format!(
-            "({at}::timestamptz is null or ({alias}.{deleted_at}, {alias}.{id}) > ({at_column}, {key_id}::text::{id_type}))"
+            "({at}::timestamptz is null or ({alias}.{deleted_at}, {alias}.{id}) {op} ({at_column}, {key_id}::text::{id_type}))"
         )
     }
 
@@ -281,16 +287,7 @@ impl Names {
     /// `alias` lies at or before the key (`at`, `id`); true when `at` is
     /// null.
     fn up_to_key(&self, alias: &str, at: &str, key_id: &str) -> String {
-        let Self {
-            id,
-            deleted_at,
-            id_type,
-            ..
-        } = self;
-        let at_column = self.as_column(&format!("{at}::timestamptz"));
-        format!(
-            "({at}::timestamptz is null or ({alias}.{deleted_at}, {alias}.{id}) <= ({at_column}, {key_id}::text::{id_type}))"
-        )
+        self.key_bound(alias, "<=", at, key_id)
     }
 
     /// No hold keeps user `alias` (an index probe of `holds`' key).
