@@ -28,6 +28,21 @@ async fn invoices_for(app: &AccountApp, users: &str) {
     .unwrap();
 }
 
+/// [`KEPT`] accounts expired 40 days ago, a second apart, each with an
+/// invoice.
+async fn kept_by_invoices(app: &AccountApp) {
+    sqlx::query(
+        "insert into users (email, deleted_at)
+         select 'kept-' || g || '@example.test', now() - interval '40 days' + make_interval(secs => g)
+         from generate_series(1, $1) g",
+    )
+    .bind(KEPT)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    invoices_for(app, "deleted_at is not null").await;
+}
+
 async fn purge_place(app: &AccountApp) -> (Option<String>, Option<String>) {
     sqlx::query_as(
         "select watermark_id, cursor_id from account_deletion.sweeps where name = 'purge'",
@@ -125,16 +140,7 @@ async fn kept_accounts_below_the_watermark_cost_a_run_one_slice_even_when_they_s
 #[tokio::test]
 async fn a_released_hold_below_the_watermark_is_erased_by_the_next_run() {
     let app = AccountApp::new().await;
-    sqlx::query(
-        "insert into users (email, deleted_at)
-         select 'kept-' || g || '@example.test', now() - interval '40 days' + make_interval(secs => g)
-         from generate_series(1, $1) g",
-    )
-    .bind(KEPT)
-    .execute(app.pool())
-    .await
-    .unwrap();
-    invoices_for(&app, "deleted_at is not null").await;
+    kept_by_invoices(&app).await;
     // The oldest of all, held: in the slice the first run sweeps.
     let held: uuid::Uuid = sqlx::query_scalar(
         "insert into users (email, deleted_at) values ('held@example.test', now() - interval '90 days')
@@ -204,16 +210,7 @@ async fn an_account_backdated_below_the_watermark_is_found_by_the_next_run() {
 #[tokio::test]
 async fn anonymizing_set_later_takes_every_account_kept_before_not_a_slice() {
     let app = AccountApp::new().await;
-    sqlx::query(
-        "insert into users (email, deleted_at)
-         select 'kept-' || g || '@example.test', now() - interval '40 days' + make_interval(secs => g)
-         from generate_series(1, $1) g",
-    )
-    .bind(KEPT)
-    .execute(app.pool())
-    .await
-    .unwrap();
-    invoices_for(&app, "deleted_at is not null").await;
+    kept_by_invoices(&app).await;
     assert_eq!(app.run_purge().await["blocked"], KEPT);
 
     let url = app.db.url();
