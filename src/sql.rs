@@ -949,7 +949,6 @@ fn purge_batch(
     } = t;
     let cutoff = t.as_column("$1");
     let walked = walked(t, ["$3", "$10"], ["$11", "$12"], "$6");
-    let deleted_at_tz = t.deleted_at_of("u");
     let not_held = t.not_held_since_start("u", "$7", "$8", "$9");
     let not_blocked: String = blocking.iter().fold(String::new(), |mut sql, path| {
         sql.push_str("\n      and not ");
@@ -1011,7 +1010,7 @@ with lease as (
     delete from {users} u
     where u.ctid = any(array(select ctid from candidates))
       and u.{deleted_at} <= {cutoff}
-    returning u.{id}::text as id, {deleted_at_tz} as deleted_at{email_out}{identifier_out}
+    returning u.{id}::text as id{email_out}{identifier_out}
 ), forgotten as (
     delete from account_deletion.email_outbox
     where user_id = any(array(select id from deleted))

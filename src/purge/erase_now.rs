@@ -111,7 +111,10 @@ pub async fn erase_now(
     // Blocked: anonymized instead when the purge would do that.
     let anonymized = match (deleted, erase_blocked, &sql.anonymize_batch) {
         (0, EraseBlocked::Anonymize, Some(statement)) => {
-            let batch = AnonymizeBatch::from_delete(one(1), "admin");
+            let batch = AnonymizeBatch {
+                batch: one(1),
+                by: "admin",
+            };
             anonymize_batch(&mut tx, statement, &limits, batch)
                 .await?
                 .map_or(0, |batch| batch.done)

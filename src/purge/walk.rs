@@ -181,13 +181,15 @@ impl Walker<'_> {
                 statement,
                 &limits,
                 AnonymizeBatch {
-                    lease: self.lease,
-                    worker,
-                    size: wanted,
-                    range: &range,
-                    only,
+                    batch: DeleteBatch {
+                        lease: self.lease,
+                        worker,
+                        size: wanted,
+                        range: &range,
+                        only,
+                        held: held.as_ref(),
+                    },
                     by: "purge",
-                    held: held.as_ref(),
                 },
             )
             .await?;
@@ -408,6 +410,7 @@ pub(super) async fn delete_batch(
     let started = Instant::now();
     let [held_ids, held_since, held_xmin] = HeldAtStart::literals(batch.held);
     let [after_at, after_id, up_to_at, up_to_id] = batch.range.literals();
+    // The last column is the batch's `set_config` (no WAL flush wait).
     let (booked, done, walked, last_at, last_id, _): (
         bool,
         i64,
@@ -445,32 +448,11 @@ pub(super) async fn delete_batch(
     ))
 }
 
-/// What one anonymizing batch takes.
+/// What one anonymizing batch takes: the accounts a deleting batch would
+/// take, and who the history says did it (`purge` or `admin`).
 pub(super) struct AnonymizeBatch<'a> {
-    pub lease: Lease,
-    pub worker: u32,
-    pub size: u32,
-    pub range: &'a Range,
-    pub only: Option<&'a [String]>,
-    /// Who the history says did it: `purge` or `admin`.
+    pub batch: DeleteBatch<'a>,
     pub by: &'static str,
-    pub held: Option<&'a HeldAtStart>,
-}
-
-impl<'a> AnonymizeBatch<'a> {
-    /// The anonymizing batch of the same accounts, recorded as done by
-    /// `by`.
-    pub fn from_delete(batch: DeleteBatch<'a>, by: &'static str) -> Self {
-        Self {
-            lease: batch.lease,
-            worker: batch.worker,
-            size: batch.size,
-            range: batch.range,
-            only: batch.only,
-            by,
-            held: batch.held,
-        }
-    }
 }
 
 /// Anonymizes one batch ([`Statements::anonymize_batch`]); `None` when the
@@ -479,8 +461,9 @@ pub(super) async fn anonymize_batch(
     conn: &mut PgConnection,
     statement: &Statement,
     limits: &Limits,
-    batch: AnonymizeBatch<'_>,
+    anonymizing: AnonymizeBatch<'_>,
 ) -> Result<Option<Batch>, sqlx::Error> {
+    let AnonymizeBatch { batch, by } = anonymizing;
     let started = Instant::now();
     let [held_ids, held_since, held_xmin] = HeldAtStart::literals(batch.held);
     let [after_at, after_id, up_to_at, up_to_id] = batch.range.literals();
@@ -496,7 +479,7 @@ pub(super) async fn anonymize_batch(
                 batch
                     .only
                     .map_or(Literal::Null, |ids| Literal::TextArray(ids.to_vec())),
-                batch.by.into(),
+                by.into(),
                 after_at,
                 held_ids,
                 held_since,
