@@ -17,6 +17,7 @@ use crate::app_url::{AppUrl, SignInUrl};
 use crate::auth::{AuthSecrets, HmacSecret, JwksUrl, JwtSettings, KeySource, SessionAuth};
 use crate::bearer_secret::BearerSecret;
 use crate::cors::AllowedOrigins;
+use crate::export::ExcludedColumns;
 use crate::mail::{MailUrl, Mailer};
 use crate::schema::{AnonymizeColumns, Ident, UsersTable};
 use crate::webhook::{Webhook, WebhookSecrets, WebhookUrl};
@@ -321,6 +322,8 @@ pub struct SupportConfig {
     /// `ERASE_BLOCKED`, as the purge reads it: erasing now a blocked
     /// account anonymizes it under `anonymize`.
     pub erase_blocked: EraseBlocked,
+    /// `EXPORT_EXCLUDE_COLUMNS`, as the export route reads it.
+    pub export_exclude: ExcludedColumns,
 }
 
 impl SupportConfig {
@@ -391,6 +394,9 @@ pub struct AccountConfig {
     pub webhook: Option<Webhook>,
     /// `APP_SIGN_IN_URL`, default `APP_URL`: the pages' "Sign in" link.
     pub sign_in_url: SignInUrl,
+    /// `EXPORT_EXCLUDE_COLUMNS`: columns no archive holds, besides
+    /// credentials.
+    pub export_exclude: ExcludedColumns,
 }
 
 impl AccountConfig {
@@ -414,6 +420,7 @@ impl AccountConfig {
         let sign_in_url = env.optional("APP_SIGN_IN_URL", None, |raw| {
             SignInUrl::parse(raw).map(Some)
         });
+        let export_exclude = env.export_exclude();
         env.finish()?;
         let mail = mail.expect("checked by finish");
         let sign_in_url = sign_in_url
@@ -428,6 +435,7 @@ impl AccountConfig {
             session_auth: session_auth.expect("checked by finish"),
             webhook: webhook.expect("checked by finish"),
             sign_in_url,
+            export_exclude: export_exclude.expect("checked by finish"),
         })
     }
 }
@@ -569,6 +577,7 @@ impl<'a> Env<'a> {
         let webhook = self.webhook();
         let erased_email = self.optional("SEND_ERASED_EMAIL", false, parse_bool);
         let erase_blocked = self.erase_blocked();
+        let export_exclude = self.export_exclude();
         Some(SupportConfig {
             database: database?,
             users: users?,
@@ -577,7 +586,16 @@ impl<'a> Env<'a> {
             webhook: webhook?,
             erased_email: erased_email?,
             erase_blocked: erase_blocked?,
+            export_exclude: export_exclude?,
         })
+    }
+
+    pub(crate) fn export_exclude(&mut self) -> Option<ExcludedColumns> {
+        self.optional(
+            "EXPORT_EXCLUDE_COLUMNS",
+            ExcludedColumns::default(),
+            ExcludedColumns::parse,
+        )
     }
 
     pub(crate) fn database_url(&mut self) -> Option<PgConnectOptions> {

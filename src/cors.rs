@@ -54,9 +54,8 @@ impl AllowedOrigins {
     }
 
     /// Adds the CORS answer headers for a listed origin; nothing otherwise.
-    pub fn decorate(&self, origin: Option<&HeaderValue>, response: &mut Response) {
+    pub fn decorate(&self, origin: Option<&HeaderValue>, headers: &mut http::HeaderMap) {
         if let Some(origin) = self.allowed(origin) {
-            let headers = response.headers_mut();
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             headers.insert(
                 ACCESS_CONTROL_ALLOW_CREDENTIALS,

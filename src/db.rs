@@ -456,6 +456,20 @@ pub async fn begin(
     pool.begin_with(limits.begin_statement()).await
 }
 
+/// Opens a read-only `REPEATABLE READ` transaction: every statement in it
+/// sees the database as it was at its first, whatever commits meanwhile.
+/// Times render in UTC, whatever the server's or the role's `TimeZone`.
+pub async fn begin_snapshot(
+    pool: &PgPool,
+    limits: &Limits,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    pool.begin_with(format!(
+        "begin isolation level repeatable read, read only; {}; set local time zone 'UTC'",
+        limits.settings
+    ))
+    .await
+}
+
 /// True when the database (or its pooler) could not serve the request now,
 /// and the same request may well succeed later, as opposed to answering
 /// with an error that retrying will not change.

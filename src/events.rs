@@ -1,5 +1,6 @@
 //! Account events for the app's webhook: `account.deleted`,
-//! `account.restored` and `account.purged`, each a row written in the same
+//! `account.restored`, `account.purged`, `account.anonymized`,
+//! `account.export_requested` and `account.exported`, each a row written in the same
 //! transaction as the change (only while `WEBHOOK_URL` is set), then sent
 //! the Standard Webhooks way ([`crate::webhook`]).
 //!
@@ -47,6 +48,10 @@ pub enum EventType {
     /// An expired account that rows the app keeps still reference, erased
     /// of the person with its row kept (`ERASE_BLOCKED=anonymize`).
     Anonymized,
+    /// A copy of the account's data was asked for (a link emailed).
+    ExportRequested,
+    /// A download of that copy started.
+    Exported,
 }
 
 impl EventType {
@@ -57,6 +62,8 @@ impl EventType {
             Self::Restored => "account.restored",
             Self::Purged => "account.purged",
             Self::Anonymized => "account.anonymized",
+            Self::ExportRequested => "account.export_requested",
+            Self::Exported => "account.exported",
         }
     }
 
@@ -66,6 +73,8 @@ impl EventType {
             "account.restored" => Some(Self::Restored),
             "account.purged" => Some(Self::Purged),
             "account.anonymized" => Some(Self::Anonymized),
+            "account.export_requested" => Some(Self::ExportRequested),
+            "account.exported" => Some(Self::Exported),
             _ => None,
         }
     }
@@ -136,6 +145,14 @@ impl PendingEvent {
                 user_ids: &self.user_ids,
                 anonymized_at: at(self.occurred_at),
             },
+            EventType::ExportRequested => Data::ExportRequested {
+                user_id: one(),
+                requested_at: at(self.occurred_at),
+            },
+            EventType::Exported => Data::Exported {
+                user_id: one(),
+                exported_at: at(self.occurred_at),
+            },
         };
         serde_json::to_vec(&Body {
             kind: self.kind.as_str(),
@@ -176,6 +193,45 @@ enum Data<'a> {
         user_ids: &'a [String],
         anonymized_at: String,
     },
+    ExportRequested {
+        user_id: &'a str,
+        requested_at: String,
+    },
+    Exported {
+        user_id: &'a str,
+        exported_at: String,
+    },
+}
+
+/// Records an event about one account that carries only its id and when
+/// it happened (`account.export_requested`, `account.exported`) inside the
+/// caller's transaction, claimed by the caller for its first attempt right
+/// after commit.
+pub(crate) async fn record(
+    conn: &mut PgConnection,
+    kind: EventType,
+    user_id: &str,
+) -> Result<PendingEvent, sqlx::Error> {
+    let (id, occurred_at): (Uuid, DateTime<Utc>) = db::query_as(
+        "insert into account_deletion.webhook_events
+             (type, user_ids, occurred_at, attempts, claimed_until)
+         values ($1, array[$2], now(), 1, now() + make_interval(secs => $3))
+         returning id, occurred_at",
+    )
+    .bind(kind.as_str())
+    .bind(user_id)
+    .bind(CLAIM_SECONDS)
+    .fetch_one(conn)
+    .await?;
+    Ok(PendingEvent {
+        id,
+        kind,
+        user_ids: vec![user_id.to_owned()],
+        occurred_at,
+        purge_after: None,
+        via: None,
+        attempt: 1,
+    })
 }
 
 /// Records `account.restored` (restored `via` the link, a sign-in or an

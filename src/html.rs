@@ -1,8 +1,13 @@
-//! HTML escaping and the small pages the recovery link opens. Every page is
+//! HTML escaping and the small pages the recovery and export links open. Every page is
 //! self-contained (inline style, no scripts, no images) and every dynamic
 //! value goes through [`escape`].
 
 use std::fmt::Write as _;
+
+use http::StatusCode;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, REFERRER_POLICY};
+
+use crate::web::Response;
 
 /// Escapes text for use in HTML element content and quoted attributes.
 pub fn escape(text: &str) -> String {
@@ -37,6 +42,32 @@ pub fn page(title: &str, body_html: &str) -> String {
         escape(title)
     );
     out
+}
+
+/// A page as an answer: never cached, never sending its URL (a link's
+/// token is in it) to another site, framed by none, running no script.
+pub fn html(status: StatusCode, body: String) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The token is in this page's URL; it must not leak to other sites.
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        http::header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 #[cfg(test)]

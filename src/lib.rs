@@ -13,6 +13,7 @@ pub mod cors;
 pub mod db;
 pub mod delivery;
 pub mod events;
+pub mod export;
 pub mod forget;
 pub mod html;
 pub mod http_client;

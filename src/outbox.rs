@@ -32,6 +32,7 @@ use crate::tokens::RecoveryToken;
 const SWEEP_BATCH: i64 = 10;
 
 pub const RECOVER_PATH: &str = "/api/account/recover";
+pub const EXPORT_PATH: &str = "/api/account/export";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailKind {
@@ -40,6 +41,8 @@ pub enum EmailKind {
     Restored,
     /// After the purge, when `SEND_ERASED_EMAIL` is on.
     Erased,
+    /// A link to download a copy of the account's data.
+    Export,
 }
 
 impl EmailKind {
@@ -49,6 +52,7 @@ impl EmailKind {
             Self::Reminder => "reminder",
             Self::Restored => "restored",
             Self::Erased => "erased",
+            Self::Export => "export",
         }
     }
 
@@ -58,6 +62,7 @@ impl EmailKind {
             "reminder" => Some(Self::Reminder),
             "restored" => Some(Self::Restored),
             "erased" => Some(Self::Erased),
+            "export" => Some(Self::Export),
             _ => None,
         }
     }
@@ -70,7 +75,8 @@ pub struct PendingEmail {
     pub kind: EmailKind,
     recipient: String,
     attempt: i32,
-    /// The token and purge date, when the caller just created them.
+    /// The token and the date the email gives (a recovery link's purge,
+    /// an export link's expiry), when the caller just created them.
     link: Option<(RecoveryToken, DateTime<Utc>)>,
 }
 
@@ -86,16 +92,17 @@ impl PendingEmail {
         }
     }
 
-    /// The first attempt of a recovery email whose token the caller holds.
-    pub(crate) fn with_link(mut self, token: RecoveryToken, purge_after: DateTime<Utc>) -> Self {
-        self.link = Some((token, purge_after));
+    /// The first attempt of a link email whose token the caller holds.
+    pub(crate) fn with_link(mut self, token: RecoveryToken, date: DateTime<Utc>) -> Self {
+        self.link = Some((token, date));
         self
     }
 }
 
 /// Queues an email inside the caller's transaction, claimed by the caller for
-/// its first attempt right after commit. A new recovery or reminder email
-/// supersedes the user's older unsent ones: only the newest link matters.
+/// its first attempt right after commit. A new link email supersedes the
+/// user's older unsent ones of its kind (recovery and reminder links are
+/// one kind): only the newest link matters.
 pub(crate) async fn queue(
     conn: &mut PgConnection,
     user_id: &str,
@@ -103,7 +110,17 @@ pub(crate) async fn queue(
     recipient: &str,
     for_deleted_at: Option<DateTime<Utc>>,
 ) -> Result<PendingEmail, sqlx::Error> {
-    supersede_link_emails(conn, user_id).await?;
+    if kind == EmailKind::Export {
+        db::query(
+            "update account_deletion.email_outbox set status = 'superseded', claimed_until = null
+             where user_id = $1 and status = 'pending' and kind = 'export'",
+        )
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    } else {
+        supersede_link_emails(conn, user_id).await?;
+    }
     let id: Uuid = db::query_scalar(
         "insert into account_deletion.email_outbox (user_id, kind, recipient, for_deleted_at, attempts, claimed_until)
          values ($1, $2, $3, $4, 1, now() + make_interval(secs => $5))
@@ -199,7 +216,13 @@ async fn attempt_delivery(
     let rendered = match (email.kind, email.link) {
         (EmailKind::Restored, _) => mail::restored(),
         (EmailKind::Erased, _) => mail::erased(),
-        (kind, Some((token, purge_after))) => render_link_email(kind, mail, &token, purge_after),
+        (kind, Some((token, date))) => render_link_email(kind, mail, &token, date),
+        (EmailKind::Export, None) => match relink_export(pool, sql, email.id).await? {
+            Some((token, expires_at)) => {
+                render_link_email(EmailKind::Export, mail, &token, expires_at)
+            }
+            None => return Ok(Delivery::Cancelled),
+        },
         (kind, None) => match mint_link(pool, sql, email.id, retention).await? {
             Some((token, purge_after)) => render_link_email(kind, mail, &token, purge_after),
             None => return Ok(Delivery::Cancelled),
@@ -253,15 +276,50 @@ fn render_link_email(
     kind: EmailKind,
     mail: &MailConfig,
     token: &RecoveryToken,
-    purge_after: DateTime<Utc>,
+    date: DateTime<Utc>,
 ) -> Rendered {
+    let path = if kind == EmailKind::Export {
+        EXPORT_PATH
+    } else {
+        RECOVER_PATH
+    };
     let link = mail
         .app_url
-        .join(&format!("{RECOVER_PATH}?token={}", token.as_str()));
+        .join(&format!("{path}?token={}", token.as_str()));
     match kind {
-        EmailKind::Reminder => mail::reminder(&link, purge_after),
-        _ => mail::recovery(&link, purge_after),
+        EmailKind::Reminder => mail::reminder(&link, date),
+        EmailKind::Export => mail::export(&link, date),
+        _ => mail::recovery(&link, date),
     }
+}
+
+/// A fresh token for a retried export email, if its link is still the
+/// account's current one and unexpired, and the account is here; the
+/// token of the attempt before stops working. Otherwise the email is
+/// cancelled.
+async fn relink_export(
+    pool: &PgPool,
+    sql: &Statements,
+    outbox_id: Uuid,
+) -> Result<Option<(RecoveryToken, DateTime<Utc>)>, sqlx::Error> {
+    let mut tx = db::begin(pool, &Limits::CRON).await?;
+    let token = RecoveryToken::generate();
+    let expires_at: Option<DateTime<Utc>> = db::query_scalar(&sql.export.relink)
+        .bind(outbox_id)
+        .bind(token.hash().as_slice())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if expires_at.is_none() {
+        db::query(
+            "update account_deletion.email_outbox set status = 'cancelled', claimed_until = null
+             where id = $1 and status = 'pending'",
+        )
+        .bind(outbox_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(expires_at.map(|at| (token, at)))
 }
 
 /// A fresh token for a retried or reminder email, if the account is still in

@@ -13,6 +13,8 @@
 //! the value, never on the column, so the comparison is right whatever the
 //! session's `TimeZone` and still an index condition.
 
+mod export;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -20,6 +22,8 @@ use sqlx::PgPool;
 use tokio::sync::RwLock;
 
 use crate::db::{self, Limits, Statement};
+pub use export::{DOWNLOADS_PER_LINK, ExportStatements};
+
 use crate::schema::{
     self, BlockingPath, Catalog, Clear, Ident, OnDelete, QualifiedName, SchemaError, SessionTable,
     TimeType, UsersTable,
@@ -155,6 +159,8 @@ pub struct Statements {
     /// the purge at cutoff `$2`, and due for its next run's rechecks;
     /// returns how many are present.
     pub make_due: String,
+    /// The export's requests and links.
+    pub export: ExportStatements,
 }
 
 impl Statements {
@@ -200,6 +206,7 @@ impl Statements {
             count_below: count_below(&t),
             count_pending: count_pending(&t),
             make_due: make_due(&t),
+            export: ExportStatements::render(&t),
             catalog,
             records,
         }

@@ -14,6 +14,9 @@
 //!   (it takes the purge gate, see [`crate::sql::GATE_SHARED`]).
 //! - `release`: lifts a hold.
 //! - `erase_now`: [`crate::purge::erase_now`].
+//! - `export`: emails the holder a link to a copy of their data
+//!   ([`crate::export`]), as the user's own request does, without its
+//!   once-a-day limit.
 //!
 //! Every step is in the account's history, with a time, an actor and a
 //! code, never an address, an IP or free text.
@@ -29,6 +32,7 @@ use crate::accounts::{self, NotRestored, Restoration, Via};
 use crate::config::{EraseBlocked, MailConfig, RetentionDays, SupportConfig};
 use crate::db::{self, Limits};
 use crate::events::{self, PendingEvent};
+use crate::export::{self, ExcludedColumns, NotRequested, Requester, Snapshot};
 use crate::outbox::{self, EmailKind, PendingEmail};
 use crate::purge::{self, LockedAccount, NotErased};
 use crate::resolve::{self, Unresolved, Who};
@@ -67,6 +71,8 @@ pub enum Action {
     Hold(HoldReason),
     Release,
     EraseNow,
+    /// Emails the account's holder a link to a copy of their data.
+    Export,
 }
 
 impl Action {
@@ -79,6 +85,7 @@ impl Action {
             Self::Hold(_) => "hold",
             Self::Release => "release",
             Self::EraseNow => "erase_now",
+            Self::Export => "export",
         }
     }
 }
@@ -256,6 +263,7 @@ pub struct Support {
     mail: MailConfig,
     webhook: Option<Arc<Webhook>>,
     erase_blocked: EraseBlocked,
+    export_exclude: ExcludedColumns,
 }
 
 /// An operator's transaction: it may wait for a purge batch in flight (a
@@ -284,6 +292,7 @@ impl Support {
             mail: config.mail,
             webhook: config.webhook.map(Arc::new),
             erase_blocked: config.erase_blocked,
+            export_exclude: config.export_exclude,
         }
     }
 
@@ -322,6 +331,21 @@ impl Support {
                 sends.email = Some(email);
             }),
             Action::Hold(reason) => self.hold(&sql, user, reason).await?,
+            Action::Export => {
+                match export::link::request(&self.pool, &sql, user, Requester::Admin).await? {
+                    Ok(requested) => {
+                        sends.email = Some(requested.email);
+                        sends.event = requested.event;
+                        Ok(())
+                    }
+                    // Not here, or anonymized: nobody's data to copy.
+                    Err(NotRequested::NoSuchUser) => Err(Refused::NotFound),
+                    Err(NotRequested::NoAddress) => Err(Refused::NoAddress),
+                    Err(NotRequested::RateLimited { .. }) => {
+                        unreachable!("an operator's request is not rate limited")
+                    }
+                }
+            }
             Action::Release => self.release(&sql, user).await?,
             Action::EraseNow => {
                 match purge::erase_now(&self.pool, &sql, user, self.erase_blocked).await? {
@@ -354,6 +378,33 @@ impl Support {
             },
             None => Answer::refused(None, Refused::NotFound),
         })
+    }
+
+    /// The snapshot of the account `who` names, for an operator with
+    /// database access to write its archive (`cargo dev account … export`),
+    /// recorded in its history as `exported` by `admin`.
+    pub async fn open_archive(&self, who: &Who) -> Result<Result<Snapshot, Refused>, SupportError> {
+        let sql = self.statements().await?;
+        let account = match resolve::resolve(&self.pool, &sql, who).await? {
+            Ok(account) if account.present => account,
+            Ok(_) => return Ok(Err(Refused::NotFound)),
+            Err(unresolved) => return Ok(Err(unresolved.into())),
+        };
+        let Some(snapshot) = Snapshot::open(
+            &self.pool,
+            &sql,
+            &account.id,
+            self.retention,
+            &self.export_exclude,
+        )
+        .await?
+        else {
+            return Ok(Err(Refused::NotFound));
+        };
+        let mut tx = db::begin(&self.pool, &Limits::ACCOUNT).await?;
+        record(&mut tx, account.id.as_str(), "exported", None).await?;
+        tx.commit().await?;
+        Ok(Ok(snapshot))
     }
 
     /// Sends what an action queued: its email, its event, and (after an
@@ -392,100 +443,10 @@ impl Support {
         sql: &Statements,
         user: &UserId,
     ) -> Result<Option<AccountView>, sqlx::Error> {
-        type State = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, bool);
         let mut tx = db::begin(&self.pool, &Limits::CRON).await?;
-        let state: Option<State> = db::query_as(&sql.account_state)
-            .bind(user.as_str())
-            .bind(self.retention.days())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let anonymized: bool = db::query_scalar(
-            "select exists (select 1 from account_deletion.anonymized where user_id = $1)",
-        )
-        .bind(user.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        let hold: Option<(String, DateTime<Utc>)> =
-            db::query_as("select reason, since from account_deletion.holds where user_id = $1")
-                .bind(user.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let rows: Vec<HistoryRow> = db::query_as(
-            "select at, action, by, detail from account_deletion.history
-             where user_id = $1 order by at, action",
-        )
-        .bind(user.as_str())
-        .fetch_all(&mut *tx)
-        .await?;
-        // The purge writes no history of its own (it would cost every
-        // erased account an index insert): its tombstone says when. (An
-        // anonymization, rarer, writes its own.) The table has no index on
-        // ids, so the scan starts at the account's first recorded deletion
-        // (its BRIN index on the time skips the rest), or its last one when
-        // the account is still here (nothing erased it since); an
-        // operator's erasure is in the history already, at the same
-        // instant as its tombstone.
-        let mut deletions = rows
-            .iter()
-            .filter(|(_, action, ..)| action == "deleted")
-            .map(|(at, ..)| *at);
-        let since = if state.is_some() {
-            deletions.next_back()
-        } else {
-            deletions.next()
-        };
-        // An account that is here and was never deleted was never erased.
-        let purged: Vec<DateTime<Utc>> = if state.is_some() && since.is_none() {
-            Vec::new()
-        } else {
-            db::query_scalar(
-                "select purged_at from account_deletion.tombstones
-                 where user_id = $1 and purged_at >= coalesce($2, '-infinity'::timestamptz)
-                   and not anonymized",
-            )
-            .bind(user.as_str())
-            .bind(since)
-            .fetch_all(&mut *tx)
-            .await?
-        };
+        let view = read_view(&mut tx, sql, user, self.retention).await?;
         tx.commit().await?;
-        if state.is_none() && rows.is_empty() && purged.is_empty() {
-            return Ok(None);
-        }
-        let history = history(&rows, purged);
-        let last_deletion_by = rows
-            .iter()
-            .rev()
-            .find(|(_, action, ..)| action == "deleted")
-            .map(|(_, _, by, _)| if by == "user" { "user" } else { "app" });
-        let (status, deleted_at, purge_after, deleted_by) = match state {
-            // Anonymized: the person is erased; the row stays for the rows
-            // that must be kept.
-            Some((Some(deleted_at), purge_after, made_by_user)) => (
-                if anonymized {
-                    Status::Erased
-                } else {
-                    Status::Scheduled
-                },
-                Some(rfc3339(deleted_at)),
-                purge_after.map(rfc3339),
-                Some(if made_by_user { "user" } else { "app" }),
-            ),
-            Some((None, ..)) => (Status::Active, None, None, None),
-            None => (Status::Erased, None, None, last_deletion_by),
-        };
-        Ok(Some(AccountView {
-            user_id: user.as_str().to_owned(),
-            status,
-            deleted_at,
-            purge_after,
-            deleted_by,
-            hold: hold.map(|(reason, since)| Hold {
-                reason,
-                since: rfc3339(since),
-            }),
-            history,
-        }))
+        Ok(view)
     }
 
     /// A fresh link, by email, for a deletion the user made.
@@ -601,6 +562,109 @@ impl Support {
     }
 }
 
+/// The account as support sees it, read on `conn` (one transaction: the
+/// caller's, which may be an export's snapshot); `None` when there is no
+/// such account and no record of it.
+pub(crate) async fn read_view(
+    conn: &mut sqlx::PgConnection,
+    sql: &Statements,
+    user: &UserId,
+    retention: RetentionDays,
+) -> Result<Option<AccountView>, sqlx::Error> {
+    type State = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, bool);
+    let state: Option<State> = db::query_as(&sql.account_state)
+        .bind(user.as_str())
+        .bind(retention.days())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let anonymized: bool = db::query_scalar(
+        "select exists (select 1 from account_deletion.anonymized where user_id = $1)",
+    )
+    .bind(user.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    let hold: Option<(String, DateTime<Utc>)> =
+        db::query_as("select reason, since from account_deletion.holds where user_id = $1")
+            .bind(user.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let rows: Vec<HistoryRow> = db::query_as(
+        "select at, action, by, detail from account_deletion.history
+         where user_id = $1 order by at, action",
+    )
+    .bind(user.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+    // The purge writes no history of its own (it would cost every
+    // erased account an index insert): its tombstone says when. (An
+    // anonymization, rarer, writes its own.) The table has no index on
+    // ids, so the scan starts at the account's first recorded deletion
+    // (its BRIN index on the time skips the rest), or its last one when
+    // the account is still here (nothing erased it since); an
+    // operator's erasure is in the history already, at the same
+    // instant as its tombstone.
+    let mut deletions = rows
+        .iter()
+        .filter(|(_, action, ..)| action == "deleted")
+        .map(|(at, ..)| *at);
+    let since = if state.is_some() {
+        deletions.next_back()
+    } else {
+        deletions.next()
+    };
+    // An account that is here and was never deleted was never erased.
+    let purged: Vec<DateTime<Utc>> = if state.is_some() && since.is_none() {
+        Vec::new()
+    } else {
+        db::query_scalar(
+            "select purged_at from account_deletion.tombstones
+             where user_id = $1 and purged_at >= coalesce($2, '-infinity'::timestamptz)
+               and not anonymized",
+        )
+        .bind(user.as_str())
+        .bind(since)
+        .fetch_all(&mut *conn)
+        .await?
+    };
+    if state.is_none() && rows.is_empty() && purged.is_empty() {
+        return Ok(None);
+    }
+    let history = history(&rows, purged);
+    let last_deletion_by = rows
+        .iter()
+        .rev()
+        .find(|(_, action, ..)| action == "deleted")
+        .map(|(_, _, by, _)| if by == "user" { "user" } else { "app" });
+    let (status, deleted_at, purge_after, deleted_by) = match state {
+        // Anonymized: the person is erased; the row stays for the rows
+        // that must be kept.
+        Some((Some(deleted_at), purge_after, made_by_user)) => (
+            if anonymized {
+                Status::Erased
+            } else {
+                Status::Scheduled
+            },
+            Some(rfc3339(deleted_at)),
+            purge_after.map(rfc3339),
+            Some(if made_by_user { "user" } else { "app" }),
+        ),
+        Some((None, ..)) => (Status::Active, None, None, None),
+        None => (Status::Erased, None, None, last_deletion_by),
+    };
+    Ok(Some(AccountView {
+        user_id: user.as_str().to_owned(),
+        status,
+        deleted_at,
+        purge_after,
+        deleted_by,
+        hold: hold.map(|(reason, since)| Hold {
+            reason,
+            since: rfc3339(since),
+        }),
+        history,
+    }))
+}
+
 /// The account's history as support reads it: our rows, and the purge's
 /// erasures from the tombstones (an operator's erasure is in our rows
 /// already, at the same instant as its tombstone), in time order.
@@ -668,7 +732,7 @@ async fn record(
     Ok(())
 }
 
-fn rfc3339(at: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 

@@ -12,10 +12,11 @@ use crate::web;
 
 /// Serves `handler` the way Vercel runs a Rust function (and, locally, on
 /// `127.0.0.1:$VERCEL_DEV_PORT`).
-pub async fn serve<F, Fut>(handler: F) -> Result<(), Error>
+pub async fn serve<F, Fut, R>(handler: F) -> Result<(), Error>
 where
     F: Fn(web::Request) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = web::Response> + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: Into<web::Reply>,
 {
     vercel_runtime::run(vercel_runtime::service_fn(
         move |request: vercel_runtime::Request, state: AppState| {
@@ -28,9 +29,9 @@ where
                             .insert(web::Background::new(move |task| {
                                 state.wait_until(task);
                             }));
-                        handler(request).await
+                        handler(request).await.into()
                     }
-                    Err(error) => error.into_response(),
+                    Err(error) => error.into_response().into(),
                 };
                 Ok::<_, Error>(into_vercel(response))
             }
@@ -39,7 +40,18 @@ where
     .await
 }
 
-fn into_vercel(response: web::Response) -> Response<ResponseBody> {
-    let (parts, body) = response.into_parts();
-    Response::from_parts(parts, ResponseBody::from(body))
+/// A streamed body goes to hyper as it is: `vercel_runtime`'s own axum
+/// layer would buffer it (it streams only JSON and event streams).
+fn into_vercel(reply: web::Reply) -> Response<ResponseBody> {
+    match reply {
+        web::Reply::Whole(response) => {
+            let (parts, body) = response.into_parts();
+            Response::from_parts(parts, ResponseBody::from(body))
+        }
+        web::Reply::Streamed(response) => {
+            let (parts, body) = response.into_parts();
+            let body = http_body_util::BodyExt::map_err(body, |torn| Box::new(torn) as Error);
+            Response::from_parts(parts, ResponseBody(http_body_util::BodyExt::boxed(body)))
+        }
+    }
 }

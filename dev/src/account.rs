@@ -1,5 +1,5 @@
 //! `cargo dev account <email | user id> [show | restore | resend-link | hold
-//! <reason> | release | erase-now]`: support's actions for an operator with
+//! <reason> | release | erase-now | export [--out <file>]]`: support's actions for an operator with
 //! database access, through the very calls the admin route makes
 //! ([`account_deletion::support`]), with mail and webhook settings read as
 //! the functions read them. It needs no `ADMIN_SECRET`. The account is
@@ -7,17 +7,44 @@
 //! normalized, an address exact first, then folded, never one of several.
 
 use account_deletion::resolve::Who;
-use account_deletion::support::{AccountView, Action, HoldReason, Refused, Support};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-pub const USAGE: &str = "usage: cargo dev account <email | user id> [show | restore | resend-link | hold <reason> | release | erase-now]";
+use account_deletion::export::Manifest;
+use account_deletion::support::{AccountView, Action, HoldReason, Refused, Support};
+use account_deletion::web;
+
+pub const USAGE: &str = "usage: cargo dev account <email | user id> [show | restore | resend-link | hold <reason> | release | erase-now | export [--out <file>]]";
+
+/// What an operator asked for: one of support's actions, or the archive
+/// written to a file.
+pub enum Command {
+    Act(Action),
+    Export { out: Option<String> },
+}
 
 /// The account (an address has an `@`) and the command.
-pub fn parse(who: &str, rest: &[&str]) -> anyhow::Result<(Who, Action)> {
-    let who = if who.contains('@') {
+pub fn parse(who: &str, rest: &[&str]) -> anyhow::Result<(Who, Command)> {
+    let command = match rest {
+        ["export"] => Command::Export { out: None },
+        ["export", "--out", file] => Command::Export {
+            out: Some((*file).to_owned()),
+        },
+        _ => Command::Act(parse_action(rest)?),
+    };
+    Ok((parse_who(who), command))
+}
+
+/// An address has an `@`; anything else is an id.
+pub fn parse_who(who: &str) -> Who {
+    if who.contains('@') {
         Who::Email(who.to_owned())
     } else {
         Who::Id(who.to_owned())
-    };
+    }
+}
+
+fn parse_action(rest: &[&str]) -> anyhow::Result<Action> {
     let command = match rest {
         [] | ["show"] => Action::Show,
         ["restore"] => Action::Restore,
@@ -31,7 +58,66 @@ pub fn parse(who: &str, rest: &[&str]) -> anyhow::Result<(Who, Action)> {
         ["erase-now"] => Action::EraseNow,
         _ => anyhow::bail!("{USAGE}"),
     };
-    Ok((who, command))
+    Ok(command)
+}
+
+/// Writes the archive of the account `who` names (an address or an id) to
+/// `out`, or to the name the archive gives itself in the current
+/// directory; returns where, and its manifest. A file cut short by an
+/// error is removed.
+pub async fn write_archive(
+    support: &Support,
+    who: &str,
+    out: Option<&Path>,
+) -> anyhow::Result<(PathBuf, Manifest)> {
+    let snapshot = match support.open_archive(&parse_who(who)).await? {
+        Ok(snapshot) => snapshot,
+        Err(refused) => anyhow::bail!("{}: {}", refused.code(), refused.message()),
+    };
+    let path = out.map_or_else(|| PathBuf::from(snapshot.file_name()), Path::to_path_buf);
+    let (sink, body) = web::channel();
+    let streaming = tokio::spawn(snapshot.stream(sink));
+    let written = copy_to_file(body, &path).await;
+    let archived = streaming.await?;
+    match (written, archived) {
+        (Ok(()), Ok(manifest)) => Ok((path, manifest)),
+        (written, archived) => {
+            let _ = std::fs::remove_file(&path);
+            archived?;
+            written?;
+            unreachable!("one of the two failed")
+        }
+    }
+}
+
+async fn copy_to_file(mut body: web::Streamed, path: &Path) -> anyhow::Result<()> {
+    use http_body_util::BodyExt;
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", path.display()))?;
+    while let Some(frame) = body.frame().await {
+        if let Ok(chunk) = frame?.into_data() {
+            file.write_all(&chunk).await?;
+        }
+    }
+    file.flush().await?;
+    Ok(())
+}
+
+/// What `export` prints: where the archive is, and each file's rows (from
+/// the manifest, as JSON: it may come from the dev server).
+pub fn describe(path: &Path, manifest: &serde_json::Value) -> String {
+    let mut text = format!("{}\n", path.display());
+    for table in manifest["tables"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            text,
+            "  {:>10} rows  {}",
+            table["rows"].as_u64().unwrap_or_default(),
+            table["file"].as_str().unwrap_or_default()
+        );
+    }
+    text
 }
 
 /// Runs `action` and waits for what it sends (its email, its event); the

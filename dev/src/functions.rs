@@ -11,6 +11,7 @@ use account_deletion::db::{self, Limits};
 use account_deletion::routes::admin_accounts::AdminAccounts;
 use account_deletion::routes::delete_account::DeleteAccount;
 use account_deletion::routes::deletion_status::DeletionStatus;
+use account_deletion::routes::export_account::ExportAccount;
 use account_deletion::routes::purge_users::PurgeUsers;
 use account_deletion::routes::recover_account::RecoverAccount;
 use account_deletion::routes::restore_account::RestoreAccount;
@@ -31,6 +32,7 @@ pub const PATHS: &[(&str, &str)] = &[
     ("/api/account/recover", "api/account/recover.rs"),
     ("/api/account/deletion", "api/account/deletion.rs"),
     ("/api/account/restore", "api/account/restore.rs"),
+    ("/api/account/export", "api/account/export.rs"),
     ("/api/admin/accounts", "api/admin/accounts.rs"),
     (
         "/api/cron/permanent-delete-users",
@@ -46,6 +48,7 @@ pub struct Functions {
     recover: RecoverAccount,
     deletion: DeletionStatus,
     restore: RestoreAccount,
+    export: ExportAccount,
     admin: AdminAccounts,
     /// Support's tools, for `cargo dev account` on the embedded database
     /// (`None` while the settings they need are invalid).
@@ -66,6 +69,7 @@ impl Functions {
             recover: RecoverAccount::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
             deletion: DeletionStatus::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
             restore: RestoreAccount::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
+            export: ExportAccount::with_pool(AccountConfig::from_lookup(&lookup), pool.clone()),
             admin: AdminAccounts::with_pool(AdminConfig::from_lookup(&lookup), pool.clone()),
             support: SupportConfig::from_lookup(&lookup)
                 .ok()
@@ -77,10 +81,25 @@ impl Functions {
         }
     }
 
-    pub async fn handle(&self, request: web::Request) -> web::Response {
+    pub async fn handle(&self, request: web::Request) -> web::Reply {
         let started = Instant::now();
         let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-        let response = match path.as_str() {
+        let response: web::Reply = match path.as_str() {
+            "/api/account/export" => self.export.handle(request).await,
+            _ => self.handle_whole(request).await.into(),
+        };
+        // A streamed body is still being sent: this is when it started.
+        println!(
+            "{method} {path} → {} ({} ms)",
+            response.status().as_u16(),
+            started.elapsed().as_millis()
+        );
+        response
+    }
+
+    async fn handle_whole(&self, request: web::Request) -> web::Response {
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+        match path.as_str() {
             "/api/account/delete" => self.delete.handle(request).await,
             "/api/account/recover" => self.recover.handle(request).await,
             "/api/account/deletion" => self.deletion.handle(request).await,
@@ -94,6 +113,7 @@ impl Functions {
                 self.seed(query_param(&request, "email")).await
             }
             "/_dev/account" if method == http::Method::POST => self.account(&request).await,
+            "/_dev/export" if method == http::Method::POST => self.archive(&request).await,
             "/_dev/backdate" if method == http::Method::POST => {
                 self.backdate(
                     query_param(&request, "email"),
@@ -102,13 +122,7 @@ impl Functions {
                 .await
             }
             _ => not_found(),
-        };
-        println!(
-            "{method} {path} → {} ({} ms)",
-            response.status().as_u16(),
-            started.elapsed().as_millis()
-        );
-        response
+        }
     }
 
     /// A user with a live session, as an app's sign-in would create: a new
@@ -174,11 +188,45 @@ impl Functions {
             );
         };
         let answer = match crate::account::parse(who, &words) {
-            Ok((who, action)) => crate::account::run(support, &who, &action).await,
+            Ok((who, crate::account::Command::Act(action))) => {
+                crate::account::run(support, &who, &action).await
+            }
+            Ok((_, crate::account::Command::Export { .. })) => Err(anyhow::anyhow!(
+                "an archive is written by POST /_dev/export"
+            )),
             Err(error) => Err(error),
         };
         match answer {
             Ok(view) => web::json(StatusCode::OK, &view),
+            Err(error) => web::json(
+                StatusCode::CONFLICT,
+                &serde_json::json!({ "error": format!("{error:#}") }),
+            ),
+        }
+    }
+
+    /// `cargo dev account <who> export` on the embedded database, which
+    /// only this process can open: `{"who": …, "out": <absolute path>}`;
+    /// writes the archive there and answers with its manifest.
+    async fn archive(&self, request: &web::Request) -> web::Response {
+        let Some(support) = &self.support else {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "support's settings are invalid; the dev server said which at start",
+            );
+        };
+        let asked: serde_json::Value = serde_json::from_slice(request.body()).unwrap_or_default();
+        let (Some(who), out) = (asked["who"].as_str(), asked["out"].as_str()) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "usage: POST /_dev/export {\"who\": …, \"out\": …}",
+            );
+        };
+        match crate::account::write_archive(support, who, out.map(std::path::Path::new)).await {
+            Ok((path, manifest)) => web::json(
+                StatusCode::OK,
+                &serde_json::json!({ "path": path, "manifest": manifest }),
+            ),
             Err(error) => web::json(
                 StatusCode::CONFLICT,
                 &serde_json::json!({ "error": format!("{error:#}") }),
@@ -259,6 +307,21 @@ fn not_found() -> web::Response {
     )
 }
 
+type Body = http_body_util::combinators::BoxBody<Bytes, web::Torn>;
+
+/// A streamed body goes out as it is produced, as on Vercel.
+fn into_hyper(reply: web::Reply) -> http::Response<Body> {
+    use http_body_util::BodyExt;
+    match reply {
+        web::Reply::Whole(response) => response.map(|body| {
+            http_body_util::Full::new(body)
+                .map_err(|never| match never {})
+                .boxed()
+        }),
+        web::Reply::Streamed(response) => response.map(BodyExt::boxed),
+    }
+}
+
 /// Serves `functions` on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, functions: Functions) -> anyhow::Result<()> {
     let functions = Arc::new(functions);
@@ -269,11 +332,11 @@ pub async fn serve(listener: tokio::net::TcpListener, functions: Functions) -> a
             let service = hyper::service::service_fn(move |request| {
                 let functions = functions.clone();
                 async move {
-                    let response = match web::read_limited(request).await {
+                    let reply = match web::read_limited(request).await {
                         Ok(request) => functions.handle(request).await,
-                        Err(error) => error.into_response(),
+                        Err(error) => error.into_response().into(),
                     };
-                    Ok::<_, std::convert::Infallible>(response.map(http_body_util::Full::new))
+                    Ok::<_, std::convert::Infallible>(into_hyper(reply))
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()

@@ -9,11 +9,12 @@
 //!                           an existing users table that lacks them
 //! cargo dev seed [email]    a session for a new demo user, or for `email` (server must be running)
 //! cargo dev backdate <email> [days]   make a deleted account look deleted `days` (31) ago
-//! cargo dev account <email | user id> [show | restore | resend-link | hold <reason> | release | erase-now]
+//! cargo dev account <email | user id> [show | restore | resend-link | hold <reason> | release | erase-now | export [--out <file>]]
 //!                           support's actions, against DATABASE_URL (or the running server's
 //!                           embedded database)
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use account_deletion_dev::settings::DevSettings;
@@ -21,6 +22,7 @@ use account_deletion_dev::{account, client, crons, database, functions, mailbox}
 use std::str::FromStr;
 
 use account_deletion::db;
+use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const USAGE: &str = "usage: cargo dev [serve | cron <path> | migrate [--add-deleted-at] [--add-email-index] | forget --from <url> | seed [email] | backdate <email> [days] | account <email | user id> [action]]";
@@ -344,9 +346,9 @@ async fn backdate(email: &str, days: &str) -> anyhow::Result<()> {
 /// otherwise through the running dev server (the embedded database is its
 /// own); the same library calls either way.
 async fn account(who: &str, rest: &[&str]) -> anyhow::Result<()> {
-    let (parsed_who, action) = account::parse(who, rest)?;
+    let (parsed_who, command) = account::parse(who, rest)?;
     let settings = DevSettings::load()?;
-    let view = if settings.get("DATABASE_URL").is_some() {
+    let support = if settings.get("DATABASE_URL").is_some() {
         let config =
             account_deletion::config::SupportConfig::from_lookup(&|name| settings.get(name))
                 .map_err(|errors| anyhow::anyhow!("{errors}"))?;
@@ -354,29 +356,70 @@ async fn account(who: &str, rest: &[&str]) -> anyhow::Result<()> {
             .max_connections(3)
             .connect_with(db::connect_options(config.database.clone()))
             .await?;
-        let support = account_deletion::support::Support::new(config, Some(pool));
-        serde_json::to_value(account::run(&support, &parsed_who, &action).await?)?
+        Some(account_deletion::support::Support::new(config, Some(pool)))
     } else {
-        // In the body: an address never goes in a URL.
-        let asked = serde_json::json!({ "who": who, "words": rest });
-        let answer = client::call_with_body(
-            settings.port,
-            http::Method::POST,
-            "/_dev/account",
-            &[("content-type", "application/json")],
-            asked.to_string().as_bytes(),
-        )
-        .await?;
-        let body: serde_json::Value = serde_json::from_str(&answer.body).map_err(|_| {
-            anyhow::anyhow!("the dev server answered {}: {}", answer.status, answer.body)
-        })?;
-        if answer.status != http::StatusCode::OK {
-            anyhow::bail!("{}", body["error"].as_str().unwrap_or(&answer.body));
-        }
-        body
+        None
     };
-    println!("{}", serde_json::to_string_pretty(&view)?);
+    match (command, support) {
+        (account::Command::Act(action), Some(support)) => {
+            let view = account::run(&support, &parsed_who, &action).await?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        (account::Command::Export { out }, Some(support)) => {
+            let (path, manifest) =
+                account::write_archive(&support, who, out.as_deref().map(Path::new)).await?;
+            print!(
+                "{}",
+                account::describe(&path, &serde_json::to_value(&manifest)?)
+            );
+        }
+        // In the body: an address never goes in a URL.
+        (account::Command::Act(_), None) => {
+            let view = dev_server(
+                &settings,
+                "/_dev/account",
+                json!({ "who": who, "words": rest }),
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        (account::Command::Export { out }, None) => {
+            // The dev server writes the file: give it a path that means
+            // the same there as here.
+            let out = out
+                .map(|out| std::env::current_dir().map(|dir| dir.join(out)))
+                .transpose()?;
+            let answer =
+                dev_server(&settings, "/_dev/export", json!({ "who": who, "out": out })).await?;
+            let path = PathBuf::from(answer["path"].as_str().unwrap_or_default());
+            print!("{}", account::describe(&path, &answer["manifest"]));
+        }
+    }
     Ok(())
+}
+
+/// A `/_dev/…` call on the running dev server: its JSON answer, or its
+/// error.
+async fn dev_server(
+    settings: &DevSettings,
+    path: &str,
+    asked: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let answer = client::call_with_body(
+        settings.port,
+        http::Method::POST,
+        path,
+        &[("content-type", "application/json")],
+        asked.to_string().as_bytes(),
+    )
+    .await?;
+    let body: serde_json::Value = serde_json::from_str(&answer.body).map_err(|_| {
+        anyhow::anyhow!("the dev server answered {}: {}", answer.status, answer.body)
+    })?;
+    if answer.status != http::StatusCode::OK {
+        anyhow::bail!("{}", body["error"].as_str().unwrap_or(&answer.body));
+    }
+    Ok(body)
 }
 
 /// The users table the functions will use, from the same settings.

@@ -4,5 +4,5 @@
 mod templates;
 mod transport;
 
-pub use templates::{Rendered, erased, recovery, reminder, restored};
+pub use templates::{Rendered, erased, export, recovery, reminder, restored};
 pub use transport::{MailUrl, Mailer, SendError, SmtpTls};

@@ -34,6 +34,10 @@ fn link_paragraph(link: &str, label: &str) -> String {
     )
 }
 
+/// What the deletion's emails say about the user's copy of their data.
+const DOWNLOAD_TEXT: &str = "You can download a copy of your data: sign in and choose \
+     \"Download your data\", and we email you a link. This works";
+
 /// Sent when the user deletes their account.
 pub fn recovery(link: &str, purge_after: DateTime<Utc>) -> Rendered {
     let when = date(purge_after);
@@ -42,6 +46,7 @@ pub fn recovery(link: &str, purge_after: DateTime<Utc>) -> Rendered {
          You were signed out everywhere. Your account and its data will be erased for good on {when}.\n\n\
          Changed your mind? Restore your account before then:\n{link}\n\n\
          The link works once. Restoring does not sign you in; sign in again afterwards.\n\n\
+         {DOWNLOAD_TEXT} until {when}.\n\n\
          If you did not delete your account, restore it with the link above, then sign in \
          and change your password.\n"
     );
@@ -54,6 +59,7 @@ pub fn recovery(link: &str, purge_after: DateTime<Utc>) -> Rendered {
         "<p>Changed your mind? Restore your account before then:</p>".to_owned(),
         link_paragraph(link, "Restore my account"),
         "<p>The link works once. Restoring does not sign you in; sign in again afterwards.</p>".to_owned(),
+        format!("<p>{} until {}.</p>", escape(DOWNLOAD_TEXT), escape(&when)),
         "<p>If you did not delete your account, restore it with the link above, then sign in and change your password.</p>".to_owned(),
     ]);
     Rendered {
@@ -70,6 +76,7 @@ pub fn reminder(link: &str, purge_after: DateTime<Utc>) -> Rendered {
         "Your deleted account will be erased for good on {when}.\n\n\
          After that it cannot be restored. To keep it, restore it now:\n{link}\n\n\
          This link replaces the one we sent when you deleted your account; that one no longer works.\n\n\
+         {DOWNLOAD_TEXT} until {when}.\n\n\
          If you meant to delete your account, there is nothing to do.\n"
     );
     let html = html_body(&[
@@ -80,6 +87,7 @@ pub fn reminder(link: &str, purge_after: DateTime<Utc>) -> Rendered {
         "<p>After that it cannot be restored. To keep it, restore it now:</p>".to_owned(),
         link_paragraph(link, "Restore my account"),
         "<p>This link replaces the one we sent when you deleted your account; that one no longer works.</p>".to_owned(),
+        format!("<p>{} until {}.</p>", escape(DOWNLOAD_TEXT), escape(&when)),
         "<p>If you meant to delete your account, there is nothing to do.</p>".to_owned(),
     ]);
     Rendered {
@@ -87,6 +95,34 @@ pub fn reminder(link: &str, purge_after: DateTime<Utc>) -> Rendered {
             "Your account will be erased on {}",
             purge_after.format("%-d %B %Y")
         ),
+        text,
+        html,
+    }
+}
+
+/// Sent when the user (or support for them) asks for a copy of their data.
+pub fn export(link: &str, expires_at: DateTime<Utc>) -> Rendered {
+    let until = date(expires_at);
+    let text = format!(
+        "Your data is ready to download.\n\n\
+         Download a copy of your account's data (a ZIP file of JSON files) here:\n{link}\n\n\
+         The link works until {until}, for up to 3 downloads. Do not forward this email: \
+         whoever has the link can download your data.\n\n\
+         If you did not ask for this, you can ignore this email; nobody can use the link \
+         without access to your mailbox.\n"
+    );
+    let html = html_body(&[
+        "<h1 style=\"font-size:1.3em\">Your data is ready to download</h1>".to_owned(),
+        "<p>Download a copy of your account's data (a ZIP file of JSON files):</p>".to_owned(),
+        link_paragraph(link, "Download your data"),
+        format!(
+            "<p>The link works until <strong>{}</strong>, for up to 3 downloads. Do not forward this email: whoever has the link can download your data.</p>",
+            escape(&until)
+        ),
+        "<p>If you did not ask for this, you can ignore this email; nobody can use the link without access to your mailbox.</p>".to_owned(),
+    ]);
+    Rendered {
+        subject: "Your data is ready to download".to_owned(),
         text,
         html,
     }

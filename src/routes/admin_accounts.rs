@@ -27,7 +27,7 @@ const INVALID: ApiError = ApiError::BadRequest {
     code: "invalid_request",
     message: "Name the account by exactly one of user_id (an id of the users table's type) and \
               email (not blank; never in a URL: POST it with action show); action is one of \
-              show, restore, resend_recovery_link, hold, release, erase_now; a reason is \
+              show, restore, resend_recovery_link, hold, release, erase_now, export; a reason is \
               [a-z0-9_-]{1,40}.",
 };
 
@@ -163,6 +163,7 @@ fn command(body: &[u8]) -> Option<(Who, Action)> {
         ("hold", Some(reason)) => Action::Hold(reason),
         ("release", _) => Action::Release,
         ("erase_now", _) => Action::EraseNow,
+        ("export", _) => Action::Export,
         _ => return None,
     };
     Some((who, action))

@@ -9,6 +9,8 @@ mod account_route;
 pub mod admin_accounts;
 pub mod delete_account;
 pub mod deletion_status;
+pub mod export_account;
+mod link_token;
 mod protected;
 pub mod purge_users;
 pub mod recover_account;
@@ -28,11 +30,12 @@ use crate::auth::SignIn;
 use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
 use crate::cors::AllowedOrigins;
 use crate::events::{self, PendingEvent};
+use crate::export::ExcludedColumns;
 use crate::outbox::{self, PendingEmail};
 use crate::rate_limit::Limiter;
 use crate::schema::SchemaError;
 use crate::sql::{AppTables, Records, Statements};
-use crate::web::{ApiError, Background, Request, Response, method_not_allowed};
+use crate::web::{ApiError, Background, Reply, Request, Response, method_not_allowed};
 use crate::webhook::Webhook;
 
 /// A route's ready state, or why it has none. A misconfigured route still
@@ -95,7 +98,27 @@ pub(crate) fn schema_refusal(route: &'static str, error: SchemaError) -> ApiErro
     }
 }
 
-/// What the two account routes (delete, recover) hold once configured.
+/// An answer whose headers a route's shell adds to.
+pub(crate) trait WithHeaders {
+    fn headers_mut(&mut self) -> &mut http::HeaderMap;
+}
+
+impl WithHeaders for Response {
+    fn headers_mut(&mut self) -> &mut http::HeaderMap {
+        http::Response::headers_mut(self)
+    }
+}
+
+impl WithHeaders for Reply {
+    fn headers_mut(&mut self) -> &mut http::HeaderMap {
+        match self {
+            Self::Whole(response) => response.headers_mut(),
+            Self::Streamed(response) => response.headers_mut(),
+        }
+    }
+}
+
+/// What the account routes hold once configured.
 pub(crate) struct AccountState {
     pub(crate) pool: PgPool,
     pub(crate) tables: AppTables,
@@ -109,38 +132,41 @@ pub(crate) struct AccountState {
     pub(crate) limiter: Limiter,
     /// Where the pages' "Sign in" link points.
     pub(crate) sign_in_url: SignInUrl,
+    /// Columns no archive holds, besides credentials.
+    pub(crate) export_exclude: ExcludedColumns,
 }
 
 impl Configured<AccountState> {
     /// Serves an account route: 500 while misconfigured, the CORS preflight
     /// for `OPTIONS`, 405 for a method not in `allowed`, otherwise
-    /// `respond`'s answer; every answer with the CORS headers a listed
-    /// origin gets.
-    pub(crate) async fn serve<'a, F, Fut>(
+    /// `respond`'s answer (read whole, or streamed: [`Reply`]); every
+    /// answer with the CORS headers a listed origin gets.
+    pub(crate) async fn serve<'a, F, Fut, R>(
         &'a self,
         request: Request,
         allowed: &'static [Method],
         respond: F,
-    ) -> Response
+    ) -> R
     where
         F: FnOnce(&'a AccountState, Request) -> Fut,
-        Fut: Future<Output = Result<Response, ApiError>>,
+        Fut: Future<Output = Result<R, ApiError>>,
+        R: From<Response> + WithHeaders,
     {
         let origin = AllowedOrigins::origin_of(request.headers());
         let ready = match self.ready() {
             Ok(ready) => ready,
-            Err(error) => return error.into_response(),
+            Err(error) => return error.into_response().into(),
         };
-        let mut response = if request.method() == Method::OPTIONS {
-            ready.cors.preflight(origin.as_ref(), allowed)
+        let mut response: R = if request.method() == Method::OPTIONS {
+            ready.cors.preflight(origin.as_ref(), allowed).into()
         } else if let Some(error) = method_not_allowed(request.method(), allowed) {
-            error.into_response()
+            error.into_response().into()
         } else {
             respond(ready, request)
                 .await
-                .unwrap_or_else(ApiError::into_response)
+                .unwrap_or_else(|error| error.into_response().into())
         };
-        ready.cors.decorate(origin.as_ref(), &mut response);
+        ready.cors.decorate(origin.as_ref(), response.headers_mut());
         response
     }
 }
@@ -168,6 +194,7 @@ impl AccountState {
             webhook: config.webhook.map(Arc::new),
             limiter: Limiter::default(),
             sign_in_url: config.sign_in_url,
+            export_exclude: config.export_exclude,
         });
         Configured::new(name, state)
     }

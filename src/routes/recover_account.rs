@@ -3,13 +3,13 @@
 //! one always restores, and a client's failures past the limit get 429.
 
 use chrono::{DateTime, Utc};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, REFERRER_POLICY};
 use http::{Method, StatusCode};
 use serde::Serialize;
 
 use crate::app_url::SignInUrl;
-use crate::html::{escape, page};
+use crate::html::{escape, html, page};
 use crate::rate_limit::ClientAddress;
+use crate::routes::link_token::{self, BodyFormat};
 use crate::routes::{AccountState, Configured, statements};
 use crate::tokens::RecoveryToken;
 use crate::web::{ApiError, Background, Request, Response, json};
@@ -29,13 +29,6 @@ const INVALID_TOKEN: ApiError = ApiError::BadRequest {
     message: "This recovery link is invalid or has expired.",
 };
 
-/// How the client sent the token, and so how it wants the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyFormat {
-    Json,
-    Form,
-}
-
 account_route!(RecoverAccount, "account-recover");
 
 impl RecoverAccount {
@@ -54,7 +47,8 @@ impl RecoverAccount {
     /// GET: explains and offers a button; never consumes the token (mail
     /// scanners follow links).
     async fn page(ready: &AccountState, request: &Request) -> Result<Response, ApiError> {
-        let token = query_token(request.uri().query()).and_then(|raw| RecoveryToken::parse(&raw));
+        let token = link_token::from_query(request.uri().query())
+            .and_then(|raw| RecoveryToken::parse(&raw));
         let purge_after = match &token {
             Some(token) => {
                 let sql = statements("account-recover", &ready.tables, &ready.pool).await?;
@@ -78,7 +72,7 @@ impl RecoverAccount {
     /// one restores whatever its client's count, and only a failure is
     /// counted (and, past the limit, refused with 429).
     async fn restore(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
-        let (format, raw_token) = read_token(&request)?;
+        let (format, raw_token) = link_token::from_body(&request)?.required();
         let sql = statements("account-recover", &ready.tables, &ready.pool).await?;
         let restored = match raw_token.as_deref().and_then(RecoveryToken::parse) {
             Some(token) => accounts::recover(&ready.pool, &sql, &token, ready.retention)
@@ -110,69 +104,6 @@ impl RecoverAccount {
 #[derive(Serialize)]
 struct Recovered {
     recovered: bool,
-}
-
-fn query_token(query: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes())
-        .find(|(key, _)| key == "token")
-        .map(|(_, value)| value.into_owned())
-}
-
-/// The token from a JSON (`{"token": "…"}`) or form (`token=…`) body.
-/// A body that holds no token string is answered like a wrong token.
-fn read_token(request: &Request) -> Result<(BodyFormat, Option<String>), ApiError> {
-    let content_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    let body = request.body();
-    match content_type.as_deref() {
-        Some("application/x-www-form-urlencoded") => {
-            let token = form_urlencoded::parse(body)
-                .find(|(key, _)| key == "token")
-                .map(|(_, value)| value.into_owned());
-            Ok((BodyFormat::Form, token))
-        }
-        None | Some("application/json") => {
-            let token = serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|value| value.get("token")?.as_str().map(str::to_owned));
-            Ok((BodyFormat::Json, token))
-        }
-        Some(other) if other.ends_with("+json") => Ok((BodyFormat::Json, None)),
-        Some(_) => Err(ApiError::UnsupportedMediaType),
-    }
-}
-
-fn html(status: StatusCode, body: String) -> Response {
-    let mut response = Response::new(body.into());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // The token is in this page's URL; it must not leak to other sites.
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(
-        http::header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    headers.insert(
-        http::header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
 }
 
 fn valid_link_page(

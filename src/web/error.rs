@@ -50,9 +50,24 @@ pub enum ApiError {
     /// 415: a body in a format the route does not read.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 410: a link that cannot serve (whatever the reason: one answer, so
+    /// an attacker learns nothing from it).
+    #[error("gone: {code}")]
+    Gone {
+        code: &'static str,
+        message: &'static str,
+    },
     /// 429: too many failed attempts from one client; retry after `seconds`.
     #[error("too many requests")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// 429: the account asked for this too recently; `code` says what,
+    /// `Retry-After` when it may ask again.
+    #[error("rate limited: {code}")]
+    RateLimited {
+        code: &'static str,
+        message: &'static str,
+        retry_after_seconds: u64,
+    },
     /// 500: the function's environment is wrong; it refuses to act at all.
     /// The variables at fault are logged when the process starts and with
     /// every refused request.
@@ -97,7 +112,10 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Gone { .. } => StatusCode::GONE,
+            Self::TooManyRequests { .. } | Self::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::ServerMisconfigured | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::DatabaseUnavailable(_) | Self::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -105,7 +123,9 @@ impl ApiError {
 
     fn code_and_message(&self) -> (&'static str, &str) {
         match self {
-            Self::BadRequest { code, message } => (code, message),
+            Self::BadRequest { code, message }
+            | Self::Gone { code, message }
+            | Self::RateLimited { code, message, .. } => (code, message),
             Self::NotFound => ("not_found", "There is no such account."),
             Self::Conflict { code, message } => (code, message),
             Self::Unauthorized => ("unauthorized", "Missing or invalid credentials."),
@@ -166,6 +186,10 @@ impl ApiError {
             }
             Self::TooManyRequests {
                 retry_after_seconds,
+            }
+            | Self::RateLimited {
+                retry_after_seconds,
+                ..
             } => with_header(response, RETRY_AFTER, &retry_after_seconds.to_string()),
             _ => response,
         }

@@ -6,11 +6,13 @@ mod background;
 mod body;
 mod error;
 mod response;
+mod streamed;
 
 pub use background::Background;
 pub use body::{MAX_BODY_BYTES, read_limited};
 pub use error::ApiError;
 pub use response::{allow_header, json, method_not_allowed};
+pub use streamed::{BodySender, Gone, Reply, Streamed, Torn, channel};
 
 /// A request whose body has already been read, within [`MAX_BODY_BYTES`].
 pub type Request = http::Request<bytes::Bytes>;

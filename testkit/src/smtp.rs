@@ -58,10 +58,19 @@ impl ReceivedMail {
 
     /// Every recovery link in the message.
     pub fn links(&self) -> Vec<String> {
+        self.links_to("/api/account/recover?token=")
+    }
+
+    /// Every download link (of the export) in the message.
+    pub fn export_links(&self) -> Vec<String> {
+        self.links_to("/api/account/export?token=")
+    }
+
+    fn links_to(&self, path: &str) -> Vec<String> {
         let text = self.decoded();
         let mut links: Vec<String> = text
             .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
-            .filter(|w| w.starts_with("http") && w.contains("/api/account/recover?token="))
+            .filter(|w| w.starts_with("http") && w.contains(path))
             .map(|w| w.replace("&amp;", "&"))
             .collect();
         links.dedup();
@@ -70,6 +79,15 @@ impl ReceivedMail {
 
     pub fn token(&self) -> String {
         let link = self.links().into_iter().next().expect("a recovery link");
+        link.split("token=").nth(1).unwrap().to_owned()
+    }
+
+    pub fn export_token(&self) -> String {
+        let link = self
+            .export_links()
+            .into_iter()
+            .next()
+            .expect("a download link");
         link.split("token=").nth(1).unwrap().to_owned()
     }
 }

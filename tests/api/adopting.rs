@@ -1203,6 +1203,7 @@ async fn migrating_an_existing_prisma_database_creates_nothing_in_its_schema() {
             "_sqlx_migrations",
             "anonymized",
             "email_outbox",
+            "exports",
             "history",
             "holds",
             "purge_run_workers",

@@ -11,6 +11,7 @@ mod browser;
 mod cors;
 mod email_delivery;
 mod erased_email;
+mod export;
 mod faults;
 mod function_binary;
 mod hostile_input;

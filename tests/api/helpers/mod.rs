@@ -96,6 +96,23 @@ pub fn request(method: Method, uri: &str, headers: &[(&str, &str)], body: &[u8])
     builder.body(Bytes::copy_from_slice(body)).unwrap()
 }
 
+/// A reply, its body read to the end (a streamed one as the client gets it;
+/// a torn one panics).
+pub async fn read_reply(reply: web::Reply) -> TestResponse {
+    use http_body_util::BodyExt;
+    match reply {
+        web::Reply::Whole(response) => read(response).await,
+        web::Reply::Streamed(response) => {
+            let (parts, body) = response.into_parts();
+            TestResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body: body.collect().await.expect("a whole body").to_bytes(),
+            }
+        }
+    }
+}
+
 pub async fn read(response: web::Response) -> TestResponse {
     let (parts, body) = response.into_parts();
     TestResponse {
@@ -264,6 +281,7 @@ pub struct AccountApp {
     pub recover: account_deletion::routes::recover_account::RecoverAccount,
     pub deletion: account_deletion::routes::deletion_status::DeletionStatus,
     pub restore: account_deletion::routes::restore_account::RestoreAccount,
+    pub export: account_deletion::routes::export_account::ExportAccount,
     pub admin: account_deletion::routes::admin_accounts::AdminAccounts,
     pub sweep: account_deletion::routes::send_emails::SendEmails,
     pub purge: PurgeUsers,
@@ -318,6 +336,9 @@ impl AccountApp {
                 account_deletion::config::AccountConfig::from_lookup(&lookup),
             ),
             restore: account_deletion::routes::restore_account::RestoreAccount::new(
+                account_deletion::config::AccountConfig::from_lookup(&lookup),
+            ),
+            export: account_deletion::routes::export_account::ExportAccount::new(
                 account_deletion::config::AccountConfig::from_lookup(&lookup),
             ),
             admin: account_deletion::routes::admin_accounts::AdminAccounts::new(

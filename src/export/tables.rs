@@ -1,0 +1,411 @@
+//! What an archive holds: the user's row of the users table, and the rows
+//! of every table whose foreign key to the users table holds the user's
+//! key, each without the columns that hold credentials.
+//!
+//! Read from the catalog in the download's own snapshot, not from the
+//! catalog the process read when it started: a column an app adds later
+//! (`api_token`, say) is excluded by the same rules the moment it exists.
+
+use std::collections::HashSet;
+
+use sqlx::PgConnection;
+
+use crate::db;
+use crate::schema::{Catalog, Ident, SchemaError};
+
+/// Words that mark a column as a credential, matched anywhere in its name,
+/// whatever the case.
+pub const CREDENTIAL_WORDS: [&str; 6] = ["password", "secret", "token", "hash", "salt", "otp"];
+
+/// `EXPORT_EXCLUDE_COLUMNS`: more columns that never leave, as
+/// `table.column` (any schema) or `schema.table.column`, exact names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExcludedColumns(Vec<Excluded>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Excluded {
+    schema: Option<String>,
+    table: String,
+    column: String,
+}
+
+impl ExcludedColumns {
+    /// A comma-separated list; blank entries are ignored, and an entry
+    /// that is not `table.column` or `schema.table.column` is refused
+    /// whole (a typo must not let the column out).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut excluded = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let parts: Vec<&str> = entry.split('.').collect();
+            let (schema, table, column) = match parts.as_slice() {
+                [table, column] => (None, *table, *column),
+                [schema, table, column] => (Some(*schema), *table, *column),
+                _ => {
+                    return Err(format!(
+                        "`{entry}` is not table.column or schema.table.column"
+                    ));
+                }
+            };
+            if [schema.unwrap_or("x"), table, column]
+                .iter()
+                .any(|part| part.is_empty())
+            {
+                return Err(format!("`{entry}` has an empty name"));
+            }
+            excluded.push(Excluded {
+                schema: schema.map(str::to_owned),
+                table: table.to_owned(),
+                column: column.to_owned(),
+            });
+        }
+        Ok(Self(excluded))
+    }
+
+    fn names(&self, table: &TableName, column: &str) -> bool {
+        self.0.iter().any(|e| {
+            e.table == table.name
+                && e.column == column
+                && e.schema
+                    .as_ref()
+                    .is_none_or(|schema| *schema == table.schema)
+        })
+    }
+}
+
+/// Whether a column's name marks it as a credential.
+pub fn is_credential(column: &str) -> bool {
+    let lower = column.to_lowercase();
+    CREDENTIAL_WORDS.iter().any(|word| lower.contains(word))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl TableName {
+    fn quoted(&self) -> String {
+        format!(
+            "{}.{}",
+            Ident::from_catalog(self.schema.clone()).quoted(),
+            Ident::from_catalog(self.name.clone()).quoted()
+        )
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// One file of the archive: a table's rows along one key.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub table: TableName,
+    /// The columns that hold the user's key; empty for the users table.
+    pub key: Vec<String>,
+    /// The entry's name in the archive.
+    pub file: String,
+    /// The table's columns that never leave, in the table's order.
+    pub excluded: Vec<String>,
+    /// The statement that reads the rows: user id `$1` (text), excluded
+    /// columns `$2` (text[]); one row of JSON text per row.
+    pub select: String,
+}
+
+impl Source {
+    /// The key as the manifest names it: the column, or the columns
+    /// joined by `+` for a composite key; `None` for the users table.
+    pub fn key_name(&self) -> Option<String> {
+        (!self.key.is_empty()).then(|| self.key.join("+"))
+    }
+}
+
+/// A foreign key to the users table, with its table's columns.
+type KeyRow = (String, String, Vec<String>, Vec<String>, Vec<String>);
+
+/// The files of an archive, read from the catalog on `conn` (inside the
+/// download's snapshot). A name in `EXPORT_EXCLUDE_COLUMNS` that is no
+/// column of any table is a configuration error: it is most likely a typo
+/// that would let the column it meant out.
+pub async fn sources(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    excluded: &ExcludedColumns,
+) -> Result<Vec<Source>, SchemaError> {
+    let users = catalog.users.quoted();
+    let users_columns: Vec<String> = db::query_scalar(
+        "select coalesce(array_agg(a.attname::text order by a.attnum), '{}')
+         from pg_attribute a
+         where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped",
+    )
+    .bind(&users)
+    .fetch_one(&mut *conn)
+    .await?;
+    let keys: Vec<KeyRow> = db::query_as(
+        "select n.nspname::text, c.relname::text,
+                array(select a.attname::text from unnest(con.conkey) with ordinality k(attnum, i)
+                      join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
+                      order by k.i),
+                array(select a.attname::text from unnest(con.confkey) with ordinality k(attnum, i)
+                      join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum
+                      order by k.i),
+                array(select a.attname::text from pg_attribute a
+                      where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+                      order by a.attnum)
+         from pg_constraint con
+         join pg_class c on c.oid = con.conrelid
+         join pg_namespace n on n.oid = c.relnamespace
+         where con.contype = 'f' and con.confrelid = to_regclass($1)
+           -- The users table's keys to itself lead to other accounts' rows;
+           -- this service's own tables are not the app's data.
+           and con.conrelid <> con.confrelid
+           and n.nspname <> 'account_deletion'
+         order by n.nspname, c.relname, con.conname",
+    )
+    .bind(&users)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let users_name = TableName {
+        schema: catalog.users.schema.as_str().to_owned(),
+        name: catalog.users.name.as_str().to_owned(),
+    };
+    let id_type = catalog.id_type.sql();
+    let id = catalog.id.quoted();
+    let mut files = FileNames::default();
+    let mut sources = vec![Source {
+        file: files.name(&users_name, None),
+        excluded: excluded_of(&users_name, &users_columns, excluded),
+        select: format!(
+            "select (to_jsonb(t) - $2::text[])::text from {users} t where t.{id} = $1::{id_type}"
+        ),
+        table: users_name,
+        key: Vec::new(),
+    }];
+    let mut seen = HashSet::new();
+    let tables_with_several_keys = tables_with_several_keys(&keys);
+    for (schema, table, columns, references, all_columns) in keys {
+        // Two constraints on the same columns are one key.
+        if !seen.insert((schema.clone(), table.clone(), columns.clone())) {
+            continue;
+        }
+        let several = tables_with_several_keys.contains(&(schema.clone(), table.clone()));
+        let name = TableName {
+            schema,
+            name: table,
+        };
+        let matches = columns
+            .iter()
+            .zip(&references)
+            .map(|(column, referenced)| {
+                format!(
+                    "t.{} = (select u.{} from {users} u where u.{id} = $1::{id_type})",
+                    Ident::from_catalog(column.clone()).quoted(),
+                    Ident::from_catalog(referenced.clone()).quoted(),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" and ");
+        sources.push(Source {
+            file: files.name(&name, several.then(|| columns.join("+")).as_deref()),
+            excluded: excluded_of(&name, &all_columns, excluded),
+            select: format!(
+                "select (to_jsonb(t) - $2::text[])::text from {} t where {matches}",
+                name.quoted()
+            ),
+            table: name,
+            key: columns,
+        });
+    }
+    check_named_columns_exist(conn, excluded).await?;
+    Ok(sources)
+}
+
+/// The tables that reference the users table along more than one key:
+/// their files are named by key too.
+fn tables_with_several_keys(keys: &[KeyRow]) -> HashSet<(String, String)> {
+    let distinct: HashSet<(&String, &String, &Vec<String>)> = keys
+        .iter()
+        .map(|(schema, table, columns, ..)| (schema, table, columns))
+        .collect();
+    let mut per_table = std::collections::HashMap::<(String, String), usize>::new();
+    for (schema, table, _) in distinct {
+        *per_table
+            .entry((schema.clone(), table.clone()))
+            .or_insert(0) += 1;
+    }
+    per_table
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(table, _)| table)
+        .collect()
+}
+
+fn excluded_of(table: &TableName, columns: &[String], excluded: &ExcludedColumns) -> Vec<String> {
+    columns
+        .iter()
+        .filter(|column| is_credential(column) || excluded.names(table, column))
+        .cloned()
+        .collect()
+}
+
+/// Every column `EXPORT_EXCLUDE_COLUMNS` names exists somewhere.
+async fn check_named_columns_exist(
+    conn: &mut PgConnection,
+    excluded: &ExcludedColumns,
+) -> Result<(), SchemaError> {
+    for entry in &excluded.0 {
+        let exists: bool = db::query_scalar(
+            "select exists (
+                 select 1 from pg_attribute a
+                 join pg_class c on c.oid = a.attrelid
+                 join pg_namespace n on n.oid = c.relnamespace
+                 where c.relname = $2 and a.attname = $3 and a.attnum > 0 and not a.attisdropped
+                   and ($1::text is null or n.nspname = $1)
+                   and c.relkind in ('r', 'p', 'v', 'm', 'f'))",
+        )
+        .bind(entry.schema.as_deref())
+        .bind(&entry.table)
+        .bind(&entry.column)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !exists {
+            return Err(SchemaError::Misconfigured {
+                variable: "EXPORT_EXCLUDE_COLUMNS",
+                reason: format!(
+                    "names {}{}.{}, which is no column of any table; a misspelt name would let the column it meant into every archive",
+                    entry
+                        .schema
+                        .as_deref()
+                        .map(|s| format!("{s}."))
+                        .unwrap_or_default(),
+                    entry.table,
+                    entry.column
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Entry names: `tables/<schema>.<table>[.<key>].ndjson`, with any
+/// character a file name should not hold (a table's name may hold `/`)
+/// replaced, and made unique.
+#[derive(Default)]
+struct FileNames(HashSet<String>);
+
+impl FileNames {
+    fn name(&mut self, table: &TableName, key: Option<&str>) -> String {
+        let mut stem = format!("{}.{}", safe(&table.schema), safe(&table.name));
+        if let Some(key) = key {
+            stem = format!("{stem}.{}", safe(key));
+        }
+        let mut name = format!("tables/{stem}.ndjson");
+        let mut n = 1;
+        while !self.0.insert(name.clone()) {
+            n += 1;
+            name = format!("tables/{stem}~{n}.ndjson");
+        }
+        name
+    }
+}
+
+fn safe(part: &str) -> String {
+    let cleaned: String = part
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() {
+        "_".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_columns_are_found_by_word_whatever_the_case() {
+        for credential in [
+            "password",
+            "password_hash",
+            "hashedPassword",
+            "sessionToken",
+            "refresh_token",
+            "client_secret",
+            "salt",
+            "totp_seed",
+            "OTP",
+        ] {
+            assert!(is_credential(credential), "{credential}");
+        }
+        for plain in ["email", "name", "created_at", "amount", "user_id"] {
+            assert!(!is_credential(plain), "{plain}");
+        }
+    }
+
+    #[test]
+    fn excluded_columns_parse_and_refuse_what_is_not_a_column_name() {
+        let parsed = ExcludedColumns::parse(" profiles.ssn, billing.cards.pan ,").unwrap();
+        let profiles = TableName {
+            schema: "public".into(),
+            name: "profiles".into(),
+        };
+        let cards = TableName {
+            schema: "billing".into(),
+            name: "cards".into(),
+        };
+        assert!(parsed.names(&profiles, "ssn"));
+        assert!(!parsed.names(&profiles, "name"));
+        assert!(parsed.names(&cards, "pan"));
+        assert!(!parsed.names(
+            &TableName {
+                schema: "public".into(),
+                name: "cards".into()
+            },
+            "pan"
+        ));
+        for bad in ["ssn", "a.b.c.d", ".x", "t.", "a..b"] {
+            assert!(ExcludedColumns::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            ExcludedColumns::parse("").unwrap(),
+            ExcludedColumns::default()
+        );
+    }
+
+    #[test]
+    fn file_names_hold_no_path_and_are_unique() {
+        let mut files = FileNames::default();
+        let odd = TableName {
+            schema: "public".into(),
+            name: "../../etc/passwd".into(),
+        };
+        let name = files.name(&odd, None);
+        assert_eq!(name, "tables/public.______etc_passwd.ndjson");
+        assert_eq!(
+            files.name(&odd, None),
+            "tables/public.______etc_passwd~2.ndjson"
+        );
+        let messages = TableName {
+            schema: "public".into(),
+            name: "messages".into(),
+        };
+        assert_eq!(
+            files.name(&messages, Some("sender_id")),
+            "tables/public.messages.sender_id.ndjson"
+        );
+    }
+}
