@@ -390,6 +390,11 @@ impl Support {
             Ok(_) => return Ok(Err(Refused::NotFound)),
             Err(unresolved) => return Ok(Err(unresolved.into())),
         };
+        // Before the snapshot, which holds its connection until the
+        // archive is written (the embedded database has only one).
+        let mut tx = db::begin(&self.pool, &Limits::ACCOUNT).await?;
+        record(&mut tx, account.id.as_str(), "exported", None).await?;
+        tx.commit().await?;
         let Some(snapshot) = Snapshot::open(
             &self.pool,
             &sql,
@@ -401,9 +406,6 @@ impl Support {
         else {
             return Ok(Err(Refused::NotFound));
         };
-        let mut tx = db::begin(&self.pool, &Limits::ACCOUNT).await?;
-        record(&mut tx, account.id.as_str(), "exported", None).await?;
-        tx.commit().await?;
         Ok(Ok(snapshot))
     }
 

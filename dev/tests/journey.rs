@@ -216,6 +216,7 @@ async fn the_whole_journey_over_http_seed_delete_mail_recover_delete_purge() {
     .execute(&db.pool)
     .await
     .unwrap();
+    export_journey(&server, &email).await;
     let again = send(
         port,
         "POST",
@@ -226,7 +227,7 @@ async fn the_whole_journey_over_http_seed_delete_mail_recover_delete_purge() {
     .await
     .unwrap();
     assert_eq!(again.status, 202, "{}", again.body);
-    server.wait_for_mail(3).await;
+    server.wait_for_mail(4).await;
 
     // A month passes; the purge, fired the way Vercel fires it.
     stdout(&server.command(&["backdate", &email]));
@@ -254,6 +255,64 @@ async fn the_whole_journey_over_http_seed_delete_mail_recover_delete_purge() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A copy of the data: asked for signed in, the link by email, the archive
+/// streamed through the dev server as through Vercel; then the operator's
+/// copy, written by `cargo dev account … export`.
+async fn export_journey(server: &DevServer, email: &str) {
+    let port = server.port;
+    let asked = send(
+        port,
+        "POST",
+        "/api/account/export",
+        &[("authorization", "Bearer second-session")],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(asked.status, 202, "{}", asked.body);
+    let mail = server.wait_for_mail(3).await;
+    assert_eq!(mail[2].0, "Your data is ready to download");
+    let link = mail[2]
+        .1
+        .iter()
+        .find(|l| l.contains("/api/account/export?token="))
+        .expect("a download link")
+        .clone();
+    let form = format!("token={}", link.split("token=").nth(1).unwrap());
+    let got = send(
+        port,
+        "POST",
+        "/api/account/export",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        form.as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.header("content-type"), Some("application/zip"));
+    // Streamed, as on Vercel: no length is known before the last byte.
+    assert_eq!(got.header("transfer-encoding"), Some("chunked"));
+    assert!(got.header("content-length").is_none());
+    assert!(is_whole_zip(&got.bytes));
+
+    let out = server.dir.join("copy.zip");
+    let printed =
+        stdout(&server.command(&["account", email, "export", "--out", out.to_str().unwrap()]));
+    assert!(printed.starts_with(out.to_str().unwrap()), "{printed}");
+    assert!(
+        printed.contains("1 rows  tables/public.users.ndjson"),
+        "{printed}"
+    );
+    assert!(is_whole_zip(&std::fs::read(&out).unwrap()));
+}
+
+/// Starts with a local header, ends with the end of the central directory.
+fn is_whole_zip(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04")
+        && bytes.len() > 22
+        && bytes[bytes.len() - 22..].starts_with(b"PK\x05\x06")
 }
 
 #[tokio::test]
@@ -292,6 +351,12 @@ async fn with_no_database_url_the_embedded_database_serves_everything() {
         .to_owned();
     let shown = account(&server, &[&email]);
     assert_eq!(shown["status"], "active", "{shown}");
+    // The archive too: the dev server writes it where the command runs.
+    let printed = stdout(&server.command(&["account", &email, "export", "--out", "mine.zip"]));
+    assert!(printed.contains("tables/public.users.ndjson"), "{printed}");
+    assert!(is_whole_zip(
+        &std::fs::read(server.dir.join("mine.zip")).unwrap()
+    ));
 }
 
 /// `cargo dev account …`'s printed account.

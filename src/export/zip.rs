@@ -360,3 +360,155 @@ fn dos_date_time(at: chrono::DateTime<chrono::Utc>) -> (u16, u16) {
     let time = ((at.hour() as u16) << 11) | ((at.minute() as u16) << 5) | (at.second() as u16 / 2);
     (date, time)
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// Writes `entries` with `limits` and returns the archive's bytes.
+    async fn archive(entries: &[(&str, Vec<u8>)], limits: Limits) -> Vec<u8> {
+        let (sink, body) = crate::web::channel();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:20:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let mut zip = ZipWriter::new(sink, at);
+        zip.limits = limits;
+        let entries: Vec<(String, Vec<u8>)> = entries
+            .iter()
+            .map(|(name, data)| ((*name).to_owned(), data.clone()))
+            .collect();
+        let writer = tokio::spawn(async move {
+            for (name, data) in entries {
+                zip.start(&name).await.unwrap();
+                // In pieces, as rows arrive.
+                for piece in data.chunks(1000) {
+                    zip.write(piece).await.unwrap();
+                }
+            }
+            zip.finish().await.unwrap()
+        });
+        let bytes = body.collect().await.unwrap().to_bytes().to_vec();
+        assert_eq!(writer.await.unwrap(), bytes.len() as u64);
+        bytes
+    }
+
+    /// Python's `zipfile` (not our code) reads `bytes`: each entry's name
+    /// and text, CRCs checked.
+    fn python_reads(bytes: &[u8]) -> serde_json::Value {
+        let path = std::env::temp_dir().join(format!("zip-test-{}.zip", uuid::Uuid::new_v4()));
+        std::fs::write(&path, bytes).unwrap();
+        let output = std::process::Command::new(testkit::python::interpreter("zipfile"))
+            .arg(testkit::python::script("read_zip.py"))
+            .arg(&path)
+            .output()
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn sample() -> Vec<(&'static str, Vec<u8>)> {
+        let rows: Vec<u8> = (0..20_000)
+            .flat_map(|i| {
+                format!("{{\"id\": {i}, \"note\": \"row {}\"}}\n", i * 7919 % 1000).into_bytes()
+            })
+            .collect();
+        // Bytes that do not compress: the compressed size exceeds the size.
+        let mut noise = vec![0u8; 300_000];
+        let mut state = 0x2545_f491_u32;
+        for byte in &mut noise {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *byte = state as u8;
+        }
+        vec![
+            ("tables/public.users.ndjson", rows),
+            ("tables/empty.ndjson", Vec::new()),
+            ("noise.bin", noise),
+            (
+                "manifest.json",
+                b"{\"format\": \"account-export/1\"}".to_vec(),
+            ),
+        ]
+    }
+
+    fn check(read: &serde_json::Value, entries: &[(&str, Vec<u8>)]) {
+        assert!(read.get("error").is_none(), "{read}");
+        assert_eq!(read["bad"], serde_json::Value::Null, "every CRC checks out");
+        let read = read["entries"].as_array().unwrap();
+        assert_eq!(read.len(), entries.len());
+        for ((name, data), entry) in entries.iter().zip(read) {
+            assert_eq!(entry["name"], *name);
+            assert_eq!(entry["method"], 8, "Deflate");
+            assert_eq!(entry["size"], data.len());
+            if let Ok(text) = std::str::from_utf8(data) {
+                assert_eq!(entry["text"], text);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_is_not_ours_reads_every_entry_back() {
+        let entries = sample();
+        let bytes = archive(&entries, LIMITS).await;
+        let read = python_reads(&bytes);
+        check(&read, &entries);
+        assert!(
+            !bytes.windows(4).any(|w| w == ZIP64_END.to_le_bytes()),
+            "no Zip64 record where none is needed"
+        );
+    }
+
+    /// Zip64's records only appear past 4 GiB or 65,535 entries; with the
+    /// limits lowered, every size, offset and count here needs them.
+    #[tokio::test]
+    async fn past_the_32_and_16_bit_limits_the_zip64_records_are_read_back() {
+        let entries = sample();
+        let bytes = archive(
+            &entries,
+            Limits {
+                field32: 100,
+                field16: 2,
+            },
+        )
+        .await;
+        assert!(bytes.windows(4).any(|w| w == ZIP64_END.to_le_bytes()));
+        assert!(bytes.windows(4).any(|w| w == ZIP64_LOCATOR.to_le_bytes()));
+        let read = python_reads(&bytes);
+        check(&read, &entries);
+        let offsets: Vec<u64> = read["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["offset"].as_u64().unwrap())
+            .collect();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+    }
+
+    #[tokio::test]
+    async fn an_archive_cut_anywhere_before_its_end_is_refused() {
+        let entries = sample();
+        let bytes = archive(&entries, LIMITS).await;
+        for cut in [bytes.len() / 3, bytes.len() - 30, bytes.len() - 1] {
+            let read = python_reads(&bytes[..cut]);
+            assert!(read.get("error").is_some(), "cut at {cut}: {read}");
+        }
+    }
+
+    #[test]
+    fn dos_times_count_from_1980_in_two_second_steps() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-06T10:20:31Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let (date, time) = dos_date_time(at);
+        assert_eq!(date, (46 << 9) | (12 << 5) | 6);
+        assert_eq!(time, (10 << 11) | (20 << 5) | 15);
+    }
+}

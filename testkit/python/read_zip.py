@@ -1,6 +1,7 @@
 """Reads a ZIP archive with Python's own zipfile module (a reader that is
 not ours) and prints JSON: each entry's name, method, flags and sizes, and,
-unless --no-content, its text. Every entry's CRC is checked (testzip).
+unless --no-content, its text (null when it is not UTF-8); the manifest's
+text always. Every entry's CRC is checked (testzip).
 
 An archive zipfile refuses (one cut short, say) prints {"error": "..."}.
 """
@@ -26,8 +27,12 @@ def main():
                     "compressed": info.compress_size,
                     "offset": info.header_offset,
                 }
-                if content:
-                    entry["text"] = archive.read(info).decode("utf-8")
+                if content or info.filename == "manifest.json":
+                    data = archive.read(info)
+                    try:
+                        entry["text"] = data.decode("utf-8")
+                    except UnicodeDecodeError:
+                        entry["text"] = None
                 entries.append(entry)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         print(json.dumps({"error": str(error)}))

@@ -1009,3 +1009,171 @@ async fn a_body_cut_by_a_fault_is_no_archive_any_reader_accepts() {
     let refused = python_reads(&received, false).expect_err("no reader takes it for an archive");
     assert!(!refused.is_empty());
 }
+
+/// The process's resident memory now and at its peak, in bytes.
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::test]
+async fn the_function_streams_an_archive_of_hundreds_of_mb_in_constant_memory() {
+    let app = AccountApp::new().await;
+    let pool = app.pool();
+    let (user, session, email) = signed_in(&app).await;
+    sqlx::raw_sql(
+        "create table big_notes (user_id uuid references users (id) on delete cascade, body text);
+         create index on big_notes (user_id);",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    // About 330 MB of rows that hardly compress (random ids): an archive
+    // of about 180 MB.
+    let uuids = vec!["gen_random_uuid()::text"; 28].join(", ");
+    sqlx::query(&format!(
+        "insert into big_notes select $1, concat({uuids}) from generate_series(1, 320000)"
+    ))
+    .bind(user)
+    .execute(pool)
+    .await
+    .unwrap();
+    let before = app.smtp.received().len();
+    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
+    let token = link_token(&app, &email, before).await;
+
+    let mail_url = app.smtp.url();
+    let function = crate::function_binary::Function::start_bin(
+        env!("CARGO_BIN_EXE_account-export"),
+        &[
+            ("DATABASE_URL", &app.db.url()),
+            ("APP_URL", APP_URL),
+            ("MAIL_URL", &mail_url),
+            ("MAIL_FROM", "no-reply@app.example.test"),
+        ],
+    )
+    .await;
+    let pid = function.pid();
+    let (resting, _) = memory_of(pid);
+
+    let (head, archive, first_byte, last_byte) = download_slowly(function.port, &token).await;
+    let (_, peak) = memory_of(pid);
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/zip"),
+        "{head}"
+    );
+    eprintln!(
+        "archive {} MB; first byte after {:?}, last after {:?}; memory {} MB at rest, peak {} MB",
+        archive.len() >> 20,
+        first_byte,
+        last_byte,
+        resting >> 20,
+        peak >> 20
+    );
+    assert!(
+        archive.len() > 150 << 20,
+        "hundreds of MB: {}",
+        archive.len()
+    );
+    assert!(
+        first_byte * 10 < last_byte,
+        "the first byte ({first_byte:?}) long before the last ({last_byte:?})"
+    );
+    assert!(
+        peak < resting + (64 << 20),
+        "peak memory {} MB over {} MB at rest",
+        peak >> 20,
+        resting >> 20
+    );
+    let read = python_reads(&archive, false).expect("a whole archive");
+    assert_eq!(read["bad"], Value::Null);
+    let manifest: Value = serde_json::from_str(
+        read["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "manifest.json")
+            .unwrap()["text"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let rows = manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.big_notes")
+        .unwrap()["rows"]
+        .clone();
+    assert_eq!(rows, 320_000);
+}
+
+/// The archive's download over HTTP/1.0 (the body runs to the end of the
+/// connection, no chunks), by a client that stops reading for a while
+/// after the first 8 MB: the answer's head, the archive, and when its first
+/// and last bytes arrived.
+async fn download_slowly(port: u16, token: &str) -> (String, Vec<u8>, Duration, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let body = format!("token={}", urlencode(token));
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    stream
+        .write_all(
+            format!(
+                "POST {EXPORT} HTTP/1.0\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut received = Vec::with_capacity(256 << 20);
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut first_byte = None;
+    let mut paused = false;
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        first_byte.get_or_insert_with(|| started.elapsed());
+        received.extend_from_slice(&chunk[..n]);
+        // A client that stops reading for a while: the function waits for
+        // it instead of piling the archive up in memory.
+        if !paused && received.len() > 8 << 20 {
+            paused = true;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    let last_byte = started.elapsed();
+    let split = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header");
+    let head = String::from_utf8_lossy(&received[..split]).into_owned();
+    (
+        head,
+        received[split + 4..].to_vec(),
+        first_byte.expect("a first byte"),
+        last_byte,
+    )
+}

@@ -49,6 +49,12 @@ impl Function {
     }
 }
 
+impl Function {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.child.kill();
