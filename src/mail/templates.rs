@@ -178,4 +178,28 @@ mod tests {
         assert!(email.html.contains("token=a&amp;b=&lt;x&gt;"));
         assert!(!email.html.contains("<x>"));
     }
+
+    #[test]
+    fn the_deletion_and_the_reminder_say_the_data_can_be_downloaded_until_the_purge() {
+        let purge = chrono::DateTime::parse_from_rfc3339("2027-01-05T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for email in [
+            recovery("https://app.test/r", purge),
+            reminder("https://app.test/r", purge),
+        ] {
+            for part in [&email.text, &email.html] {
+                assert!(part.contains("download a copy of your data"), "{part}");
+                assert!(part.contains("until 5 January 2027 at 02:00 UTC"), "{part}");
+                assert!(part.contains("sign in"), "{part}");
+            }
+        }
+        let export = export("https://app.test/api/account/export?token=t", purge);
+        assert!(
+            export
+                .text
+                .contains("https://app.test/api/account/export?token=t")
+        );
+        assert!(export.text.contains("3 downloads"));
+    }
 }

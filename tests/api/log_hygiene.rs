@@ -129,6 +129,7 @@ struct Journey {
     purge: Logged,
     deletion: Logged,
     admin: Logged,
+    export: Logged,
     user_id: uuid::Uuid,
     email: String,
     secrets: Vec<String>,
@@ -186,6 +187,7 @@ impl Journey {
             .await,
             deletion: Logged::start(env!("CARGO_BIN_EXE_account-deletion"), &env, &dir).await,
             admin: Logged::start(env!("CARGO_BIN_EXE_admin-accounts"), &env, &dir).await,
+            export: Logged::start(env!("CARGO_BIN_EXE_account-export"), &env, &dir).await,
             secrets: vec![
                 CRON_SECRET.to_owned(),
                 ADMIN_SECRET.to_owned(),
@@ -283,6 +285,49 @@ impl Journey {
     }
 
     /// The token in the `nth` email (from 1), once it has arrived.
+    /// The user asks for a copy of their data, opens the link's page and
+    /// downloads it.
+    async fn export(&mut self) {
+        let session = self.sign_in().await;
+        let auth = format!("Bearer {session}");
+        let before = self.smtp.received().len();
+        let (status, body) = post_json(
+            self.export.port,
+            "/api/account/export",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        let token = self
+            .smtp
+            .wait_for(before + 1, Duration::from_secs(10))
+            .await[before]
+            .export_token();
+        self.secrets.push(token.clone());
+        let page = send(
+            self.export.port,
+            "GET",
+            &format!("/api/account/export?token={token}"),
+            &[],
+            b"",
+        )
+        .await
+        .unwrap();
+        assert!(page.body.contains("Download my data"), "{}", page.body);
+        let got = send(
+            self.export.port,
+            "POST",
+            "/api/account/export",
+            &[("content-type", "application/json")],
+            format!(r#"{{"token":"{token}"}}"#).as_bytes(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.status, 200, "{}", got.body);
+        assert!(got.bytes.starts_with(b"PK"));
+    }
+
     async fn token_of_email(&mut self, nth: usize) -> String {
         let token = self.smtp.wait_for(nth, Duration::from_secs(10)).await[nth - 1].token();
         self.secrets.push(token.clone());
@@ -429,11 +474,13 @@ async fn the_whole_journey_at_trace_level_logs_no_secret_and_no_email_address() 
     journey.delete_account().await;
     journey.token_of_email(3).await;
     journey.support().await;
+    // A copy of the data, in the grace period.
+    journey.export().await;
     journey.backdate(28).await;
     journey.cron(&journey.sweep, "/api/cron/send-emails").await;
-    journey.token_of_email(4).await;
+    journey.token_of_email(5).await;
     assert!(
-        journey.smtp.received()[3]
+        journey.smtp.received()[4]
             .header("subject")
             .unwrap()
             .contains("will be erased")
@@ -445,7 +492,7 @@ async fn the_whole_journey_at_trace_level_logs_no_secret_and_no_email_address() 
     assert_eq!(crate::helpers::user_count(&journey.db.pool).await, 0);
     // The last email, after the purge.
     journey.cron(&journey.sweep, "/api/cron/send-emails").await;
-    journey.smtp.wait_for(5, Duration::from_secs(10)).await;
+    journey.smtp.wait_for(6, Duration::from_secs(10)).await;
     let events: Vec<String> = journey
         .receiver
         .accepted()
@@ -458,6 +505,8 @@ async fn the_whole_journey_at_trace_level_logs_no_secret_and_no_email_address() 
             "account.deleted",
             "account.restored",
             "account.deleted",
+            "account.export_requested",
+            "account.exported",
             "account.purged"
         ]
     );
