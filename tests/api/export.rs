@@ -1177,3 +1177,47 @@ async fn download_slowly(port: u16, token: &str) -> (String, Vec<u8>, Duration, 
         last_byte,
     )
 }
+
+#[tokio::test]
+async fn a_link_email_that_failed_is_retried_by_the_sweep_with_a_fresh_working_token() {
+    let mut app = AccountApp::new().await;
+    let (user, session, email) = signed_in(&app).await;
+    app.smtp.take_down();
+    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, Option<String>>(
+        "select last_error from account_deletion.email_outbox where user_id = $1 and kind = 'export'",
+    )
+    .bind(user.to_string())
+    .fetch_one(app.pool())
+    .await
+    .unwrap()
+    .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "the first attempt never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first_hash: Vec<u8> =
+        sqlx::query_scalar("select token_hash from account_deletion.exports where user_id = $1")
+            .bind(user.to_string())
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    app.smtp.bring_back().await;
+    sqlx::query("update account_deletion.email_outbox set next_attempt_at = now()")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let before = app.smtp.received().len();
+    let report = app.run_sweep().await;
+    assert_eq!(report["sent"], 1, "{report}");
+    let token = link_token(&app, &email, before).await;
+    let hash: Vec<u8> =
+        sqlx::query_scalar("select token_hash from account_deletion.exports where user_id = $1")
+            .bind(user.to_string())
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_ne!(hash, first_hash, "the retry carries a token of its own");
+    assert_eq!(download(&app, &token).await.status, StatusCode::OK);
+}

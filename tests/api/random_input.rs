@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
-use crate::helpers::{AccountApp, CRON_SECRET, read};
+use crate::helpers::{AccountApp, CRON_SECRET, read, read_reply};
 
 /// Cases per route; each is a real request against a real database.
 const ROUTE_CASES: u32 = 96;
@@ -161,13 +161,13 @@ fn no_request_gets_a_5xx(path: &'static str) {
         .run(&random_request(), |input| {
             let response = runtime.block_on(async {
                 let request = input.build(path);
-                let response = match path {
-                    "/api/account/delete" => app.delete.handle(request).await,
-                    "/api/account/recover" => app.recover.handle(request).await,
-                    "/api/cron/send-emails" => app.sweep.handle(request).await,
-                    _ => app.purge.handle(request).await,
-                };
-                read(response).await
+                match path {
+                    "/api/account/delete" => read(app.delete.handle(request).await).await,
+                    "/api/account/recover" => read(app.recover.handle(request).await).await,
+                    "/api/account/export" => read_reply(app.export.handle(request).await).await,
+                    "/api/cron/send-emails" => read(app.sweep.handle(request).await).await,
+                    _ => read(app.purge.handle(request).await).await,
+                }
             });
             if response.status.is_server_error() {
                 return Err(TestCaseError::fail(format!(
@@ -189,6 +189,11 @@ fn random_requests_to_account_delete_never_get_a_5xx() {
 #[test]
 fn random_requests_to_account_recover_never_get_a_5xx() {
     no_request_gets_a_5xx("/api/account/recover");
+}
+
+#[test]
+fn random_requests_to_account_export_never_get_a_5xx() {
+    no_request_gets_a_5xx("/api/account/export");
 }
 
 #[test]
