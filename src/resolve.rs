@@ -87,7 +87,9 @@ pub async fn resolve(
             }))
         }
         Who::Email(raw) => {
-            if raw.trim().is_empty() {
+            // No PostgreSQL text holds a NUL: such an address is no
+            // address of anyone (and would fail the statement).
+            if raw.trim().is_empty() || raw.contains('\0') {
                 return Ok(Err(Unresolved::Invalid));
             }
             let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;

@@ -1,141 +1,13 @@
 //! The dev server driven over HTTP through a user's whole journey, and its
 //! embedded database started from nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
-use account_deletion_dev::mailbox;
+use support::{DevServer, stdout};
 use testkit::http_client::send;
 use testkit::postgres::TestDb;
-
-const DEV: &str = env!("CARGO_BIN_EXE_dev");
-
-/// A project folder of its own (just `vercel.json`), so `.mail/` and
-/// `.dev-data/` of the test never touch the real ones.
-fn project_dir() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "account-deletion-dev-{}-{}",
-        std::process::id(),
-        testkit::free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(root.join("vercel.json"), dir.join("vercel.json")).unwrap();
-    dir
-}
-
-struct DevServer {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-    /// What `cargo dev` commands see as `DATABASE_URL`, as an operator
-    /// with database access would have it.
-    database_url: Option<String>,
-}
-
-impl DevServer {
-    async fn start(database_url: Option<&str>, ready_within: Duration) -> Self {
-        let dir = project_dir();
-        let port = testkit::free_port();
-        let mut command = Command::new(DEV);
-        command
-            .current_dir(&dir)
-            .env_remove("DATABASE_URL")
-            .env_remove("CRON_SECRET")
-            .env_remove("MAIL_URL")
-            .env_remove("APP_URL")
-            .env("PORT", port.to_string())
-            .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
-        if let Some(url) = database_url {
-            command.env("DATABASE_URL", url);
-        }
-        let child = command.spawn().unwrap();
-        let server = Self {
-            child,
-            port,
-            dir,
-            database_url: database_url.map(str::to_owned),
-        };
-        let deadline = Instant::now() + ready_within;
-        while send(port, "GET", "/_vercel/ping", &[], b"").await.is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "dev server not up within {ready_within:?}:\n{}",
-                server.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        server
-    }
-
-    fn logs(&self) -> String {
-        format!(
-            "{}\n{}",
-            std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default(),
-            std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
-        )
-    }
-
-    /// `cargo dev <args>` against this server.
-    fn command(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(DEV);
-        command
-            .current_dir(&self.dir)
-            .env_remove("CRON_SECRET")
-            .env_remove("DATABASE_URL")
-            .env("PORT", self.port.to_string())
-            .args(args)
-            .stdin(Stdio::null());
-        if let Some(url) = &self.database_url {
-            command.env("DATABASE_URL", url);
-        }
-        command.output().unwrap()
-    }
-
-    async fn wait_for_mail(&self, count: usize) -> Vec<(String, Vec<String>)> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.join(".mail"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .collect();
-            if files.len() >= count {
-                files.sort_by_key(|f| std::fs::metadata(f).unwrap().modified().unwrap());
-                return files
-                    .iter()
-                    .map(|f| mailbox::summarize(&std::fs::read_to_string(f).unwrap()))
-                    .collect();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "expected {count} messages in .mail/"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for DevServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 fn recovery_link(mail: &(String, Vec<String>)) -> String {
     mail.1
@@ -149,7 +21,7 @@ fn recovery_link(mail: &(String, Vec<String>)) -> String {
 async fn the_whole_journey_over_http_seed_delete_mail_recover_delete_purge() {
     testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
     let db = TestDb::new().await;
-    let server = DevServer::start(Some(&db.url()), Duration::from_secs(30)).await;
+    let server = DevServer::start(Some(&db.url()), Duration::from_secs(30), &[]).await;
     let port = server.port;
 
     // Seed: a demo user with a session.
@@ -317,7 +189,7 @@ fn is_whole_zip(bytes: &[u8]) -> bool {
 
 #[tokio::test]
 async fn with_no_database_url_the_embedded_database_serves_everything() {
-    let server = DevServer::start(None, Duration::from_mins(5)).await;
+    let server = DevServer::start(None, Duration::from_mins(5), &[]).await;
     let page = send(server.port, "GET", "/api/account/recover?token=x", &[], b"")
         .await
         .unwrap();
@@ -401,7 +273,7 @@ async fn call(
 async fn the_way_back_journey_sign_in_see_the_banner_restore_then_the_support_path() {
     testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
     let db = TestDb::new().await;
-    let server = DevServer::start(Some(&db.url()), Duration::from_secs(30)).await;
+    let server = DevServer::start(Some(&db.url()), Duration::from_secs(30), &[]).await;
     let (email, first) = seed(&server, None);
     call(&server, "POST", "/api/account/delete", &first, 202).await;
 
