@@ -381,8 +381,8 @@ impl Support {
     }
 
     /// The snapshot of the account `who` names, for an operator with
-    /// database access to write its archive (`cargo dev account … export`),
-    /// recorded in its history as `exported` by `admin`.
+    /// database access to write its archive (`cargo dev account … export`;
+    /// [`Self::record_exported`] once it is written).
     pub async fn open_archive(&self, who: &Who) -> Result<Result<Snapshot, Refused>, SupportError> {
         let sql = self.statements().await?;
         let account = match resolve::resolve(&self.pool, &sql, who).await? {
@@ -390,12 +390,7 @@ impl Support {
             Ok(_) => return Ok(Err(Refused::NotFound)),
             Err(unresolved) => return Ok(Err(unresolved.into())),
         };
-        // Before the snapshot, which holds its connection until the
-        // archive is written (the embedded database has only one).
-        let mut tx = db::begin(&self.pool, &Limits::ACCOUNT).await?;
-        record(&mut tx, account.id.as_str(), "exported", None).await?;
-        tx.commit().await?;
-        let Some(snapshot) = Snapshot::open(
+        Ok(Snapshot::open(
             &self.pool,
             &sql,
             &account.id,
@@ -403,10 +398,16 @@ impl Support {
             &self.export_exclude,
         )
         .await?
-        else {
-            return Ok(Err(Refused::NotFound));
-        };
-        Ok(Ok(snapshot))
+        .ok_or(Refused::NotFound))
+    }
+
+    /// An operator's archive of account `user_id`, written: history
+    /// `exported` by `admin`. After the archive, whose snapshot holds its
+    /// connection until it is written (the embedded database has only one).
+    pub async fn record_exported(&self, user_id: &str) -> Result<(), sqlx::Error> {
+        let mut tx = db::begin(&self.pool, &Limits::ACCOUNT).await?;
+        record(&mut tx, user_id, "exported", None).await?;
+        tx.commit().await
     }
 
     /// Sends what an action queued: its email, its event, and (after an

@@ -75,27 +75,34 @@ pub async fn write_archive(
         Err(refused) => anyhow::bail!("{}: {}", refused.code(), refused.message()),
     };
     let path = out.map_or_else(|| PathBuf::from(snapshot.file_name()), Path::to_path_buf);
+    // Never over an existing file: a wrong `--out` must not destroy one.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", path.display()))?;
     let (sink, body) = web::channel();
     let streaming = tokio::spawn(snapshot.stream(sink));
-    let written = copy_to_file(body, &path).await;
+    let written = copy_to_file(body, tokio::fs::File::from_std(file)).await;
     let archived = streaming.await?;
     match (written, archived) {
-        (Ok(()), Ok(manifest)) => Ok((path, manifest)),
+        (Ok(()), Ok(manifest)) => {
+            support.record_exported(&manifest.user_id).await?;
+            Ok((path, manifest))
+        }
         (written, archived) => {
+            // The file is ours (made above): an incomplete one goes.
             let _ = std::fs::remove_file(&path);
-            archived?;
             written?;
+            archived?;
             unreachable!("one of the two failed")
         }
     }
 }
 
-async fn copy_to_file(mut body: web::Streamed, path: &Path) -> anyhow::Result<()> {
+async fn copy_to_file(mut body: web::Streamed, mut file: tokio::fs::File) -> anyhow::Result<()> {
     use http_body_util::BodyExt;
     use tokio::io::AsyncWriteExt;
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", path.display()))?;
     while let Some(frame) = body.frame().await {
         if let Ok(chunk) = frame?.into_data() {
             file.write_all(&chunk).await?;

@@ -112,6 +112,12 @@ impl Functions {
             "/_dev/seed" if method == http::Method::POST => {
                 self.seed(query_param(&request, "email")).await
             }
+            // JSON only: a page of any site can send a form or text to
+            // localhost, but not JSON without asking first (CORS).
+            "/_dev/account" | "/_dev/export" if !is_json(&request) => text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the command as application/json",
+            ),
             "/_dev/account" if method == http::Method::POST => self.account(&request).await,
             "/_dev/export" if method == http::Method::POST => self.archive(&request).await,
             "/_dev/backdate" if method == http::Method::POST => {
@@ -225,7 +231,11 @@ impl Functions {
         match crate::account::write_archive(support, who, out.map(std::path::Path::new)).await {
             Ok((path, manifest)) => web::json(
                 StatusCode::OK,
-                &serde_json::json!({ "path": path, "manifest": manifest }),
+                // Where it is, wherever the command runs.
+                &serde_json::json!({
+                    "path": std::fs::canonicalize(&path).unwrap_or(path),
+                    "manifest": manifest,
+                }),
             ),
             Err(error) => web::json(
                 StatusCode::CONFLICT,
@@ -285,6 +295,14 @@ impl Functions {
             }
         }
     }
+}
+
+fn is_json(request: &web::Request) -> bool {
+    request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == "application/json")
 }
 
 fn query_param(request: &web::Request, name: &str) -> Option<String> {

@@ -141,17 +141,23 @@ impl Snapshot {
         written
     }
 
-    async fn write(mut self, sink: BodySender) -> Result<Manifest, ExportError> {
-        let mut zip = ZipWriter::new(sink, self.generated_at);
-        let mut entries = Vec::with_capacity(self.sources.len());
+    async fn write(self, sink: BodySender) -> Result<Manifest, ExportError> {
+        let Self {
+            mut tx,
+            user,
+            view,
+            generated_at,
+            sources,
+        } = self;
+        let mut zip = ZipWriter::new(sink, generated_at);
+        let mut entries = Vec::with_capacity(sources.len());
         let mut buffer = Vec::with_capacity(ROWS_BUFFER_BYTES * 2);
-        for source in &self.sources {
+        for source in &sources {
             zip.start(&source.file).await?;
             let mut rows: u64 = 0;
             let mut stream = db::query_scalar::<String>(&source.select)
-                .bind(self.user.as_str())
-                .bind(&source.excluded)
-                .fetch(&mut *self.tx);
+                .bind(user.as_str())
+                .fetch(&mut *tx);
             while let Some(row) = stream.try_next().await? {
                 buffer.extend_from_slice(row.as_bytes());
                 buffer.push(b'\n');
@@ -172,24 +178,26 @@ impl Snapshot {
                 excluded_columns: source.excluded.clone(),
             });
         }
+        // Every row is read: the snapshot ends here, before the rest is sent
+        // to a client that may be slow (the history was read when it opened).
+        tx.rollback().await?;
         zip.start("history.json").await?;
-        zip.write(&serde_json::to_vec_pretty(&self.view.history).expect("history serializes"))
+        zip.write(&serde_json::to_vec_pretty(&view.history).expect("history serializes"))
             .await?;
         let manifest = Manifest {
             format: FORMAT,
-            user_id: self.view.user_id.clone(),
-            generated_at: support::rfc3339(self.generated_at),
-            status: self.view.status,
-            deleted_at: self.view.deleted_at.clone(),
-            purge_after: self.view.purge_after.clone(),
+            user_id: view.user_id.clone(),
+            generated_at: support::rfc3339(generated_at),
+            status: view.status,
+            deleted_at: view.deleted_at.clone(),
+            purge_after: view.purge_after.clone(),
             tables: entries,
         };
         zip.start("manifest.json").await?;
         zip.write(&serde_json::to_vec_pretty(&manifest).expect("manifest serializes"))
             .await?;
+        // Nothing fails after this: a body whose end record is sent is whole.
         zip.finish().await?;
-        // Read only: ending it either way changes nothing.
-        self.tx.rollback().await?;
         Ok(manifest)
     }
 }

@@ -7,8 +7,9 @@ use sqlx::PgPool;
 
 use crate::db::{self, Limits};
 use crate::events::{self, EventType, PendingEvent};
+use crate::export::tables::{self, ExcludedColumns};
 use crate::outbox::{self, EmailKind, PendingEmail};
-use crate::schema::UserId;
+use crate::schema::{SchemaError, UserId};
 use crate::sql::Statements;
 use crate::tokens::RecoveryToken;
 
@@ -160,12 +161,15 @@ pub struct Redeemed {
 /// Spends one use of link `token`, with its history step (`exported`, by
 /// the user) and its event; `None` for any link that cannot serve one
 /// (unknown, expired, used up, its account gone or anonymized), with
-/// nothing changed.
+/// nothing changed. What the archive will read is checked in the same
+/// transaction (the catalog, `EXPORT_EXCLUDE_COLUMNS`): a download refused
+/// for the configuration spends nothing.
 pub async fn redeem(
     pool: &PgPool,
     sql: &Statements,
     token: &RecoveryToken,
-) -> Result<Option<Redeemed>, sqlx::Error> {
+    excluded: &ExcludedColumns,
+) -> Result<Option<Redeemed>, SchemaError> {
     let mut tx = db::begin(pool, &Limits::ACCOUNT).await?;
     let user_id: Option<String> = db::query_scalar(&sql.export.redeem)
         .bind(token.hash().as_slice())
@@ -185,6 +189,7 @@ pub async fn redeem(
     } else {
         None
     };
+    tables::sources(&mut tx, &sql.catalog, excluded).await?;
     tx.commit().await?;
     Ok(Some(Redeemed {
         user: UserId::new(user_id),

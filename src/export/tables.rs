@@ -110,8 +110,10 @@ pub struct Source {
     pub file: String,
     /// The table's columns that never leave, in the table's order.
     pub excluded: Vec<String>,
-    /// The statement that reads the rows: user id `$1` (text), excluded
-    /// columns `$2` (text[]); one row of JSON text per row.
+    /// The statement that reads the rows for user id `$1` (text): one row
+    /// of JSON text per row, of the columns that may leave, named one by
+    /// one (a column added or renamed since the catalog was read is not
+    /// among them, and an excluded one is never even read).
     pub select: String,
 }
 
@@ -136,39 +138,7 @@ pub async fn sources(
     excluded: &ExcludedColumns,
 ) -> Result<Vec<Source>, SchemaError> {
     let users = catalog.users.quoted();
-    let users_columns: Vec<String> = db::query_scalar(
-        "select coalesce(array_agg(a.attname::text order by a.attnum), '{}')
-         from pg_attribute a
-         where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped",
-    )
-    .bind(&users)
-    .fetch_one(&mut *conn)
-    .await?;
-    let keys: Vec<KeyRow> = db::query_as(
-        "select n.nspname::text, c.relname::text,
-                array(select a.attname::text from unnest(con.conkey) with ordinality k(attnum, i)
-                      join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
-                      order by k.i),
-                array(select a.attname::text from unnest(con.confkey) with ordinality k(attnum, i)
-                      join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum
-                      order by k.i),
-                array(select a.attname::text from pg_attribute a
-                      where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-                      order by a.attnum)
-         from pg_constraint con
-         join pg_class c on c.oid = con.conrelid
-         join pg_namespace n on n.oid = c.relnamespace
-         where con.contype = 'f' and con.confrelid = to_regclass($1)
-           -- The users table's keys to itself lead to other accounts' rows;
-           -- this service's own tables are not the app's data.
-           and con.conrelid <> con.confrelid
-           and n.nspname <> 'account_deletion'
-         order by n.nspname, c.relname, con.conname",
-    )
-    .bind(&users)
-    .fetch_all(&mut *conn)
-    .await?;
-
+    let (users_columns, keys) = read_catalog(conn, &users).await?;
     let users_name = TableName {
         schema: catalog.users.schema.as_str().to_owned(),
         name: catalog.users.name.as_str().to_owned(),
@@ -176,20 +146,30 @@ pub async fn sources(
     let id_type = catalog.id_type.sql();
     let id = catalog.id.quoted();
     let mut files = FileNames::default();
+    let users_excluded = excluded_of(&users_name, &users_columns, excluded);
     let mut sources = vec![Source {
         file: files.name(&users_name, None),
-        excluded: excluded_of(&users_name, &users_columns, excluded),
-        select: format!(
-            "select (to_jsonb(t) - $2::text[])::text from {users} t where t.{id} = $1::{id_type}"
+        select: rows_of(
+            &users,
+            &users_columns,
+            &users_excluded,
+            &format!("t.{id} = $1::{id_type}"),
         ),
+        excluded: users_excluded,
         table: users_name,
         key: Vec::new(),
     }];
     let mut seen = HashSet::new();
     let tables_with_several_keys = tables_with_several_keys(&keys);
     for (schema, table, columns, references, all_columns) in keys {
-        // Two constraints on the same columns are one key.
-        if !seen.insert((schema.clone(), table.clone(), columns.clone())) {
+        // Two constraints on the same columns to the same columns are one
+        // key.
+        if !seen.insert((
+            schema.clone(),
+            table.clone(),
+            columns.clone(),
+            references.clone(),
+        )) {
             continue;
         }
         let several = tables_with_several_keys.contains(&(schema.clone(), table.clone()));
@@ -209,19 +189,67 @@ pub async fn sources(
             })
             .collect::<Vec<_>>()
             .join(" and ");
+        let left_out = excluded_of(&name, &all_columns, excluded);
         sources.push(Source {
             file: files.name(&name, several.then(|| columns.join("+")).as_deref()),
-            excluded: excluded_of(&name, &all_columns, excluded),
-            select: format!(
-                "select (to_jsonb(t) - $2::text[])::text from {} t where {matches}",
-                name.quoted()
-            ),
+            select: rows_of(&name.quoted(), &all_columns, &left_out, &matches),
+            excluded: left_out,
             table: name,
             key: columns,
         });
     }
     check_named_columns_exist(conn, excluded).await?;
     Ok(sources)
+}
+
+/// The users table's columns, and every key to it with its table's
+/// columns, as the catalog says in `conn`'s snapshot.
+async fn read_catalog(
+    conn: &mut PgConnection,
+    users: &str,
+) -> Result<(Vec<String>, Vec<KeyRow>), sqlx::Error> {
+    let users_columns: Vec<String> = db::query_scalar(
+        "select coalesce(array_agg(a.attname::text order by a.attnum), '{}')
+         from pg_attribute a
+         where a.attrelid = to_regclass($1) and a.attnum > 0 and not a.attisdropped",
+    )
+    .bind(users)
+    .fetch_one(&mut *conn)
+    .await?;
+    let keys: Vec<KeyRow> = db::query_as(
+        "select n.nspname::text, c.relname::text,
+                array(select a.attname::text from unnest(con.conkey) with ordinality k(attnum, i)
+                      join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.attnum
+                      order by k.i),
+                array(select a.attname::text from unnest(con.confkey) with ordinality k(attnum, i)
+                      join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.attnum
+                      order by k.i),
+                array(select a.attname::text from pg_attribute a
+                      where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+                      order by a.attnum)
+         from pg_constraint con
+         join pg_class c on c.oid = con.conrelid
+         join pg_namespace n on n.oid = c.relnamespace
+         where con.contype = 'f' and con.confrelid = to_regclass($1)
+           -- A partitioned table's key, not each partition's copy of it
+           -- (its rows are the parent's).
+           and con.conparentid = 0
+           -- The users table's keys to itself (or a partition of it) lead
+           -- to other accounts' rows.
+           -- (A table that is not partitioned has no partition tree.)
+           and con.conrelid <> con.confrelid
+           and con.conrelid not in (select relid from pg_partition_tree(to_regclass($1)))
+           -- Another session's temporary table is no table of the app's.
+           and c.relpersistence <> 't'
+           -- This service's own tables are not the app's data.
+           and n.nspname <> 'account_deletion'
+         order by n.nspname, c.relname, con.conname",
+    )
+    .bind(users)
+    .fetch_all(&mut *conn)
+    .await?;
+
+    Ok((users_columns, keys))
 }
 
 /// The tables that reference the users table along more than one key:
@@ -242,6 +270,18 @@ fn tables_with_several_keys(keys: &[KeyRow]) -> HashSet<(String, String)> {
         .filter(|(_, n)| *n > 1)
         .map(|(table, _)| table)
         .collect()
+}
+
+/// The rows of `table` that `condition` selects, as JSON text of the
+/// columns that are not `excluded`.
+fn rows_of(table: &str, columns: &[String], excluded: &[String], condition: &str) -> String {
+    let kept = columns
+        .iter()
+        .filter(|column| !excluded.contains(column))
+        .map(|column| format!("t.{}", Ident::from_catalog(column.clone()).quoted()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("select to_jsonb(r)::text from (select {kept} from {table} t where {condition}) r")
 }
 
 fn excluded_of(table: &TableName, columns: &[String], excluded: &ExcludedColumns) -> Vec<String> {

@@ -164,9 +164,9 @@ impl ExportAccount {
     ) -> Result<Reply, ApiError> {
         let sql = statements(ROUTE, &ready.tables, &ready.pool).await?;
         let redeemed = match raw.as_deref().and_then(RecoveryToken::parse) {
-            Some(token) => export::link::redeem(&ready.pool, &sql, &token)
+            Some(token) => export::link::redeem(&ready.pool, &sql, &token, &ready.export_exclude)
                 .await
-                .map_err(ApiError::from_database)?,
+                .map_err(|error| schema_refusal(ROUTE, error))?,
             None => None,
         };
         let Some(redeemed) = redeemed else {
@@ -179,8 +179,6 @@ impl ExportAccount {
                 Err(error) => Err(ApiError::from_database(error)),
             };
         };
-        let background = Background::of(request);
-        ready.send_event_later(&background, redeemed.event);
         let snapshot = Snapshot::open(
             &ready.pool,
             &sql,
@@ -191,6 +189,8 @@ impl ExportAccount {
         .await
         .map_err(|error| schema_refusal(ROUTE, error))?
         .ok_or(INVALID_LINK)?;
+        let background = Background::of(request);
+        ready.send_event_later(&background, redeemed.event);
         let file_name = snapshot.file_name();
         let (sink, body) = web::channel();
         background.spawn(async move {

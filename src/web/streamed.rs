@@ -14,6 +14,12 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use tokio::sync::mpsc;
 
+/// How long a client may stop reading before it counts as gone: the
+/// producer holds a database connection (and a snapshot) while it waits,
+/// and the database's own limits do not count time spent waiting for the
+/// client.
+const STALLED_CLIENT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Chunks in flight between producer and client. With chunks of about
 /// 64 KiB, a body holds at most about half a megabyte in memory.
 const CHUNKS_IN_FLIGHT: usize = 8;
@@ -24,7 +30,7 @@ const CHUNKS_IN_FLIGHT: usize = 8;
 #[error("the response body was torn: its producer failed")]
 pub struct Torn;
 
-/// The client went away; the producer stops.
+/// The client went away, or stopped reading; the producer stops.
 #[derive(Debug, thiserror::Error)]
 #[error("the client stopped reading the response")]
 pub struct Gone;
@@ -40,9 +46,13 @@ pub fn channel() -> (BodySender, Streamed) {
 pub struct BodySender(mpsc::Sender<Result<Bytes, Torn>>);
 
 impl BodySender {
-    /// Waits until the client has room for `chunk`, then hands it over.
+    /// Waits until the client has room for `chunk`, then hands it over; a
+    /// client that takes no chunk for a minute is gone.
     pub async fn send(&self, chunk: Bytes) -> Result<(), Gone> {
-        self.0.send(Ok(chunk)).await.map_err(|_| Gone)
+        match tokio::time::timeout(STALLED_CLIENT, self.0.send(Ok(chunk))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(Gone),
+        }
     }
 
     /// Ends the body as incomplete.

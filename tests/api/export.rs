@@ -800,6 +800,16 @@ async fn an_excluded_column_that_names_nothing_refuses_downloads_naming_the_vari
     let refused = download(&app, &token).await;
     assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(refused.error_code(), "server_misconfigured");
+    // Refused for the configuration: the link's use is not spent, and no
+    // download is recorded.
+    let (downloads, exported): (i32, i64) = sqlx::query_as(
+        "select (select downloads from account_deletion.exports),
+                (select count(*) from account_deletion.history where action = 'exported')",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!((downloads, exported), (0, 0));
 
     let bad = AccountApp::with_env(&[("EXPORT_EXCLUDE_COLUMNS", "just_a_column")]).await;
     let (_, session, _) = signed_in(&bad).await;
@@ -815,6 +825,59 @@ async fn an_excluded_column_that_names_nothing_refuses_downloads_naming_the_vari
     .unwrap_err()
     .to_string();
     assert!(errors.contains("EXPORT_EXCLUDE_COLUMNS"), "{errors}");
+}
+
+#[tokio::test]
+async fn a_partitioned_table_is_read_once_and_the_users_keys_to_itself_are_not_followed() {
+    let app = AccountApp::new().await;
+    let pool = app.pool();
+    sqlx::raw_sql(
+        "alter table users add column invited_by uuid references users (id) on delete set null;
+         create index on users (invited_by);
+         create table visits (user_id uuid not null references users (id) on delete cascade,
+                              on_day date not null) partition by range (on_day);
+         create table visits_2025 partition of visits for values from ('2025-01-01') to ('2026-01-01');
+         create table visits_2026 partition of visits for values from ('2026-01-01') to ('2027-01-01');
+         create index on visits (user_id);",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let (alice, session, email) = signed_in(&app).await;
+    let (bob, _, bob_email) = signed_in(&app).await;
+    sqlx::query("update users set invited_by = $1 where id = $2")
+        .bind(alice)
+        .bind(bob)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into visits values ($1, '2025-06-01'), ($1, '2026-06-01'), ($2, '2026-06-02')",
+    )
+    .bind(alice)
+    .bind(bob)
+    .execute(pool)
+    .await
+    .unwrap();
+    let before = app.smtp.received().len();
+    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
+    let token = link_token(&app, &email, before).await;
+    let archive = unzip(&download(&app, &token).await.body);
+    let tables: Vec<&str> = archive.manifest["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["table"].as_str().unwrap())
+        .collect();
+    assert_eq!(tables, ["public.users", "public.sessions", "public.visits"]);
+    assert_eq!(archive.table("tables/public.visits.ndjson")["rows"], 2);
+    assert_eq!(archive.lines("tables/public.users.ndjson").len(), 1);
+    let everything = archive.all_text();
+    assert!(
+        !everything.contains(&bob_email),
+        "the invitee's row is not the user's"
+    );
+    assert!(!everything.contains(&bob.to_string()));
 }
 
 #[tokio::test]
