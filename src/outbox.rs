@@ -310,16 +310,22 @@ async fn relink_export(
         .fetch_optional(&mut *tx)
         .await?;
     if expires_at.is_none() {
-        db::query(
-            "update account_deletion.email_outbox set status = 'cancelled', claimed_until = null
-             where id = $1 and status = 'pending'",
-        )
-        .bind(outbox_id)
-        .execute(&mut *tx)
-        .await?;
+        cancel(&mut tx, outbox_id).await?;
     }
     tx.commit().await?;
     Ok(expires_at.map(|at| (token, at)))
+}
+
+/// Cancels an email whose link could no longer work.
+async fn cancel(conn: &mut PgConnection, outbox_id: Uuid) -> Result<(), sqlx::Error> {
+    db::query(
+        "update account_deletion.email_outbox set status = 'cancelled', claimed_until = null
+         where id = $1 and status = 'pending'",
+    )
+    .bind(outbox_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// A fresh token for a retried or reminder email, if the account is still in
@@ -338,13 +344,7 @@ async fn mint_link(
         .fetch_optional(&mut *tx)
         .await?;
     let Some((user_id, deleted_at, purge_after)) = current else {
-        db::query(
-            "update account_deletion.email_outbox set status = 'cancelled', claimed_until = null
-             where id = $1 and status = 'pending'",
-        )
-        .bind(outbox_id)
-        .execute(&mut *tx)
-        .await?;
+        cancel(&mut tx, outbox_id).await?;
         tx.commit().await?;
         return Ok(None);
     };

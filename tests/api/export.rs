@@ -1004,11 +1004,11 @@ async fn on_a_django_schema_bigint_ids_are_numbers_and_the_rows_are_the_users() 
     assert!(!archive.all_text().contains(&format!("post of {other}")));
 }
 
-#[tokio::test]
-async fn a_body_cut_by_a_fault_is_no_archive_any_reader_accepts() {
-    let app = AccountApp::new().await;
+/// A signed-in user with `rows` rows of `notes` whose body is `body` (SQL
+/// of `i`), and a fresh download link of theirs.
+async fn link_to_many_notes(app: &AccountApp, body: &str, rows: i32) -> String {
     let pool = app.pool();
-    let (user, session, email) = signed_in(&app).await;
+    let (user, session, email) = signed_in(app).await;
     sqlx::raw_sql(
         "create table notes (user_id uuid references users (id) on delete cascade, body text);
          create index on notes (user_id);",
@@ -1016,18 +1016,30 @@ async fn a_body_cut_by_a_fault_is_no_archive_any_reader_accepts() {
     .execute(pool)
     .await
     .unwrap();
-    // Enough rows that the archive is still being read when the fault hits.
-    sqlx::query(
-        "insert into notes select $1, md5(i::text) || repeat(md5(random()::text), 8)
-         from generate_series(1, 200000) i",
-    )
+    sqlx::query(&format!(
+        "insert into notes select $1, {body} from generate_series(1, $2) i"
+    ))
     .bind(user)
+    .bind(rows)
     .execute(pool)
     .await
     .unwrap();
     let before = app.smtp.received().len();
-    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
-    let token = link_token(&app, &email, before).await;
+    assert_eq!(ask(app, &session).await.status, StatusCode::ACCEPTED);
+    link_token(app, &email, before).await
+}
+
+#[tokio::test]
+async fn a_body_cut_by_a_fault_is_no_archive_any_reader_accepts() {
+    let app = AccountApp::new().await;
+    let pool = app.pool();
+    // Enough rows that the archive is still being read when the fault hits.
+    let token = link_to_many_notes(
+        &app,
+        "md5(i::text) || repeat(md5(random()::text), 8)",
+        200_000,
+    )
+    .await;
     let body = format!("token={}", urlencode(&token));
     let reply = app
         .export
@@ -1096,28 +1108,10 @@ fn memory_of(pid: u32) -> (u64, u64) {
 #[tokio::test]
 async fn the_function_streams_an_archive_of_hundreds_of_mb_in_constant_memory() {
     let app = AccountApp::new().await;
-    let pool = app.pool();
-    let (user, session, email) = signed_in(&app).await;
-    sqlx::raw_sql(
-        "create table big_notes (user_id uuid references users (id) on delete cascade, body text);
-         create index on big_notes (user_id);",
-    )
-    .execute(pool)
-    .await
-    .unwrap();
     // About 330 MB of rows that hardly compress (random ids): an archive
     // of about 180 MB.
     let uuids = vec!["gen_random_uuid()::text"; 28].join(", ");
-    sqlx::query(&format!(
-        "insert into big_notes select $1, concat({uuids}) from generate_series(1, 320000)"
-    ))
-    .bind(user)
-    .execute(pool)
-    .await
-    .unwrap();
-    let before = app.smtp.received().len();
-    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
-    let token = link_token(&app, &email, before).await;
+    let token = link_to_many_notes(&app, &format!("concat({uuids})"), 320_000).await;
 
     let mail_url = app.smtp.url();
     let function = crate::function_binary::Function::start_bin(
@@ -1181,7 +1175,7 @@ async fn the_function_streams_an_archive_of_hundreds_of_mb_in_constant_memory() 
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["table"] == "public.big_notes")
+        .find(|t| t["table"] == "public.notes")
         .unwrap()["rows"]
         .clone();
     assert_eq!(rows, 320_000);
