@@ -239,7 +239,7 @@ async fn read_catalog(
            -- (A table that is not partitioned has no partition tree.)
            and con.conrelid <> con.confrelid
            and con.conrelid not in (select relid from pg_partition_tree(to_regclass($1)))
-           -- Another session's temporary table is no table of the app's.
+           -- A table that lives only in another session is no table of the app's.
            and c.relpersistence <> 't'
            -- This service's own tables are not the app's data.
            and n.nspname <> 'account_deletion'
