@@ -14,7 +14,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::process::{as_owner, cluster_owner, spawn_watchdog};
@@ -27,8 +26,6 @@ pub struct PgBouncer {
     port: u16,
     dir: PathBuf,
 }
-
-static SHARED: OnceLock<u16> = OnceLock::new();
 
 /// Which idle server connection the pooler hands the next transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,29 +41,16 @@ pub enum Reuse {
     LongestIdle,
 }
 
-/// True when the suite runs its functions through the shared pooler.
-pub fn suite_via_pooler() -> bool {
-    std::env::var("TEST_VIA_POOLER").is_ok_and(|v| v == "1")
-}
-
-/// The port of the pooler shared by the whole test run, in front of the test
-/// server; started on first use, stopped when the test process exits.
-pub fn shared() -> u16 {
-    *SHARED.get_or_init(|| {
-        let mut pooler = PgBouncer::start_with(
-            crate::postgres::TestDb::server_port(),
-            POOL_SIZE,
-            Reuse::LongestIdle,
-        );
-        // Lives as long as the test process; the watchdog stops it.
-        let child = pooler.child.take().expect("just started");
-        spawn_watchdog(child.id(), &pooler.dir);
-        std::mem::forget(child);
-        pooler.port
-    })
-}
-
 impl PgBouncer {
+    /// Keeps the pooler running for the rest of the test process (the
+    /// watchdog stops it when the process ends); its port.
+    pub fn for_the_whole_run(mut self) -> u16 {
+        let child = self.child.take().expect("a pooler this handle started");
+        spawn_watchdog(child.id(), &self.dir);
+        std::mem::forget(child);
+        self.port
+    }
+
     /// Starts a pooler of its own in front of the server on `server_port`,
     /// with [`POOL_SIZE`] server connections per database, stock settings.
     pub fn start(server_port: u16) -> Self {

@@ -19,9 +19,26 @@ use std::pin::Pin;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
+use crate::pgbouncer::{POOL_SIZE, PgBouncer, Reuse};
 use crate::process::{as_owner, cluster_owner, spawn_watchdog};
 
 const TEMPLATE: &str = "adtest_template";
+
+/// True when the suite runs its functions through the shared pooler.
+pub fn suite_via_pooler() -> bool {
+    std::env::var("TEST_VIA_POOLER").is_ok_and(|v| v == "1")
+}
+
+/// The port of the pooler shared by the whole test run, in front of the test
+/// server; started on first use, stopped when the test process exits. Here,
+/// not in `pgbouncer`: the pooler knows no server, the server its pooler.
+pub fn shared_pooler() -> u16 {
+    static SHARED: OnceLock<u16> = OnceLock::new();
+    *SHARED.get_or_init(|| {
+        PgBouncer::start_with(TestDb::server_port(), POOL_SIZE, Reuse::LongestIdle)
+            .for_the_whole_run()
+    })
+}
 
 pub struct Server {
     /// `postgres://user@host:port` without a database.
@@ -212,8 +229,8 @@ impl TestDb {
     /// shared PgBouncer when the suite runs with `TEST_VIA_POOLER=1`,
     /// otherwise straight to the server.
     pub fn url(&self) -> String {
-        if crate::pgbouncer::suite_via_pooler() {
-            self.url_via(crate::pgbouncer::shared())
+        if suite_via_pooler() {
+            self.url_via(shared_pooler())
         } else {
             self.url_direct()
         }

@@ -1,5 +1,6 @@
 //! What Vercel needs of the repository's shape, checked on the real files.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -342,4 +343,88 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
+}
+
+/// Which of `dir`'s top-level modules each one uses (`crate::x`), comments
+/// left out.
+fn module_imports(dir: &Path) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    let mut graph = std::collections::BTreeMap::new();
+    for file in files {
+        let relative = file.strip_prefix(dir).unwrap();
+        let module = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let uses: &mut BTreeSet<String> = graph.entry(module.clone()).or_default();
+        for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for (at, _) in line.match_indices("crate::") {
+                let name: String = line[at + "crate::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != module {
+                    uses.insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+/// A circle of imports among `graph`'s modules, if there is one.
+fn import_circle(
+    graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
+) -> Option<Vec<String>> {
+    fn visit(
+        module: &str,
+        graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|m| m == module) {
+            let mut circle = path[at..].to_vec();
+            circle.push(module.to_owned());
+            return Some(circle);
+        }
+        if !done.insert(module.to_owned()) {
+            return None;
+        }
+        path.push(module.to_owned());
+        for next in graph.get(module).into_iter().flatten() {
+            if let Some(circle) = visit(next, graph, path, done) {
+                return Some(circle);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|module| visit(module, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_testkit_has_no_import_circle() {
+    // The server knows its pooler; the pooler knows no server.
+    let graph = module_imports(&root().join("testkit/src"));
+    assert!(graph["postgres"].contains("pgbouncer"), "{graph:?}");
+    assert_eq!(import_circle(&graph), None, "{graph:?}");
+    // The check finds a circle where there is one.
+    let mut circular = graph.clone();
+    circular
+        .entry("pgbouncer".to_owned())
+        .or_default()
+        .insert("postgres".to_owned());
+    assert!(import_circle(&circular).is_some());
 }
