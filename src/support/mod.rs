@@ -20,12 +20,23 @@
 //!
 //! Every step is in the account's history, with a time, an actor and a
 //! code, never an address, an IP or free text.
+//!
+//! Here: what an operator asks and is answered, and [`Support`], which
+//! runs an action; `view` reads an account as support sees it (the export's
+//! history too), `actions` holds the actions of support's own (a link
+//! resent, a hold, its release) and the history step they write.
+
+mod actions;
+mod view;
+
+use actions::record;
+
+pub use view::{AccountView, Entry, Hold, Status};
+pub(crate) use view::{read_view, rfc3339};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::accounts::{self, NotRestored, Restoration, Via};
@@ -33,12 +44,11 @@ use crate::config::{EraseBlocked, MailConfig, RetentionDays, SupportConfig};
 use crate::db::{self, Limits};
 use crate::events::{self, PendingEvent};
 use crate::export::{self, ExcludedColumns, NotRequested, Requester, Snapshot};
-use crate::outbox::{self, EmailKind, PendingEmail};
-use crate::purge::{self, LockedAccount, NotErased};
+use crate::outbox::{self, PendingEmail};
+use crate::purge::{self, NotErased};
 use crate::resolve::{self, Unresolved, Who};
 use crate::schema::{SchemaError, UserId};
-use crate::sql::{AppTables, GATE_EXCLUSIVE, Records, Statements};
-use crate::tokens::RecoveryToken;
+use crate::sql::{AppTables, Records, Statements};
 use crate::webhook::Webhook;
 
 /// Why an account is held: a short code (`legal_hold`, `dispute-4411`),
@@ -162,46 +172,6 @@ impl From<Unresolved> for Refused {
             Unresolved::Ambiguous(ids) => Self::Ambiguous(ids),
         }
     }
-}
-
-/// An account as support sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AccountView {
-    pub user_id: String,
-    pub status: Status,
-    pub deleted_at: Option<String>,
-    pub purge_after: Option<String>,
-    pub deleted_by: Option<&'static str>,
-    pub hold: Option<Hold>,
-    pub history: Vec<Entry>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Active,
-    Scheduled,
-    Erased,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Hold {
-    pub reason: String,
-    pub since: String,
-}
-
-/// One step of an account's deletion life.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Entry {
-    pub at: String,
-    pub action: String,
-    pub by: String,
-    /// For `restored`: how (`link`, `sign_in`, `admin`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub via: Option<String>,
-    /// For `held`: the reason's code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 /// An action done: the account as it is now, and what it sends.
@@ -451,292 +421,6 @@ impl Support {
         tx.commit().await?;
         Ok(view)
     }
-
-    /// A fresh link, by email, for a deletion the user made.
-    async fn resend_link(
-        &self,
-        sql: &Statements,
-        user: &UserId,
-    ) -> Result<Result<PendingEmail, Refused>, sqlx::Error> {
-        let mut tx = db::begin(&self.pool, &limits()).await?;
-        let account: Option<LockedAccount> = db::query_as(&sql.lock_account)
-            .bind(user.as_str())
-            .bind(self.retention.days())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((user_id, address, deleted_at, purge_after, made_by_user, in_grace)) = account
-        else {
-            return Ok(Err(Refused::NotFound));
-        };
-        let Some((deleted_at, purge_after)) = deleted_at.zip(purge_after) else {
-            return Ok(Err(Refused::NotDeleted));
-        };
-        // Links exist only for deletions the user made, in their grace
-        // period: a ban must never turn into one.
-        if !made_by_user || !in_grace {
-            return Ok(Err(Refused::NotRestorable));
-        }
-        let Some(address) = address else {
-            return Ok(Err(Refused::NoAddress));
-        };
-        accounts::revoke_tokens(&mut tx, &user_id).await?;
-        let email = outbox::queue(
-            &mut tx,
-            &user_id,
-            EmailKind::Recovery,
-            &address,
-            Some(deleted_at),
-        )
-        .await?;
-        let token = RecoveryToken::generate();
-        outbox::insert_token(&mut tx, &user_id, email.id, &token, deleted_at).await?;
-        record(&mut tx, &user_id, "link_resent", None).await?;
-        tx.commit().await?;
-        Ok(Ok(email.with_link(token, purge_after)))
-    }
-
-    /// Holds the account: takes the purge gate exclusively (waiting for the
-    /// batches in flight, keeping new ones out until it commits), then the
-    /// account's row, in the order erasing now takes them.
-    async fn hold(
-        &self,
-        sql: &Statements,
-        user: &UserId,
-        reason: &HoldReason,
-    ) -> Result<Result<(), Refused>, sqlx::Error> {
-        let mut tx = db::begin(&self.pool, &limits()).await?;
-        db::query(GATE_EXCLUSIVE).execute(&mut *tx).await?;
-        let account: Option<LockedAccount> = db::query_as(&sql.lock_account)
-            .bind(user.as_str())
-            .bind(self.retention.days())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((user_id, ..)) = account else {
-            return Ok(Err(Refused::NotFound));
-        };
-        db::query(
-            "insert into account_deletion.holds (user_id, reason, since) values ($1, $2, clock_timestamp())
-             on conflict (user_id) do update set reason = excluded.reason",
-        )
-        .bind(&user_id)
-        .bind(reason.as_str())
-        .execute(&mut *tx)
-        .await?;
-        record(&mut tx, &user_id, "held", Some(reason.as_str())).await?;
-        tx.commit().await?;
-        Ok(Ok(()))
-    }
-
-    /// Lifts the account's hold, if it has one (nothing changes otherwise).
-    async fn release(
-        &self,
-        sql: &Statements,
-        user: &UserId,
-    ) -> Result<Result<(), Refused>, sqlx::Error> {
-        let mut tx = db::begin(&self.pool, &limits()).await?;
-        let account: Option<LockedAccount> = db::query_as(&sql.lock_account)
-            .bind(user.as_str())
-            .bind(self.retention.days())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((user_id, _, deleted_at, ..)) = account else {
-            return Ok(Err(Refused::NotFound));
-        };
-        let released = db::query("delete from account_deletion.holds where user_id = $1")
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if released > 0 {
-            record(&mut tx, &user_id, "released", None).await?;
-        }
-        if released > 0 && deleted_at.is_some() {
-            // It may lie below the purge's watermark, where only the sweep
-            // would find it again: the next run looks at it first.
-            db::query(
-                "insert into account_deletion.rechecks (user_id) values ($1) on conflict (user_id) do nothing",
-            )
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Ok(()))
-    }
-}
-
-/// The account as support sees it, read on `conn` (one transaction: the
-/// caller's, which may be an export's snapshot); `None` when there is no
-/// such account and no record of it.
-pub(crate) async fn read_view(
-    conn: &mut sqlx::PgConnection,
-    sql: &Statements,
-    user: &UserId,
-    retention: RetentionDays,
-) -> Result<Option<AccountView>, sqlx::Error> {
-    type State = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, bool);
-    let state: Option<State> = db::query_as(&sql.account_state)
-        .bind(user.as_str())
-        .bind(retention.days())
-        .fetch_optional(&mut *conn)
-        .await?;
-    let anonymized: bool = db::query_scalar(
-        "select exists (select 1 from account_deletion.anonymized where user_id = $1)",
-    )
-    .bind(user.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    let hold: Option<(String, DateTime<Utc>)> =
-        db::query_as("select reason, since from account_deletion.holds where user_id = $1")
-            .bind(user.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    let rows: Vec<HistoryRow> = db::query_as(
-        "select at, action, by, detail from account_deletion.history
-         where user_id = $1 order by at, action",
-    )
-    .bind(user.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    // The purge writes no history of its own (it would cost every
-    // erased account an index insert): its tombstone says when. (An
-    // anonymization, rarer, writes its own.) The table has no index on
-    // ids, so the scan starts at the account's first recorded deletion
-    // (its BRIN index on the time skips the rest), or its last one when
-    // the account is still here (nothing erased it since); an
-    // operator's erasure is in the history already, at the same
-    // instant as its tombstone.
-    let mut deletions = rows
-        .iter()
-        .filter(|(_, action, ..)| action == "deleted")
-        .map(|(at, ..)| *at);
-    let since = if state.is_some() {
-        deletions.next_back()
-    } else {
-        deletions.next()
-    };
-    // An account that is here and was never deleted was never erased.
-    let purged: Vec<DateTime<Utc>> = if state.is_some() && since.is_none() {
-        Vec::new()
-    } else {
-        db::query_scalar(
-            "select purged_at from account_deletion.tombstones
-             where user_id = $1 and purged_at >= coalesce($2, '-infinity'::timestamptz)
-               and not anonymized",
-        )
-        .bind(user.as_str())
-        .bind(since)
-        .fetch_all(&mut *conn)
-        .await?
-    };
-    if state.is_none() && rows.is_empty() && purged.is_empty() {
-        return Ok(None);
-    }
-    let history = history(&rows, purged);
-    let last_deletion_by = rows
-        .iter()
-        .rev()
-        .find(|(_, action, ..)| action == "deleted")
-        .map(|(_, _, by, _)| if by == "user" { "user" } else { "app" });
-    let (status, deleted_at, purge_after, deleted_by) = match state {
-        // Anonymized: the person is erased; the row stays for the rows
-        // that must be kept.
-        Some((Some(deleted_at), purge_after, made_by_user)) => (
-            if anonymized {
-                Status::Erased
-            } else {
-                Status::Scheduled
-            },
-            Some(rfc3339(deleted_at)),
-            purge_after.map(rfc3339),
-            Some(if made_by_user { "user" } else { "app" }),
-        ),
-        Some((None, ..)) => (Status::Active, None, None, None),
-        None => (Status::Erased, None, None, last_deletion_by),
-    };
-    Ok(Some(AccountView {
-        user_id: user.as_str().to_owned(),
-        status,
-        deleted_at,
-        purge_after,
-        deleted_by,
-        hold: hold.map(|(reason, since)| Hold {
-            reason,
-            since: rfc3339(since),
-        }),
-        history,
-    }))
-}
-
-/// The account's history as support reads it: our rows, and the purge's
-/// erasures from the tombstones (an operator's erasure is in our rows
-/// already, at the same instant as its tombstone), in time order.
-fn history(rows: &[HistoryRow], purged: Vec<DateTime<Utc>>) -> Vec<Entry> {
-    let mut history: Vec<(DateTime<Utc>, Entry)> = rows
-        .iter()
-        .map(|(at, action, by, detail)| {
-            let (via, reason) = match action.as_str() {
-                "restored" => (detail.clone(), None),
-                "held" => (None, detail.clone()),
-                _ => (None, None),
-            };
-            (
-                *at,
-                Entry {
-                    at: rfc3339(*at),
-                    action: action.clone(),
-                    by: by.clone(),
-                    via,
-                    reason,
-                },
-            )
-        })
-        .collect();
-    for at in purged {
-        let recorded = rows
-            .iter()
-            .any(|(when, action, ..)| *when == at && action == "erased");
-        if !recorded {
-            history.push((
-                at,
-                Entry {
-                    at: rfc3339(at),
-                    action: "erased".to_owned(),
-                    by: "purge".to_owned(),
-                    via: None,
-                    reason: None,
-                },
-            ));
-        }
-    }
-    history.sort_by_key(|(at, _)| *at);
-    history.into_iter().map(|(_, entry)| entry).collect()
-}
-
-/// A row of `account_deletion.history`: at, action, by, detail.
-type HistoryRow = (DateTime<Utc>, String, String, Option<String>);
-
-/// A step of an operator's, in the account's history.
-async fn record(
-    conn: &mut sqlx::PgConnection,
-    user_id: &str,
-    action: &str,
-    detail: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    db::query(
-        "insert into account_deletion.history (user_id, action, by, detail)
-         values ($1, $2, 'admin', $3)",
-    )
-    .bind(user_id)
-    .bind(action)
-    .bind(detail)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]
