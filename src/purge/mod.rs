@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::config::{EraseBlocked, Keep, PurgeSettings, RetentionDays};
+use crate::config::{EraseBlocked, PurgeSettings, RetentionDays};
 use crate::db::{self, Limits};
 use crate::schema::{Catalog, ForeignKey, SchemaError};
 use crate::sql::{AppTables, Statements};
-use crate::sweeps::{self, Key, Place, Totals, Walk};
+use crate::sweeps::{self, Key, Walk};
 
 /// `set` clause of a run that ends: its totals, summed from the rows its
 /// workers booked their batches on.
@@ -49,12 +49,18 @@ macro_rules! set_totals {
 mod batch_size;
 mod counts;
 mod erase_now;
+mod lease;
+mod stages;
 mod walk;
 
 pub use counts::Overdue;
 pub(crate) use counts::{Expired, count_expired};
 pub(crate) use erase_now::LockedAccount;
 pub use erase_now::{NotErased, erase_now};
+use lease::{claim, finish_run, record_failure, skipped};
+use stages::{
+    anonymize_new, batch_limits, count_only, delete, ledger_only, read_place, recheck, sweep,
+};
 use walk::{Progress, Range, Walker};
 
 /// How long past its time budget a run's lease lasts: room for the last batch
@@ -339,148 +345,6 @@ struct Lease {
     cutoff: DateTime<Utc>,
 }
 
-/// Takes the purge for this run, or `None` when a live run holds it.
-async fn claim(
-    pool: &PgPool,
-    retention: RetentionDays,
-    budget: Duration,
-) -> Result<Option<Lease>, sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    // A run whose lease has passed died without finishing (the function was
-    // killed); record that, and free the purge for this run.
-    db::query(concat!(
-        "update account_deletion.purge_runs
-         set status = 'abandoned', finished_at = now(), lease_expires_at = null, ",
-        set_totals!(),
-        " where status = 'running' and kind = 'scheduled' and lease_expires_at < now()"
-    ))
-    .execute(&mut *tx)
-    .await?;
-
-    let lease_seconds = (budget + LEASE_GRACE).as_secs_f64();
-    let claimed: Option<(i64, DateTime<Utc>)> = db::query_as(
-        "insert into account_deletion.purge_runs (status, dry_run, cutoff, lease_expires_at)
-         values ('running', false, now() - make_interval(days => $1), now() + make_interval(secs => $2))
-         on conflict (status) where status = 'running' and kind = 'scheduled' do nothing
-         returning id, cutoff",
-    )
-    .bind(retention.days())
-    .bind(lease_seconds)
-    .fetch_optional(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(claimed.map(|(run_id, cutoff)| Lease { run_id, cutoff }))
-}
-
-/// A run that found the purge held: records itself and what is left.
-async fn skipped(
-    pool: &PgPool,
-    sql: &Statements,
-    retention: RetentionDays,
-    settings: &PurgeSettings,
-    started: Instant,
-) -> Result<PurgeOutcome, sqlx::Error> {
-    ledger_only(pool, sql, retention, settings, started, false).await
-}
-
-/// A dry run: counts, and reads the catalog for what will get in the way.
-async fn count_only(
-    pool: &PgPool,
-    sql: &Statements,
-    retention: RetentionDays,
-    settings: &PurgeSettings,
-    started: Instant,
-) -> Result<PurgeOutcome, sqlx::Error> {
-    let mut outcome = ledger_only(pool, sql, retention, settings, started, true).await?;
-    outcome.findings = Some(Findings::of(&sql.catalog));
-    Ok(outcome)
-}
-
-/// A run that deletes nothing (skipped, or dry): one ledger row with the
-/// counts.
-async fn ledger_only(
-    pool: &PgPool,
-    sql: &Statements,
-    retention: RetentionDays,
-    settings: &PurgeSettings,
-    started: Instant,
-    dry_run: bool,
-) -> Result<PurgeOutcome, sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let cutoff: DateTime<Utc> = db::query_scalar("select now() - make_interval(days => $1)")
-        .bind(retention.days())
-        .fetch_one(&mut *tx)
-        .await?;
-    let expired = count_expired(&mut tx, sql, cutoff, settings.overdue_after).await?;
-    // What a run would anonymize: every blocked account, when it may.
-    let anonymized = if dry_run && settings.erase_blocked == EraseBlocked::Anonymize {
-        expired.blocked
-    } else {
-        0
-    };
-    let status = if dry_run {
-        PurgeStatus::Completed
-    } else {
-        PurgeStatus::Skipped
-    };
-    let run_id: i64 = db::query_scalar(
-        "insert into account_deletion.purge_runs
-             (status, dry_run, cutoff, remaining, blocked, blocked_by, overdue,
-              oldest_overdue_seconds, held, anonymized, finished_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
-         returning id",
-    )
-    .bind(status.as_str())
-    .bind(dry_run)
-    .bind(cutoff)
-    .bind(expired.deletable)
-    .bind(expired.blocked)
-    .bind(&expired.blocked_by)
-    .bind(expired.overdue.count as i64)
-    .bind(expired.overdue.oldest_seconds)
-    .bind(expired.held)
-    .bind(anonymized)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(PurgeOutcome {
-        run_id,
-        status,
-        dry_run,
-        deleted: 0,
-        anonymized: anonymized as u64,
-        remaining: expired.deletable as u64,
-        blocked: expired.blocked as u64,
-        blocked_by: expired.blocked_by,
-        held: expired.held as u64,
-        overdue: expired.overdue,
-        findings: None,
-        cutoff,
-        batches: 0,
-        duration: started.elapsed(),
-        batch_latencies: Vec::new(),
-    })
-}
-
-/// The purge's own state for one run: where its walk stands, read when it
-/// starts.
-async fn read_place(
-    pool: &PgPool,
-    walk: Walk,
-    cutoff: DateTime<Utc>,
-) -> Result<Place, sqlx::Error> {
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let mut place = sweeps::place(&mut tx, walk).await?;
-    tx.commit().await?;
-    // A watermark past the cutoff (the retention grew since): the accounts
-    // between them are not expired yet, and must be walked when they are.
-    // Walk everything once more, as a new installation would.
-    if place.watermark.as_ref().is_some_and(|key| key.at > cutoff) {
-        place = Place::default();
-    }
-    Ok(place)
-}
-
 /// The purge with the lease held: the accounts asked for again first, then
 /// the new work (what expired since the last run, above the watermark),
 /// then one slice of the sweep below it; each stage only while the budget
@@ -590,265 +454,6 @@ async fn purge_with_lease(
                 .expect("no panics while held"),
         ),
     })
-}
-
-/// Deletes what is deletable in `range`.
-async fn delete(
-    walker: &Walker<'_>,
-    tables: &AppTables,
-    sql: &mut Arc<Statements>,
-    range: &Range,
-) -> Result<(), PurgeError> {
-    let mut reread_catalog = false;
-    loop {
-        match walker.delete(sql, range).await {
-            Ok(()) => return Ok(()),
-            // A key that was not there when the statements were rendered (an
-            // app migration since): read the catalog again, once, so the
-            // batch leaves the accounts it blocks out, and walk again.
-            Err(PurgeError::Database(error))
-                if is_foreign_key_violation(&error) && !reread_catalog =>
-            {
-                tracing::warn!(run_id = walker.lease.run_id, error = %error, "a foreign key blocked a batch; reading the catalog again");
-                reread_catalog = true;
-                *sql = tables.reload(walker.pool).await.map_err(PurgeError::from)?;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-}
-
-/// Anonymizes the blocked accounts above the anonymizing walk's own
-/// watermark: what expired since the last run, or, the first time
-/// `ERASE_BLOCKED=anonymize` is set, every account the purge has kept so
-/// far (as many runs as that takes).
-async fn anonymize_new(walker: &Walker<'_>, sql: &Statements) -> Result<(), PurgeError> {
-    let place = read_place(walker.pool, Walk::Anonymize, walker.lease.cutoff).await?;
-    let range = Range {
-        after: place.watermark.clone(),
-        up_to: None,
-    };
-    walker.anonymize(sql, &range, None).await?;
-    let reached = Key::max(place.watermark.clone(), walker.progress.floor());
-    if reached != place.watermark {
-        let mut tx = db::begin(walker.pool, &Limits::CRON).await?;
-        sweeps::set_watermark(&mut tx, Walk::Anonymize, reached.as_ref(), None).await?;
-        tx.commit().await?;
-    }
-    Ok(())
-}
-
-/// One slice of the sweep below the watermark: counted, and only when the
-/// count finds work (an account the app made deletable behind the purge's
-/// back, or, under `anonymize`, a blocked one not yet anonymized) deleted
-/// and anonymized like new work and counted again; the count goes into the
-/// cycle, whose sum replaces what the purge knew of the accounts below when
-/// the cycle reaches the watermark.
-async fn sweep(
-    walker: &Walker<'_>,
-    tables: &AppTables,
-    sql: &mut Arc<Statements>,
-    place: &mut Place,
-    watermark: &Key,
-) -> Result<(), PurgeError> {
-    let pool = walker.pool;
-    let (cutoff, overdue_after) = (walker.lease.cutoff, walker.settings.overdue_after);
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    let rows = sweeps::slice_rows(place.below.as_ref());
-    let slice = sweeps::next_slice(
-        &mut tx,
-        sql,
-        place.cursor.as_ref(),
-        Some(watermark),
-        None,
-        rows,
-    )
-    .await?;
-    let range = Range {
-        after: slice.after.clone(),
-        up_to: slice.up_to.clone(),
-    };
-    let mut counted = if slice.rows > 0 {
-        counts::count_range(&mut tx, sql, cutoff, overdue_after, &range).await?
-    } else {
-        Totals::default()
-    };
-    tx.commit().await?;
-    let anonymizing = walker.settings.erase_blocked == EraseBlocked::Anonymize;
-    let work = counted.deletable > 0 || (anonymizing && counted.blocked > 0);
-    if work {
-        delete(walker, tables, sql, &range).await?;
-        if anonymizing && !walker.progress.cut_short() {
-            walker.anonymize(sql, &range, None).await?;
-        }
-        if walker.progress.cut_short() {
-            return Ok(());
-        }
-        let mut tx = db::begin(pool, &Limits::CRON).await?;
-        counted = counts::count_range(&mut tx, sql, cutoff, overdue_after, &range).await?;
-        tx.commit().await?;
-    }
-    let cycle = place.cycle.take().unwrap_or_default().plus(&counted);
-    let mut tx = db::begin(pool, &Limits::CRON).await?;
-    sweeps::advance_cursor(&mut tx, Walk::Purge, &slice, Some(&cycle)).await?;
-    tx.commit().await?;
-    if slice.reaches_end {
-        place.cursor = None;
-        place.below = Some(cycle);
-    } else {
-        place.cursor.clone_from(&slice.up_to);
-        place.cycle = Some(cycle);
-    }
-    Ok(())
-}
-
-/// The most accounts asked for again that one batch takes.
-const RECHECKS_PER_BATCH: i64 = 1000;
-
-/// The accounts asked for again (a hold released, re-erasure after a
-/// restore), wherever they lie: each batch of them deleted, or anonymized
-/// when the run may, and forgotten from the list. Returns how many are left
-/// on it when the budget ran out.
-async fn recheck(
-    walker: &Walker<'_>,
-    sql: &Statements,
-    anonymize_only: Option<&[String]>,
-) -> Result<i64, PurgeError> {
-    let pool = walker.pool;
-    let limits = batch_limits(&walker.settings);
-    loop {
-        let mut tx = db::begin(pool, &Limits::CRON).await?;
-        let ids: Vec<String> = db::query_scalar(
-            "select user_id from account_deletion.rechecks order by since, user_id limit $1",
-        )
-        .bind(RECHECKS_PER_BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        if walker.progress.cut_short() {
-            return Ok(ids.len() as i64);
-        }
-        let batch = walk::delete_batch(
-            &mut *pool.acquire().await?,
-            sql,
-            &limits,
-            walk::DeleteBatch {
-                lease: walker.lease,
-                worker: walker.settings.workers.get(),
-                size: ids.len() as u32,
-                range: &Range::default(),
-                only: Some(&ids),
-                held: None,
-            },
-        )
-        .await?;
-        let Some(batch) = batch else {
-            walker.progress.lease_lost.store(true, Ordering::Relaxed);
-            return Ok(ids.len() as i64);
-        };
-        walker.progress.booked(&batch, false);
-        let anonymizing =
-            anonymize_only.is_some() || walker.settings.erase_blocked == EraseBlocked::Anonymize;
-        if anonymizing {
-            walker.anonymize(sql, &Range::default(), Some(&ids)).await?;
-        }
-        let mut tx = db::begin(pool, &Limits::CRON).await?;
-        db::query("delete from account_deletion.rechecks where user_id = any($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        if (ids.len() as i64) < RECHECKS_PER_BATCH {
-            return Ok(0);
-        }
-    }
-}
-
-/// Records a run's end on the ledger (which frees the purge for the next
-/// run), retried through a short outage: the run's work is done and must be
-/// booked, not left to the lease's end. Then forgets what has been kept
-/// long enough.
-async fn finish_run(
-    pool: &PgPool,
-    sql: &Statements,
-    lease: Lease,
-    status: PurgeStatus,
-    left: i64,
-    expired: &Expired,
-    keep: Keep,
-) -> Result<(), sqlx::Error> {
-    db::retry_while_unavailable("record the end of a purge run", || async {
-        let mut tx = db::begin(pool, &Limits::CRON).await?;
-        db::query(concat!(
-            "update account_deletion.purge_runs
-             set status = $2, remaining = $3, blocked = $4, blocked_by = $5,
-                 overdue = $6, oldest_overdue_seconds = $7, held = $8,
-                 finished_at = now(), lease_expires_at = null, ",
-            set_totals!(),
-            " where id = $1 and status = 'running'"
-        ))
-        .bind(lease.run_id)
-        .bind(status.as_str())
-        .bind(left)
-        .bind(expired.blocked)
-        .bind(&expired.blocked_by)
-        .bind(expired.overdue.count as i64)
-        .bind(expired.overdue.oldest_seconds)
-        .bind(expired.held)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
-    })
-    .await?;
-    crate::prune::purge_records(pool, sql, keep).await;
-    Ok(())
-}
-
-/// Best effort: if the database stays away this fails too, and the lease
-/// simply expires; the next run then records the run as abandoned.
-async fn record_failure(pool: &PgPool, lease: Lease, error: &PurgeError) {
-    // Retried through a short outage: a run that could not record its end
-    // would hold the purge until its lease runs out.
-    let recorded = db::retry_while_unavailable("record a failed purge run", || async {
-        let mut tx = db::begin(pool, &Limits::CRON).await?;
-        db::query(concat!(
-            "update account_deletion.purge_runs
-             set status = 'failed', error_code = $2, finished_at = now(), lease_expires_at = null, ",
-            set_totals!(),
-            " where id = $1 and status = 'running'"
-        ))
-        .bind(lease.run_id)
-        .bind(error.code())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
-    })
-    .await;
-    if let Err(ledger_error) = recorded {
-        tracing::warn!(run_id = lease.run_id, error = %ledger_error, "could not record the failed purge run");
-    }
-}
-
-/// The limits of one batch transaction. A batch is sized to take the batch
-/// target; one that runs a hundred times longer is stuck, most likely on a
-/// lock an app transaction holds on a row the cascade must delete, and is
-/// cancelled so that it cannot eat the run. Without a target, batches are as
-/// large as `PURGE_BATCH_SIZE` and get more room. Never more than a quarter
-/// of the budget, so the run still has time to record why it stopped; never
-/// less than a second, so a tiny budget still lets its one batch finish.
-fn batch_limits(settings: &PurgeSettings) -> Limits {
-    let wanted = settings
-        .batch_target
-        .map_or(Duration::from_secs(30), |target| target * 100);
-    let statement = wanted
-        .min(settings.time_budget / 4)
-        .max(Duration::from_secs(1));
-    // A lock wait gives up first, so the ledger names the lock as the cause.
-    // The gate goes first, before the batch's snapshot (see `sql`).
-    Limits::new(statement / 2, statement, Duration::from_secs(10)).then(crate::sql::GATE_SHARED)
 }
 
 #[cfg(test)]
