@@ -4,6 +4,7 @@
 //! Everything lives here; the binaries under `api/` only build a route from
 //! the environment and hand it to [`vercel::serve`].
 
+pub mod account_view;
 pub mod accounts;
 pub mod app_url;
 pub mod auth;

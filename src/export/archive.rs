@@ -18,11 +18,11 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::tables::{self, ExcludedColumns, Source};
 use super::zip::{ZipError, ZipWriter};
+use crate::account_view::{self, AccountView, Status};
 use crate::config::RetentionDays;
 use crate::db::{self, Limits};
 use crate::schema::{SchemaError, UserId};
 use crate::sql::Statements;
-use crate::support::{self, AccountView, Status};
 use crate::web::BodySender;
 
 pub const FORMAT: &str = "account-export/1";
@@ -101,7 +101,7 @@ impl Snapshot {
         let mut tx = db::begin_snapshot(pool, &limits()).await?;
         let generated_at: DateTime<Utc> =
             db::query_scalar("select now()").fetch_one(&mut *tx).await?;
-        let view = match support::read_view(&mut tx, sql, user, retention).await? {
+        let view = match account_view::read_view(&mut tx, sql, user, retention).await? {
             Some(view) if view.status != Status::Erased => view,
             _ => return Ok(None),
         };
@@ -187,7 +187,7 @@ impl Snapshot {
         let manifest = Manifest {
             format: FORMAT,
             user_id: view.user_id.clone(),
-            generated_at: support::rfc3339(generated_at),
+            generated_at: account_view::rfc3339(generated_at),
             status: view.status,
             deleted_at: view.deleted_at.clone(),
             purge_after: view.purge_after.clone(),

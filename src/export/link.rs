@@ -161,9 +161,9 @@ pub struct Redeemed {
 /// Spends one use of link `token`, with its history step (`exported`, by
 /// the user) and its event; `None` for any link that cannot serve one
 /// (unknown, expired, used up, its account gone or anonymized), with
-/// nothing changed. What the archive will read is checked in the same
-/// transaction (the catalog, `EXPORT_EXCLUDE_COLUMNS`): a download refused
-/// for the configuration spends nothing.
+/// nothing changed. `EXPORT_EXCLUDE_COLUMNS` is checked in the same
+/// transaction (the archive's snapshot reads the catalog itself): a download
+/// refused for the configuration spends nothing.
 pub async fn redeem(
     pool: &PgPool,
     sql: &Statements,
@@ -189,7 +189,7 @@ pub async fn redeem(
     } else {
         None
     };
-    tables::sources(&mut tx, &sql.catalog, excluded).await?;
+    tables::check_named_columns_exist(&mut tx, excluded).await?;
     tx.commit().await?;
     Ok(Some(Redeemed {
         user: UserId::new(user_id),

@@ -293,7 +293,7 @@ fn excluded_of(table: &TableName, columns: &[String], excluded: &ExcludedColumns
 }
 
 /// Every column `EXPORT_EXCLUDE_COLUMNS` names exists somewhere.
-async fn check_named_columns_exist(
+pub(super) async fn check_named_columns_exist(
     conn: &mut PgConnection,
     excluded: &ExcludedColumns,
 ) -> Result<(), SchemaError> {

@@ -22,17 +22,16 @@
 //! code, never an address, an IP or free text.
 //!
 //! Here: what an operator asks and is answered, and [`Support`], which
-//! runs an action; `view` reads an account as support sees it (the export's
-//! history too), `actions` holds the actions of support's own (a link
+//! runs an action ([`crate::account_view`] reads an account as support sees
+//! it), `actions` holds the actions of support's own (a link
 //! resent, a hold, its release) and the history step they write.
 
 mod actions;
-mod view;
 
 use actions::record;
 
-pub use view::{AccountView, Entry, Hold, Status};
-pub(crate) use view::{read_view, rfc3339};
+use crate::account_view::read_view;
+pub use crate::account_view::{AccountView, Entry, Hold, Status};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -62,28 +62,23 @@ async fn page(app: &AccountApp, token: &str) -> TestResponse {
 /// The button's POST, as a browser sends the page's form.
 pub(crate) async fn download(app: &AccountApp, token: &str) -> TestResponse {
     let body = format!("token={}", urlencode(token));
-    read_reply(
-        app.export
-            .handle(request(
-                Method::POST,
-                EXPORT,
-                &[("content-type", "application/x-www-form-urlencoded")],
-                body.as_bytes(),
-            ))
-            .await,
-    )
-    .await
+    post(app, "application/x-www-form-urlencoded", body.as_bytes()).await
 }
 
 async fn download_json(app: &AccountApp, token: &str) -> TestResponse {
     let body = json!({ "token": token }).to_string();
+    post(app, "application/json", body.as_bytes()).await
+}
+
+/// A POST to the export with a body of `content_type`, read to the end.
+async fn post(app: &AccountApp, content_type: &str, body: &[u8]) -> TestResponse {
     read_reply(
         app.export
             .handle(request(
                 Method::POST,
                 EXPORT,
-                &[("content-type", "application/json")],
-                body.as_bytes(),
+                &[("content-type", content_type)],
+                body,
             ))
             .await,
     )
@@ -627,17 +622,7 @@ async fn a_link_serves_three_downloads_a_day_a_newer_one_replaces_it_and_every_o
         assert_eq!(got.status, StatusCode::GONE, "{bad:?}");
         assert_eq!(got.error_code(), "invalid_or_expired_token");
     }
-    let not_a_string = read_reply(
-        app.export
-            .handle(request(
-                Method::POST,
-                EXPORT,
-                &[("content-type", "application/json")],
-                br#"{"token": 7}"#,
-            ))
-            .await,
-    )
-    .await;
+    let not_a_string = post(&app, "application/json", br#"{"token": 7}"#).await;
     assert_eq!(not_a_string.status, StatusCode::GONE);
 
     // A day later the user may ask again; the new link replaces the old.

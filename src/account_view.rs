@@ -1,11 +1,13 @@
-//! An account as support sees it: its state, its hold, its history (an
+//! An account as support sees it (the admin route, `cargo dev account`, the
+//! export's `history.json`; a module of its own so that both `support` and
+//! `export` can read it without importing each other): its state, its hold, its history (an
 //! erased one's from its tombstone), read in one transaction.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::RetentionDays;
-use crate::db::{self};
+use crate::db;
 use crate::schema::UserId;
 use crate::sql::Statements;
 
