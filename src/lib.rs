@@ -2,37 +2,27 @@
 //! emailed link, and a scheduled, race-safe permanent purge.
 //!
 //! Everything lives here; the binaries under `api/` only build a route from
-//! the environment and hand it to [`vercel::serve`].
+//! the environment and hand it to [`platform::vercel::serve`].
+//!
+//! The folders are the layers, each importing only those listed before it
+//! (`tests/api/layout.rs` keeps it so):
+//! 1. [`platform`]: what the rest stands on: HTTP, the database, mail, the
+//!    webhook's signature, tokens and secrets, telemetry;
+//! 2. [`schema`]: the app's schema: its catalog, the statements rendered
+//!    from it, and the migrations;
+//! 3. [`auth`]: sign-in, who the user of a request is;
+//! 4. [`config`]: the environment, read into the types of the parts it
+//!    configures;
+//! 5. [`delivery`]: the outboxes: emails and webhook events, sent at least
+//!    once;
+//! 6. [`lifecycle`]: the deletion's life and its jobs: delete, restore,
+//!    purge, anonymize, forget, prune, export, support, status;
+//! 7. [`routes`]: one per Vercel function.
 
-pub mod account_view;
-pub mod accounts;
-pub mod app_url;
 pub mod auth;
-pub mod bearer_secret;
 pub mod config;
-pub mod cors;
-pub mod db;
 pub mod delivery;
-pub mod events;
-pub mod export;
-pub mod forget;
-pub mod html;
-pub mod http_client;
-pub mod mail;
-pub mod migrate;
-pub mod outbox;
-pub mod prune;
-pub mod purge;
-pub mod rate_limit;
-pub mod resolve;
+pub mod lifecycle;
+pub mod platform;
 pub mod routes;
 pub mod schema;
-pub mod sql;
-pub mod status;
-pub mod support;
-pub mod sweeps;
-pub mod telemetry;
-pub mod tokens;
-pub mod vercel;
-pub mod web;
-pub mod webhook;

@@ -2,8 +2,8 @@
 //!
 //! Locally: `VERCEL_DEV_PORT=3000 target/release/account-delete`.
 
+use account_deletion::platform::{telemetry, vercel};
 use account_deletion::routes::delete_account::DeleteAccount;
-use account_deletion::{telemetry, vercel};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {

@@ -3,8 +3,8 @@
 //! Auth: the app's sign-in (`SESSION_AUTH`), a soft-deleted user's too. Locally:
 //! `VERCEL_DEV_PORT=3000 target/release/account-deletion`.
 
+use account_deletion::platform::{telemetry, vercel};
 use account_deletion::routes::deletion_status::DeletionStatus;
-use account_deletion::{telemetry, vercel};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {

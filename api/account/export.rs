@@ -3,8 +3,8 @@
 //!
 //! Locally: `VERCEL_DEV_PORT=3000 target/release/account-export`.
 
+use account_deletion::platform::{telemetry, vercel};
 use account_deletion::routes::export_account::ExportAccount;
-use account_deletion::{telemetry, vercel};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {

@@ -3,8 +3,8 @@
 //! Auth: `Authorization: Bearer $ADMIN_SECRET`. Locally:
 //! `VERCEL_DEV_PORT=3000 target/release/admin-accounts`.
 
+use account_deletion::platform::{telemetry, vercel};
 use account_deletion::routes::admin_accounts::AdminAccounts;
-use account_deletion::{telemetry, vercel};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {

@@ -4,8 +4,8 @@
 //! Auth: `Authorization: Bearer $CRON_SECRET`. Locally:
 //! `VERCEL_DEV_PORT=3000 target/release/cron-send-emails`.
 
+use account_deletion::platform::{telemetry, vercel};
 use account_deletion::routes::send_emails::SendEmails;
-use account_deletion::{telemetry, vercel};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), vercel_runtime::Error> {

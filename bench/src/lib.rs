@@ -10,7 +10,7 @@ pub mod receiver;
 /// so batching pays for its commits as it would in production, and memory
 /// settings for a few GB of data.
 pub fn server() -> &'static testkit::postgres::Server {
-    testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
+    testkit::postgres::use_migrations(account_deletion::schema::migrate::apply_defaults);
     testkit::postgres::use_server_settings(&[
         ("fsync", "on"),
         ("synchronous_commit", "on"),

@@ -1,18 +1,18 @@
 //! `cargo dev account <email | user id> [show | restore | resend-link | hold
 //! <reason> | release | erase-now | export [--out <file>]]`: support's actions for an operator with
 //! database access, through the very calls the admin route makes
-//! ([`account_deletion::support`]), with mail and webhook settings read as
+//! ([`account_deletion::lifecycle::support`]), with mail and webhook settings read as
 //! the functions read them. It needs no `ADMIN_SECRET`. The account is
-//! resolved as the route resolves it ([`account_deletion::resolve`]): an id
+//! resolved as the route resolves it ([`account_deletion::lifecycle::resolve`]): an id
 //! normalized, an address exact first, then folded, never one of several.
 
-use account_deletion::resolve::Who;
+use account_deletion::lifecycle::resolve::Who;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use account_deletion::export::Manifest;
-use account_deletion::support::{AccountView, Action, HoldReason, Refused, Support};
-use account_deletion::web;
+use account_deletion::lifecycle::export::Manifest;
+use account_deletion::lifecycle::support::{AccountView, Action, HoldReason, Refused, Support};
+use account_deletion::platform::web;
 
 pub const USAGE: &str = "usage: cargo dev account <email | user id> [show | restore | resend-link | hold <reason> | release | erase-now | export [--out <file>]]";
 

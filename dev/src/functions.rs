@@ -7,7 +7,9 @@ use std::time::Instant;
 use account_deletion::config::{
     AccountConfig, AdminConfig, CronConfig, EmailCronConfig, StatusConfig, SupportConfig,
 };
-use account_deletion::db::{self, Limits};
+use account_deletion::lifecycle::support::Support;
+use account_deletion::platform::db::{self, Limits};
+use account_deletion::platform::web;
 use account_deletion::routes::admin_accounts::AdminAccounts;
 use account_deletion::routes::delete_account::DeleteAccount;
 use account_deletion::routes::deletion_status::DeletionStatus;
@@ -17,8 +19,6 @@ use account_deletion::routes::recover_account::RecoverAccount;
 use account_deletion::routes::restore_account::RestoreAccount;
 use account_deletion::routes::send_emails::SendEmails;
 use account_deletion::routes::status::Status;
-use account_deletion::support::Support;
-use account_deletion::web;
 use bytes::Bytes;
 use http::StatusCode;
 use sqlx::PgPool;

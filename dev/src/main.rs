@@ -21,7 +21,7 @@ use account_deletion_dev::settings::DevSettings;
 use account_deletion_dev::{account, client, crons, database, functions, mailbox};
 use std::str::FromStr;
 
-use account_deletion::db;
+use account_deletion::platform::db;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -67,7 +67,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve() -> anyhow::Result<()> {
-    account_deletion::telemetry::init();
+    account_deletion::platform::telemetry::init();
     let mut settings = DevSettings::load()?;
     let jobs = crons::load(&settings.root.join("vercel.json"))?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", settings.port))
@@ -90,7 +90,7 @@ async fn serve() -> anyhow::Result<()> {
     let newly = if database.is_embedded() {
         // One connection: the pool's own, a session.
         let mut conn = pool.acquire().await?;
-        account_deletion::migrate::apply(&mut conn, &migrate_options(&settings, false)?)
+        account_deletion::schema::migrate::apply(&mut conn, &migrate_options(&settings, false)?)
             .await?
             .applied
             .len()
@@ -101,10 +101,14 @@ async fn serve() -> anyhow::Result<()> {
             Some(url) => ("DIRECT_URL", url),
             None => ("DATABASE_URL", database.url().to_owned()),
         };
-        account_deletion::migrate::migrate(&url, variable, &migrate_options(&settings, false)?)
-            .await?
-            .applied
-            .len()
+        account_deletion::schema::migrate::migrate(
+            &url,
+            variable,
+            &migrate_options(&settings, false)?,
+        )
+        .await?
+        .applied
+        .len()
     };
 
     let port = settings.port;
@@ -229,7 +233,7 @@ async fn migrate(add_deleted_at: bool, add_email_index: bool) -> anyhow::Result<
     let settings = DevSettings::load()?;
     let mut options = migrate_options(&settings, add_deleted_at)?;
     options.add_email_index = add_email_index;
-    // Migrations need a real session (see `account_deletion::migrate`):
+    // Migrations need a real session (see `account_deletion::schema::migrate`):
     // DIRECT_URL when the app's DATABASE_URL goes through a pooler.
     let (variable, url) = ["DIRECT_URL", "DATABASE_URL"]
         .into_iter()
@@ -237,7 +241,7 @@ async fn migrate(add_deleted_at: bool, add_email_index: bool) -> anyhow::Result<
         .ok_or_else(|| {
             anyhow::anyhow!("neither DIRECT_URL nor DATABASE_URL is set: `cargo dev migrate` migrates the database they name (the embedded one is migrated by `cargo dev` itself)")
         })?;
-    let migrated = account_deletion::migrate::migrate(&url, variable, &options).await?;
+    let migrated = account_deletion::schema::migrate::migrate(&url, variable, &options).await?;
     for (version, description) in &migrated.applied {
         println!("applied {version} {description}");
     }
@@ -255,7 +259,7 @@ async fn migrate(add_deleted_at: bool, add_email_index: bool) -> anyhow::Result<
 /// Re-erasure after a restore: the tombstones of the database at `from` (the
 /// one the restore replaced) against `DATABASE_URL` (the restored one).
 async fn forget(from: &str) -> anyhow::Result<()> {
-    account_deletion::telemetry::init();
+    account_deletion::platform::telemetry::init();
     let settings = DevSettings::load()?;
     let lookup = |name: &str| settings.get(name);
     let config = account_deletion::config::CronConfig::from_lookup(&lookup)
@@ -271,14 +275,14 @@ async fn forget(from: &str) -> anyhow::Result<()> {
     let webhook = config.webhook.clone().map(std::sync::Arc::new);
     // Re-erased accounts get their events again; the farewell email they
     // were sent the first time is not repeated.
-    let tables = account_deletion::sql::AppTables::new(config.users.clone(), None)
-        .recording(account_deletion::sql::Records {
+    let tables = account_deletion::schema::sql::AppTables::new(config.users.clone(), None)
+        .recording(account_deletion::schema::sql::Records {
             events: webhook.is_some(),
             erased_email: false,
         })
         // Accounts anonymized before the restore are anonymized again.
         .anonymizing(true);
-    let done = account_deletion::forget::forget(
+    let done = account_deletion::lifecycle::forget::forget(
         &replaced,
         &restored,
         &tables,
@@ -356,7 +360,10 @@ async fn account(who: &str, rest: &[&str]) -> anyhow::Result<()> {
             .max_connections(3)
             .connect_with(db::connect_options(config.database.clone()))
             .await?;
-        Some(account_deletion::support::Support::new(config, Some(pool)))
+        Some(account_deletion::lifecycle::support::Support::new(
+            config,
+            Some(pool),
+        ))
     } else {
         None
     };
@@ -426,9 +433,9 @@ async fn dev_server(
 fn migrate_options(
     settings: &DevSettings,
     add_deleted_at: bool,
-) -> anyhow::Result<account_deletion::migrate::Options> {
+) -> anyhow::Result<account_deletion::schema::migrate::Options> {
     let users = account_deletion::config::users_table(&|name| settings.get(name))?;
-    Ok(account_deletion::migrate::Options {
+    Ok(account_deletion::schema::migrate::Options {
         users,
         add_deleted_at,
         add_email_index: false,

@@ -133,7 +133,7 @@ fn the_document_is_valid_and_names_every_function_and_nothing_else() {
 
 /// `cargo dev` on a test database with every secret set.
 async fn functions() -> (TestDb, DevServer) {
-    testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
+    testkit::postgres::use_migrations(account_deletion::schema::migrate::apply_defaults);
     let db = TestDb::new().await;
     let server = DevServer::start(
         Some(&db.url()),

@@ -19,7 +19,7 @@ fn recovery_link(mail: &(String, Vec<String>)) -> String {
 
 #[tokio::test]
 async fn the_whole_journey_over_http_seed_delete_mail_recover_delete_purge() {
-    testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
+    testkit::postgres::use_migrations(account_deletion::schema::migrate::apply_defaults);
     let db = TestDb::new().await;
     let server = DevServer::start(Some(&db.url()), Duration::from_secs(30), &[]).await;
     let port = server.port;
@@ -271,7 +271,7 @@ async fn call(
 
 #[tokio::test]
 async fn the_way_back_journey_sign_in_see_the_banner_restore_then_the_support_path() {
-    testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
+    testkit::postgres::use_migrations(account_deletion::schema::migrate::apply_defaults);
     let db = TestDb::new().await;
     let server = DevServer::start(Some(&db.url()), Duration::from_secs(30), &[]).await;
     let (email, first) = seed(&server, None);

@@ -10,9 +10,9 @@ use super::Refusal;
 use super::credentials::{
     AUTHJS_SESSION_COOKIES, Credential, Purpose, TrustedOrigins, bearer_or_cookie,
 };
-use crate::db::Limits;
+use crate::platform::db::Limits;
 use crate::schema::UserId;
-use crate::sql::Statements;
+use crate::schema::sql::Statements;
 
 /// The session token, from the bearer header or (from a trusted origin) the
 /// session cookie.

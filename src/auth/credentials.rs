@@ -5,9 +5,9 @@ use http::HeaderMap;
 use http::header::{COOKIE, ORIGIN};
 
 use super::Refusal;
-use crate::app_url::AppUrl;
-use crate::cors::AllowedOrigins;
-use crate::tokens::SessionToken;
+use crate::platform::app_url::AppUrl;
+use crate::platform::cors::AllowedOrigins;
+use crate::platform::tokens::SessionToken;
 
 /// Auth.js's session cookie, in the order it is looked for: v5 over HTTPS,
 /// v5 over HTTP, then `NextAuth` v4's two.

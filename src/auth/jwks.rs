@@ -18,7 +18,7 @@ use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 use serde::Deserialize;
 
 use super::claims::base64url;
-use crate::http_client::{self, Timeouts};
+use crate::platform::http_client::{self, Timeouts};
 
 const FRESH: Duration = Duration::from_secs(10 * 60);
 const COOLDOWN: Duration = Duration::from_secs(10);

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::Refusal;
 use super::claims::{self, Claims, Subject};
 use super::jwks::{Alg, JwksUrl, KeySet, Lookup};
-use crate::tokens::SessionToken;
+use crate::platform::tokens::SessionToken;
 
 /// `JWT_SECRET`: the HS256 secret shared with the provider.
 #[derive(Clone)]

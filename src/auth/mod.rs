@@ -42,11 +42,11 @@ use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use sqlx::PgPool;
 
-use crate::app_url::AppUrl;
-use crate::cors::AllowedOrigins;
+use crate::platform::app_url::AppUrl;
+use crate::platform::cors::AllowedOrigins;
+use crate::platform::web::ApiError;
+use crate::schema::sql::Statements;
 use crate::schema::{SessionTable, UserId};
-use crate::sql::Statements;
-use crate::web::ApiError;
 
 pub use authjs_jwt::AuthSecrets;
 pub use claims::Subject;

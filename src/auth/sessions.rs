@@ -5,10 +5,10 @@ use http::HeaderMap;
 use sqlx::PgPool;
 
 use super::Refusal;
-use crate::db::Limits;
+use crate::platform::db::Limits;
+use crate::platform::tokens::SessionToken;
 use crate::schema::UserId;
-use crate::sql::Statements;
-use crate::tokens::SessionToken;
+use crate::schema::sql::Statements;
 
 /// The hash of the bearer token.
 pub(super) fn token(headers: &HeaderMap) -> Result<[u8; 32], Refusal> {

@@ -3,13 +3,13 @@
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::app_url::SignInUrl;
 use crate::auth::SessionAuth;
-use crate::cors::AllowedOrigins;
-use crate::export::ExcludedColumns;
+use crate::platform::app_url::SignInUrl;
+use crate::platform::cors::AllowedOrigins;
+use crate::platform::webhook::Webhook;
 use crate::schema::UsersTable;
-use crate::webhook::Webhook;
 
+use super::ExcludedColumns;
 use super::{ConfigErrors, Env, MailConfig, RetentionDays};
 
 /// What the account routes (delete, recover) need.
@@ -69,15 +69,5 @@ impl AccountConfig {
             sign_in_url,
             export_exclude: export_exclude.expect("checked by finish"),
         })
-    }
-}
-
-impl Env<'_> {
-    pub(crate) fn export_exclude(&mut self) -> Option<ExcludedColumns> {
-        self.optional(
-            "EXPORT_EXCLUDE_COLUMNS",
-            ExcludedColumns::default(),
-            ExcludedColumns::parse,
-        )
     }
 }

@@ -8,11 +8,11 @@ use sqlx::postgres::PgConnectOptions;
 
 use lettre::message::Mailbox;
 
-use crate::app_url::AppUrl;
-use crate::bearer_secret::BearerSecret;
-use crate::mail::{MailUrl, Mailer};
+use crate::platform::app_url::AppUrl;
+use crate::platform::bearer_secret::BearerSecret;
+use crate::platform::mail::{MailUrl, Mailer};
+use crate::platform::webhook::{Webhook, WebhookSecrets, WebhookUrl};
 use crate::schema::UsersTable;
-use crate::webhook::{Webhook, WebhookSecrets, WebhookUrl};
 
 use super::{ConfigError, ConfigErrors, Env, Keep, RetentionDays, bounded_u32};
 

@@ -6,9 +6,9 @@
 //! the reader of the environment ([`Env`]) and what every part shares (the
 //! database, the users table, the grace period).
 //!
-//! It may import the leaves and the types each part owns (`auth`, `mail`,
-//! `webhook`, `schema`, `export`); nothing imports it but the parts it
-//! configures and the routes.
+//! It may import `platform`, `schema` and `auth` (the types of the parts
+//! it configures that live there); the delivery, the lifecycle and the
+//! routes import it, never the other way.
 //!
 //! Every problem names the variable it is about and never echoes a secret.
 //! Parsing goes through a lookup function rather than `std::env` directly so
@@ -16,6 +16,7 @@
 
 mod account;
 mod delivery;
+mod export_exclude;
 mod purge;
 mod sign_in;
 mod status;
@@ -25,6 +26,7 @@ mod tests;
 
 pub use account::AccountConfig;
 pub use delivery::{EmailCronConfig, MailConfig};
+pub use export_exclude::{ExcludedColumn, ExcludedColumns};
 pub use purge::{CronConfig, EraseBlocked, Keep, OverdueAfter, PurgeSettings};
 pub use status::StatusConfig;
 pub use support::{AdminConfig, SupportConfig};

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::bearer_secret::BearerSecret;
+use crate::platform::bearer_secret::BearerSecret;
+use crate::platform::webhook::Webhook;
 use crate::schema::UsersTable;
-use crate::webhook::Webhook;
 
 use super::{ConfigErrors, Env, RetentionDays, bounded_u32, parse_bool};
 

@@ -2,7 +2,7 @@
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::bearer_secret::BearerSecret;
+use crate::platform::bearer_secret::BearerSecret;
 use crate::schema::UsersTable;
 
 use super::{ConfigErrors, Env, EraseBlocked, OverdueAfter, RetentionDays};

@@ -2,10 +2,10 @@
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::bearer_secret::BearerSecret;
-use crate::export::ExcludedColumns;
+use super::ExcludedColumns;
+use crate::platform::bearer_secret::BearerSecret;
+use crate::platform::webhook::Webhook;
 use crate::schema::UsersTable;
-use crate::webhook::Webhook;
 
 use super::{ConfigError, ConfigErrors, Env, EraseBlocked, MailConfig, RetentionDays, parse_bool};
 

@@ -1,4 +1,4 @@
-//! `GET|POST /api/admin/accounts`: support's controls ([`crate::support`]).
+//! `GET|POST /api/admin/accounts`: support's controls ([`crate::lifecycle::support`]).
 //!
 //! Auth: `Authorization: Bearer $ADMIN_SECRET`, by the cron routes' rules
 //! (unset or invalid: every request refused with 500). `GET ?user_id=`
@@ -15,11 +15,11 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use crate::config::{AdminConfig, ConfigErrors};
-use crate::resolve::Who;
+use crate::lifecycle::resolve::Who;
+use crate::lifecycle::support::{Action, HoldReason, Refused, Support, SupportError};
+use crate::platform::web::{ApiError, Background, Request, Response, json};
 use crate::routes::protected::{Opened, Protected};
 use crate::routes::schema_refusal;
-use crate::support::{Action, HoldReason, Refused, Support, SupportError};
-use crate::web::{ApiError, Background, Request, Response, json};
 
 const METHODS: &[Method] = &[Method::GET, Method::POST];
 

@@ -10,10 +10,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use http::{Method, StatusCode};
 use serde::Serialize;
 
-use crate::accounts;
 use crate::auth::Purpose;
+use crate::lifecycle::accounts;
+use crate::platform::web::{ApiError, Background, Request, Response, json};
 use crate::routes::{AccountState, Configured, statements};
-use crate::web::{ApiError, Background, Request, Response, json};
 
 const ALLOWED: &[Method] = &[Method::OPTIONS, Method::POST];
 

@@ -11,10 +11,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use http::{Method, StatusCode};
 use serde::Serialize;
 
-use crate::accounts::{self, DeletionState};
 use crate::auth::Purpose;
+use crate::lifecycle::accounts::{self, DeletionState};
+use crate::platform::web::{ApiError, Request, Response, json};
 use crate::routes::{AccountState, Configured, statements};
-use crate::web::{ApiError, Request, Response, json};
 
 const ALLOWED: &[Method] = &[Method::GET, Method::OPTIONS];
 

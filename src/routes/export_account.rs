@@ -8,7 +8,7 @@
 //! - `GET ?token=`: the link's page, with a button; it never spends the link
 //!   (mail scanners follow links).
 //! - `POST` with the token (form or JSON): the archive, streamed
-//!   ([`crate::export`]); any token that cannot serve is 410, whatever the
+//!   ([`crate::lifecycle::export`]); any token that cannot serve is 410, whatever the
 //!   reason, and a client's failures past the limit get 429, as on the
 //!   recovery link.
 
@@ -20,18 +20,18 @@ use http::header::{
 use http::{Method, StatusCode};
 use serde::Serialize;
 
-use crate::accounts::{self, DeletionState};
-use crate::app_url::SignInUrl;
 use crate::auth::Purpose;
-use crate::export::{self, NotRequested, Requester, Snapshot};
-use crate::html::{escape, html, page};
-use crate::outbox;
-use crate::rate_limit::ClientAddress;
+use crate::delivery::outbox;
+use crate::lifecycle::accounts::{self, DeletionState};
+use crate::lifecycle::export::{self, NotRequested, Requester, Snapshot};
+use crate::platform::app_url::SignInUrl;
+use crate::platform::html::{escape, html, page};
+use crate::platform::rate_limit::ClientAddress;
+use crate::platform::tokens::RecoveryToken;
+use crate::platform::web::{self, ApiError, Background, Reply, Request, json};
 use crate::routes::deletion_status::rfc3339;
 use crate::routes::link_token::{self, BodyToken};
 use crate::routes::{AccountState, Configured, schema_refusal, statements};
-use crate::tokens::RecoveryToken;
-use crate::web::{self, ApiError, Background, Reply, Request, json};
 
 const ALLOWED: &[Method] = &[Method::GET, Method::OPTIONS, Method::POST];
 

@@ -4,7 +4,7 @@
 
 use http::header::CONTENT_TYPE;
 
-use crate::web::{ApiError, Request};
+use crate::platform::web::{ApiError, Request};
 
 /// How the client sent the token, and so how it wants the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

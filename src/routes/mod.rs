@@ -25,18 +25,18 @@ use http::Method;
 
 use sqlx::PgPool;
 
-use crate::app_url::SignInUrl;
 use crate::auth::SignIn;
+use crate::config::ExcludedColumns;
 use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
-use crate::cors::AllowedOrigins;
-use crate::events::{self, PendingEvent};
-use crate::export::ExcludedColumns;
-use crate::outbox::{self, PendingEmail};
-use crate::rate_limit::Limiter;
+use crate::delivery::events::{self, PendingEvent};
+use crate::delivery::outbox::{self, PendingEmail};
+use crate::platform::app_url::SignInUrl;
+use crate::platform::cors::AllowedOrigins;
+use crate::platform::rate_limit::Limiter;
+use crate::platform::web::{ApiError, Background, Reply, Request, Response, method_not_allowed};
+use crate::platform::webhook::Webhook;
 use crate::schema::SchemaError;
-use crate::sql::{AppTables, Records, Statements};
-use crate::web::{ApiError, Background, Reply, Request, Response, method_not_allowed};
-use crate::webhook::Webhook;
+use crate::schema::sql::{AppTables, Records, Statements};
 
 /// A route's ready state, or why it has none. A misconfigured route still
 /// serves: it refuses every request with 500 instead of crashing the function.
@@ -180,7 +180,8 @@ impl AccountState {
         pool: Option<PgPool>,
     ) -> Configured<Self> {
         let state = config.map(|config| Self {
-            pool: pool.unwrap_or_else(|| crate::db::lazy_pool(config.database.clone(), 5)),
+            pool: pool
+                .unwrap_or_else(|| crate::platform::db::lazy_pool(config.database.clone(), 5)),
             tables: AppTables::new(config.users, config.session_auth.session_table()).recording(
                 Records {
                     events: config.webhook.is_some(),

@@ -12,10 +12,10 @@ use http::Method;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::bearer_secret::BearerSecret;
 use crate::config::ConfigErrors;
+use crate::platform::bearer_secret::BearerSecret;
+use crate::platform::web::{ApiError, Request, Response, method_not_allowed};
 use crate::routes::Configured;
-use crate::web::{ApiError, Request, Response, method_not_allowed};
 
 /// What crons take: GET (what Vercel sends) and POST (manual runs).
 pub(crate) const CRON_METHODS: &[Method] = &[Method::GET, Method::POST];
@@ -56,7 +56,7 @@ impl<T> Protected<T> {
         let opened = config.map(|config| {
             let pool = pool.unwrap_or_else(|| {
                 let (options, size) = connections(&config);
-                crate::db::lazy_pool(options, size)
+                crate::platform::db::lazy_pool(options, size)
             });
             open(config, pool)
         });

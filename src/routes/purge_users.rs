@@ -12,13 +12,13 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::config::{ConfigErrors, CronConfig, EraseBlocked, PurgeSettings, RetentionDays};
-use crate::events::{self, EventSweepReport};
-use crate::purge::{self, PurgeOutcome};
+use crate::delivery::events::{self, EventSweepReport};
+use crate::lifecycle::purge::{self, PurgeOutcome};
+use crate::platform::web::{ApiError, Request, Response, json};
+use crate::platform::webhook::Webhook;
 use crate::routes::protected::{CRON_METHODS, Opened, Protected};
 use crate::routes::statements;
-use crate::sql::{AppTables, Records};
-use crate::web::{ApiError, Request, Response, json};
-use crate::webhook::Webhook;
+use crate::schema::sql::{AppTables, Records};
 
 /// The route, built once per process.
 #[derive(Clone)]

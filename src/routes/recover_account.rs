@@ -6,14 +6,15 @@ use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use serde::Serialize;
 
-use crate::app_url::SignInUrl;
-use crate::html::{escape, html, page};
-use crate::rate_limit::ClientAddress;
+use crate::delivery::outbox;
+use crate::lifecycle::accounts;
+use crate::platform::app_url::SignInUrl;
+use crate::platform::html::{escape, html, page};
+use crate::platform::rate_limit::ClientAddress;
+use crate::platform::tokens::RecoveryToken;
+use crate::platform::web::{ApiError, Background, Request, Response, json};
 use crate::routes::link_token::{self, BodyFormat};
 use crate::routes::{AccountState, Configured, statements};
-use crate::tokens::RecoveryToken;
-use crate::web::{ApiError, Background, Request, Response, json};
-use crate::{accounts, outbox};
 
 const ALLOWED: &[Method] = &[Method::GET, Method::OPTIONS, Method::POST];
 

@@ -11,11 +11,11 @@
 use http::{Method, StatusCode};
 use serde::Serialize;
 
-use crate::accounts::{self, DeletionState, NotRestored, Via};
 use crate::auth::{Issued, Purpose};
+use crate::lifecycle::accounts::{self, DeletionState, NotRestored, Via};
+use crate::platform::web::{ApiError, Background, Request, Response, json};
 use crate::routes::deletion_status::rfc3339;
 use crate::routes::{AccountState, Configured, statements};
-use crate::web::{ApiError, Background, Request, Response, json};
 
 const ALLOWED: &[Method] = &[Method::OPTIONS, Method::POST];
 

@@ -11,13 +11,13 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::config::{ConfigErrors, EmailCronConfig, Keep, MailConfig, RetentionDays};
-use crate::events::{self, EventSweepReport};
+use crate::delivery::events::{self, EventSweepReport};
+use crate::lifecycle::{email_sweep, prune};
+use crate::platform::web::{ApiError, Request, Response, json};
+use crate::platform::webhook::Webhook;
 use crate::routes::protected::{CRON_METHODS, Opened, Protected};
 use crate::routes::statements;
-use crate::sql::AppTables;
-use crate::web::{ApiError, Request, Response, json};
-use crate::webhook::Webhook;
-use crate::{outbox, prune};
+use crate::schema::sql::AppTables;
 
 #[derive(Clone)]
 pub struct SendEmails {
@@ -42,7 +42,7 @@ struct Ready {
 #[derive(Serialize)]
 struct Swept {
     #[serde(flatten)]
-    emails: outbox::SweepReport,
+    emails: email_sweep::SweepReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     events: Option<EventSweepReport>,
 }
@@ -100,7 +100,7 @@ impl SendEmails {
         let sql = statements("send-emails", &ready.tables, &ready.pool).await?;
         // Side by side: a slow mail server does not hold up the events, nor
         // a slow receiver the emails.
-        let emails = outbox::sweep(
+        let emails = email_sweep::sweep(
             &ready.pool,
             &sql,
             &ready.mail,

@@ -2,7 +2,7 @@
 //!
 //! Auth: `Authorization: Bearer $STATUS_SECRET` (a read-only secret to give
 //! a monitor) or `Bearer $CRON_SECRET`, by the cron routes' rules. Answers
-//! the figures of [`crate::status`] with 200 when nothing needs a person and
+//! the figures of [`crate::lifecycle::status`] with 200 when nothing needs a person and
 //! 503 when something does, so a monitor that only looks at the status code
 //! alarms at the right time.
 
@@ -10,11 +10,11 @@ use http::{Method, StatusCode};
 use sqlx::PgPool;
 
 use crate::config::{ConfigErrors, EraseBlocked, OverdueAfter, RetentionDays, StatusConfig};
+use crate::lifecycle::status;
+use crate::platform::web::{ApiError, Request, Response, json};
 use crate::routes::protected::{Opened, Protected};
 use crate::routes::schema_refusal;
-use crate::sql::AppTables;
-use crate::status;
-use crate::web::{ApiError, Request, Response, json};
+use crate::schema::sql::AppTables;
 
 #[derive(Clone)]
 pub struct Status {

@@ -4,7 +4,7 @@
 
 use sqlx::PgConnection;
 
-use crate::db;
+use crate::platform::db;
 
 use super::{
     AnonymizeColumns, BlockingPath, Catalog, Clear, ForeignKey, IdType, Ident, OnDelete,

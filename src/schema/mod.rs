@@ -8,10 +8,15 @@
 //! catalog, once per process, together with every foreign key that
 //! references the users table: those decide what the purge can delete.
 //!
-//! Here: the names and types the rest of the library speaks; `inspect`
-//! reads them from the catalog.
+//! Here: the names and types the rest of the library speaks; [`inspect`]
+//! reads them from the catalog, [`sql`] renders every statement on the
+//! app's tables from what it read, [`migrate`] applies `migrations/`.
+//!
+//! It may import `platform` only.
 
 mod inspect;
+pub mod migrate;
+pub mod sql;
 
 pub use inspect::inspect;
 

@@ -13,9 +13,9 @@
 
 use std::time::Duration;
 
-use account_deletion::migrate::{self, MigrateError, Options};
+use account_deletion::schema::migrate::{self, MigrateError, Options};
+use account_deletion::schema::sql::AppTables;
 use account_deletion::schema::{SchemaError, UsersTable};
-use account_deletion::sql::AppTables;
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -1034,11 +1034,11 @@ async fn many_users(framework: Framework, pool: &PgPool) -> Vec<String> {
 /// The purge batch as a run's first batch sends it (having read no holds
 /// in its range), or as erasing one account now does (every hold probed).
 fn purge_batch(
-    sql: &account_deletion::sql::Statements,
+    sql: &account_deletion::schema::sql::Statements,
     cutoff: DateTime<Utc>,
     only: Option<&str>,
 ) -> String {
-    use account_deletion::db::Literal;
+    use account_deletion::platform::db::Literal;
     let (only, held) = match only {
         Some(user) => (
             Literal::TextArray(vec![user.to_owned()]),
@@ -1082,7 +1082,7 @@ async fn plans_use_the_apps_indexes(framework: Framework) {
     let user = users[3].as_str();
     let hash = [7u8; 32];
     let cutoff = Utc::now() - chrono::Duration::days(30);
-    let session_token: account_deletion::db::Literal = match framework {
+    let session_token: account_deletion::platform::db::Literal = match framework {
         Framework::Prisma => "a-session-token".into(),
         _ => hash.as_slice().into(),
     };
@@ -1187,7 +1187,7 @@ async fn migrating_an_existing_prisma_database_creates_nothing_in_its_schema() {
         .unwrap();
     assert_eq!(
         migrated.applied.len(),
-        account_deletion::db::MIGRATOR.iter().count(),
+        account_deletion::platform::db::MIGRATOR.iter().count(),
         "ours only, not users/sessions"
     );
     assert_eq!(public_schema(&db.pool).await, before);

@@ -434,7 +434,7 @@ async fn anonymize_columns_that_cannot_be_cleared_are_refused_naming_the_variabl
     let url = app.db.url();
     let tables = |columns: &str| {
         let lookup = crate::helpers::env(&[("ANONYMIZE_COLUMNS", columns)]);
-        account_deletion::sql::AppTables::new(
+        account_deletion::schema::sql::AppTables::new(
             account_deletion::config::users_table(&lookup).unwrap(),
             None,
         )
@@ -526,12 +526,12 @@ async fn a_restored_backup_anonymizes_again_what_its_tombstones_say_was_anonymiz
     .await
     .unwrap();
     // Whatever ERASE_BLOCKED says now (the default: wait).
-    let tables = account_deletion::sql::AppTables::new(
+    let tables = account_deletion::schema::sql::AppTables::new(
         account_deletion::schema::UsersTable::default_names(),
         None,
     )
     .anonymizing(true);
-    let done = account_deletion::forget::forget(
+    let done = account_deletion::lifecycle::forget::forget(
         &replaced.pool,
         restored.pool(),
         &tables,

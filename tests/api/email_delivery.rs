@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use account_deletion::web::Background;
+use account_deletion::platform::web::Background;
 use http::{Method, StatusCode};
 
 use crate::helpers::{AccountApp, CRON_SECRET, TestDb, read, request};

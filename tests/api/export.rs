@@ -1035,7 +1035,7 @@ async fn a_body_cut_by_a_fault_is_no_archive_any_reader_accepts() {
             body.as_bytes(),
         ))
         .await;
-    let account_deletion::web::Reply::Streamed(response) = reply else {
+    let account_deletion::platform::web::Reply::Streamed(response) = reply else {
         panic!("the archive is streamed")
     };
     assert_eq!(response.status(), StatusCode::OK);

@@ -1,4 +1,4 @@
-use account_deletion::web::{self, ApiError};
+use account_deletion::platform::web::{self, ApiError};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 

@@ -1,10 +1,10 @@
 //! Years of history: accounts the purge must leave (kept by an invoice,
 //! held) pile up below its watermark, and a run walks only its new work
-//! and one bounded slice of them ([`account_deletion::sweeps`]). These
+//! and one bounded slice of them ([`account_deletion::lifecycle::sweeps`]). These
 //! tests prove the design on a few more accounts than one slice holds, not
 //! its speed (that is `bench --bin history`).
 
-use account_deletion::sweeps::SLICE_ROWS;
+use account_deletion::lifecycle::sweeps::SLICE_ROWS;
 use serde_json::{Value, json};
 
 use crate::helpers::{AccountApp, count, status_config, status_of};

@@ -271,7 +271,7 @@ async fn an_apps_own_sessions_table_is_never_pruned() {
 #[tokio::test]
 async fn tombstones_past_their_keep_go_in_steps_of_their_own() {
     let app = AccountApp::new().await;
-    let step = account_deletion::prune::STEP;
+    let step = account_deletion::lifecycle::prune::STEP;
     sqlx::query(
         "insert into account_deletion.tombstones (user_id, purged_at)
          select gen_random_uuid()::text, now() - interval '401 days' from generate_series(1, $1)",
@@ -294,7 +294,7 @@ async fn tombstones_past_their_keep_go_in_steps_of_their_own() {
 #[tokio::test]
 async fn app_deletions_are_recorded_slice_by_slice_and_one_set_in_the_past_is_found() {
     let app = AccountApp::with_env(&[]).await;
-    let banned = account_deletion::sweeps::SLICE_ROWS + 2_500;
+    let banned = account_deletion::lifecycle::sweeps::SLICE_ROWS + 2_500;
     sqlx::query(
         "insert into users (email, deleted_at)
          select 'banned-' || g || '@example.test', now() - make_interval(secs => g)
@@ -350,7 +350,7 @@ async fn app_deletions_are_recorded_slice_by_slice_and_one_set_in_the_past_is_fo
 #[tokio::test]
 async fn history_and_marks_of_rows_the_app_removed_go_slice_by_slice() {
     let app = AccountApp::new().await;
-    let slice = account_deletion::prune::STEP;
+    let slice = account_deletion::lifecycle::prune::STEP;
     let extra = 1_500;
     // History and marks for ids no users row has (the app removed them),
     // all older than the keep, and one living account's.

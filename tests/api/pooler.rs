@@ -10,8 +10,8 @@
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use account_deletion::db::{self, Limits};
-use account_deletion::migrate::{MigrateError, Options, migrate, migrate_waiting};
+use account_deletion::platform::db::{self, Limits};
+use account_deletion::schema::migrate::{MigrateError, Options, migrate, migrate_waiting};
 use http::StatusCode;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection, Row};
@@ -191,8 +191,8 @@ async fn migrating_through_a_pooler_is_refused(reuse: Reuse) {
     assert_eq!(migrated.already_present, 0);
     assert_eq!(
         migrated.applied.len(),
-        account_deletion::db::MIGRATOR.iter().count()
-            + account_deletion::db::APP_MIGRATOR.iter().count()
+        account_deletion::platform::db::MIGRATOR.iter().count()
+            + account_deletion::platform::db::APP_MIGRATOR.iter().count()
     );
     let again = migrate(&direct, "DIRECT_URL", &Options::default())
         .await

@@ -3,11 +3,11 @@
 //! A fixed number of cases from a fixed seed, so every run tries the same
 //! inputs and a failure reproduces.
 
-use account_deletion::bearer_secret::BearerSecret;
-use account_deletion::cors::AllowedOrigins;
-use account_deletion::rate_limit;
-use account_deletion::tokens::{RecoveryToken, SessionToken};
-use account_deletion::web;
+use account_deletion::platform::bearer_secret::BearerSecret;
+use account_deletion::platform::cors::AllowedOrigins;
+use account_deletion::platform::rate_limit;
+use account_deletion::platform::tokens::{RecoveryToken, SessionToken};
+use account_deletion::platform::web;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use proptest::prelude::*;

@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use account_deletion::schema::UsersTable;
-use account_deletion::sql::AppTables;
+use account_deletion::schema::sql::AppTables;
 
 use crate::adopting::{Framework, app_for};
 use crate::helpers::{AccountApp, TestResponse};
@@ -297,7 +297,7 @@ async fn the_look_up_by_an_address_in_another_case_is_served_by_an_index() {
 
 #[tokio::test]
 async fn migrate_adds_the_folded_address_index_to_an_adopted_table_only_when_asked() {
-    use account_deletion::migrate::{self, Options};
+    use account_deletion::schema::migrate::{self, Options};
     let db = crate::helpers::TestDb::empty().await;
     sqlx::raw_sql(include_str!("../fixtures/prisma/migration.sql"))
         .execute(&db.pool)

@@ -1,5 +1,5 @@
 use account_deletion::schema::UsersTable;
-use account_deletion::sql::AppTables;
+use account_deletion::schema::sql::AppTables;
 use chrono::{DateTime, Utc};
 
 use crate::helpers::{TestDb, seed_users};
@@ -59,10 +59,10 @@ async fn batch_plans(db: &TestDb) -> Vec<(&'static str, String)> {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    let key = |at: DateTime<Utc>| -> [account_deletion::db::Literal; 2] {
+    let key = |at: DateTime<Utc>| -> [account_deletion::platform::db::Literal; 2] {
         [at.into(), some_id.as_str().into()]
     };
-    let null = || account_deletion::db::Literal::Null;
+    let null = || account_deletion::platform::db::Literal::Null;
     for (batch, after, up_to) in [
         ("first batch", [null(), null()], [null(), null()]),
         (
@@ -86,7 +86,7 @@ async fn batch_plans(db: &TestDb) -> Vec<(&'static str, String)> {
             0_i32.into(),
             null(),
             // What the walk read of the holds when it started.
-            account_deletion::db::Literal::TextArray(vec![]),
+            account_deletion::platform::db::Literal::TextArray(vec![]),
             cutoff.into(),
             1_i64.into(),
             after_id,
@@ -171,7 +171,7 @@ async fn the_batch_query_keeps_to_the_index_when_half_the_users_are_expired() {
 /// it holds, and a value no PostgreSQL text can hold equals nothing.
 #[tokio::test]
 async fn text_literals_read_back_exactly_and_cannot_break_out() {
-    use account_deletion::db::{Literal, Statement};
+    use account_deletion::platform::db::{Literal, Statement};
     let db = TestDb::new().await;
     let statement = Statement::new("select $1::text");
     for text in [

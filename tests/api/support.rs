@@ -503,12 +503,12 @@ async fn an_account_held_while_active_and_deleted_by_the_app_during_a_run_is_lef
 
 #[tokio::test]
 async fn a_batch_trusts_what_its_run_read_of_the_holds_and_looks_up_only_the_newer_ones() {
-    use account_deletion::db::{Limits, Literal};
+    use account_deletion::platform::db::{Limits, Literal};
     // The batch statement as a run sends it, with what the run read at its
     // start as literals: `start` (the holds placed since are looked up) and
     // an `xmin` newer than every row (no row gets the full probe).
     let app = AccountApp::new().await;
-    let sql = account_deletion::sql::AppTables::new(
+    let sql = account_deletion::schema::sql::AppTables::new(
         account_deletion::schema::UsersTable::default_names(),
         None,
     )
@@ -860,7 +860,7 @@ async fn a_body_over_the_limit_is_refused_by_the_function_binary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hold_waits_for_the_batches_in_flight_and_keeps_new_ones_out_until_it_commits() {
-    use account_deletion::sql::{GATE_EXCLUSIVE, GATE_SHARED};
+    use account_deletion::schema::sql::{GATE_EXCLUSIVE, GATE_SHARED};
     let app = std::sync::Arc::new(AccountApp::new().await);
     let (user, _, _) = deleted_by_user(&app).await;
     app.backdate(user, "31 days").await;

@@ -7,11 +7,11 @@ use std::process::Command;
 use std::sync::Arc;
 
 use account_deletion::config::{PurgeSettings, RetentionDays};
-use account_deletion::events::EventSweepReport;
-use account_deletion::forget::{Forgotten, forget};
+use account_deletion::delivery::events::EventSweepReport;
+use account_deletion::lifecycle::forget::{Forgotten, forget};
+use account_deletion::platform::webhook::{Webhook, WebhookSecrets, WebhookUrl};
 use account_deletion::schema::UsersTable;
-use account_deletion::sql::{AppTables, Records};
-use account_deletion::webhook::{Webhook, WebhookSecrets, WebhookUrl};
+use account_deletion::schema::sql::{AppTables, Records};
 use sqlx::PgPool;
 use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 

@@ -220,17 +220,18 @@ async fn build_template(
 ) -> anyhow::Result<()> {
     // The migrations' versions and contents: an edited migration (an index
     // added, a default changed) must not reuse a template built before.
-    let schema = account_deletion::db::MIGRATOR
-        .iter()
-        .fold(String::new(), |mut schema, m| {
-            use std::fmt::Write;
-            let _ = write!(schema, "{}:", m.version);
-            for byte in &m.checksum[..4] {
-                let _ = write!(schema, "{byte:02x}");
-            }
-            schema.push(' ');
-            schema
-        });
+    let schema =
+        account_deletion::platform::db::MIGRATOR
+            .iter()
+            .fold(String::new(), |mut schema, m| {
+                use std::fmt::Write;
+                let _ = write!(schema, "{}:", m.version);
+                for byte in &m.checksum[..4] {
+                    let _ = write!(schema, "{byte:02x}");
+                }
+                schema.push(' ');
+                schema
+            });
     let label = format!(
         "bench data: expired={expired} blocked={blocked_percent}% schema={}",
         schema.trim_end()
@@ -399,15 +400,15 @@ async fn measure(
                 workers: NonZeroU32::new(workers).unwrap(),
                 ..batch_settings()
             };
-            let pool = account_deletion::db::lazy_pool(options.clone(), workers + 1);
-            let tables = account_deletion::sql::AppTables::new(
+            let pool = account_deletion::platform::db::lazy_pool(options.clone(), workers + 1);
+            let tables = account_deletion::schema::sql::AppTables::new(
                 account_deletion::schema::UsersTable::default_names(),
                 None,
             );
             let mut deleted = 0;
             let mut batches = Vec::new();
             loop {
-                let outcome = account_deletion::purge::run(
+                let outcome = account_deletion::lifecycle::purge::run(
                     &pool,
                     &tables,
                     RetentionDays::DEFAULT,

@@ -22,8 +22,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use account_deletion::migrate::{self, Options};
 use account_deletion::schema::UsersTable;
+use account_deletion::schema::migrate::{self, Options};
 use account_deletion_bench::{arg, median_f64, release_binary, start, wrk};
 use aes::cipher::block_padding::Pkcs7;
 use aes::cipher::{BlockEncryptMut, KeyIvInit};

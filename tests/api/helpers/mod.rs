@@ -12,18 +12,18 @@ pub mod postgres {
 
     impl TestDb {
         pub async fn new() -> Self {
-            testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
+            testkit::postgres::use_migrations(account_deletion::schema::migrate::apply_defaults);
             Self(testkit::postgres::TestDb::new().await)
         }
 
         /// An empty database, for a test that builds an app's schema.
         pub async fn empty() -> Self {
-            testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
+            testkit::postgres::use_migrations(account_deletion::schema::migrate::apply_defaults);
             Self(testkit::postgres::TestDb::empty().await)
         }
 
         pub fn server_port() -> u16 {
-            testkit::postgres::use_migrations(account_deletion::migrate::apply_defaults);
+            testkit::postgres::use_migrations(account_deletion::schema::migrate::apply_defaults);
             testkit::postgres::TestDb::server_port()
         }
     }
@@ -40,8 +40,8 @@ pub mod postgres {
 use std::collections::HashMap;
 
 use account_deletion::config::{ConfigErrors, CronConfig, StatusConfig};
+use account_deletion::platform::web;
 use account_deletion::routes::purge_users::PurgeUsers;
-use account_deletion::web;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
