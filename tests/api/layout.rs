@@ -345,12 +345,15 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Which of `dir`'s top-level modules each one uses (`crate::x`), comments
-/// left out.
-fn module_imports(dir: &Path) -> std::collections::BTreeMap<String, BTreeSet<String>> {
+type ImportGraph = std::collections::BTreeMap<String, BTreeSet<String>>;
+
+/// Which of the modules directly in `dir` each one uses, comments left
+/// out: `{path}x` (`crate::` for a crate's root, `crate::lifecycle::` for
+/// a folder of it), and `super::x` in the files directly in `dir`.
+fn module_imports(dir: &Path, path: &str) -> ImportGraph {
     let mut files = Vec::new();
     rust_files(dir, &mut files);
-    let mut graph = std::collections::BTreeMap::new();
+    let mut graph = ImportGraph::new();
     for file in files {
         let relative = file.strip_prefix(dir).unwrap();
         let module = relative
@@ -361,19 +364,26 @@ fn module_imports(dir: &Path) -> std::collections::BTreeMap<String, BTreeSet<Str
             .to_string_lossy()
             .trim_end_matches(".rs")
             .to_owned();
-        if module == "lib" || module == "main" {
+        if ["lib", "main", "mod"].contains(&module.as_str()) {
             continue;
         }
+        let prefixes: &[&str] = if relative.components().count() == 1 {
+            &[path, "super::"]
+        } else {
+            &[path]
+        };
         let text = std::fs::read_to_string(&file).unwrap();
         let uses: &mut BTreeSet<String> = graph.entry(module.clone()).or_default();
         for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            for (at, _) in line.match_indices("crate::") {
-                let name: String = line[at + "crate::".len()..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                    .collect();
-                if !name.is_empty() && name != module {
-                    uses.insert(name);
+            for prefix in prefixes {
+                for (at, _) in line.match_indices(prefix) {
+                    let name: String = line[at + prefix.len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    if !name.is_empty() && name != module {
+                        uses.insert(name);
+                    }
                 }
             }
         }
@@ -382,12 +392,10 @@ fn module_imports(dir: &Path) -> std::collections::BTreeMap<String, BTreeSet<Str
 }
 
 /// A circle of imports among `graph`'s modules, if there is one.
-fn import_circle(
-    graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
-) -> Option<Vec<String>> {
+fn import_circle(graph: &ImportGraph) -> Option<Vec<String>> {
     fn visit(
         module: &str,
-        graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
+        graph: &ImportGraph,
         path: &mut Vec<String>,
         done: &mut BTreeSet<String>,
     ) -> Option<Vec<String>> {
@@ -417,7 +425,7 @@ fn import_circle(
 #[test]
 fn the_testkit_has_no_import_circle() {
     // The server knows its pooler; the pooler knows no server.
-    let graph = module_imports(&root().join("testkit/src"));
+    let graph = module_imports(&root().join("testkit/src"), "crate::");
     assert!(graph["postgres"].contains("pgbouncer"), "{graph:?}");
     assert_eq!(import_circle(&graph), None, "{graph:?}");
     // The check finds a circle where there is one.
@@ -427,4 +435,70 @@ fn the_testkit_has_no_import_circle() {
         .or_default()
         .insert("postgres".to_owned());
     assert!(import_circle(&circular).is_some());
+}
+
+/// The library's layers, lowest first (`src/lib.rs` says what each holds):
+/// each imports only those before it.
+const LAYERS: [&str; 7] = [
+    "platform",
+    "schema",
+    "auth",
+    "config",
+    "delivery",
+    "lifecycle",
+    "routes",
+];
+
+/// Each import of `graph` (the layers' modules) that reaches a layer not
+/// below its own, as `from -> to`.
+fn upward_imports(graph: &ImportGraph) -> Vec<String> {
+    let mut upward = Vec::new();
+    for (at, layer) in LAYERS.iter().enumerate() {
+        for imported in graph.get(*layer).into_iter().flatten() {
+            if !LAYERS[..at].contains(&imported.as_str()) {
+                upward.push(format!("{layer} -> {imported}"));
+            }
+        }
+    }
+    upward
+}
+
+#[test]
+fn each_layer_of_the_library_imports_only_the_layers_below_it() {
+    let src = root().join("src");
+    let graph = module_imports(&src, "crate::");
+    assert_eq!(
+        graph.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        BTreeSet::from(LAYERS),
+        "every folder of src/ is a layer of LAYERS, and nothing else sits beside them"
+    );
+    assert_eq!(upward_imports(&graph), Vec::<String>::new());
+    // Within a layer, its modules import each other one way too.
+    for layer in LAYERS {
+        let inner = module_imports(&src.join(layer), &format!("crate::{layer}::"));
+        assert_eq!(import_circle(&inner), None, "src/{layer}: {inner:?}");
+    }
+    // Only single paths, which the graph reads: `use crate::{a, b}` would
+    // hide `b` from it.
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("crate::{"), "{}: crate::{{", file.display());
+    }
+    // The check finds an import that runs up, and one within a layer that
+    // runs in a circle.
+    let mut upward = graph.clone();
+    upward
+        .get_mut("platform")
+        .unwrap()
+        .insert("lifecycle".to_owned());
+    assert_eq!(upward_imports(&upward), ["platform -> lifecycle"]);
+    let mut lifecycle = module_imports(&src.join("lifecycle"), "crate::lifecycle::");
+    assert!(lifecycle["purge"].contains("sweeps"), "{lifecycle:?}");
+    lifecycle
+        .get_mut("sweeps")
+        .unwrap()
+        .insert("purge".to_owned());
+    assert!(import_circle(&lifecycle).is_some());
 }
