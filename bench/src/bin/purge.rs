@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use account_deletion::config::{PurgeSettings, RetentionDays};
+use account_deletion::platform::db;
 use account_deletion_bench::{arg, median_f64, ms, percentile, release_binary};
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -220,18 +221,15 @@ async fn build_template(
 ) -> anyhow::Result<()> {
     // The migrations' versions and contents: an edited migration (an index
     // added, a default changed) must not reuse a template built before.
-    let schema =
-        account_deletion::platform::db::MIGRATOR
-            .iter()
-            .fold(String::new(), |mut schema, m| {
-                use std::fmt::Write;
-                let _ = write!(schema, "{}:", m.version);
-                for byte in &m.checksum[..4] {
-                    let _ = write!(schema, "{byte:02x}");
-                }
-                schema.push(' ');
-                schema
-            });
+    let schema = db::MIGRATOR.iter().fold(String::new(), |mut schema, m| {
+        use std::fmt::Write;
+        let _ = write!(schema, "{}:", m.version);
+        for byte in &m.checksum[..4] {
+            let _ = write!(schema, "{byte:02x}");
+        }
+        schema.push(' ');
+        schema
+    });
     let label = format!(
         "bench data: expired={expired} blocked={blocked_percent}% schema={}",
         schema.trim_end()
@@ -400,7 +398,7 @@ async fn measure(
                 workers: NonZeroU32::new(workers).unwrap(),
                 ..batch_settings()
             };
-            let pool = account_deletion::platform::db::lazy_pool(options.clone(), workers + 1);
+            let pool = db::lazy_pool(options.clone(), workers + 1);
             let tables = account_deletion::schema::sql::AppTables::new(
                 account_deletion::schema::UsersTable::default_names(),
                 None,
