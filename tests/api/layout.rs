@@ -171,7 +171,7 @@ fn the_library_prepares_no_named_statement_and_uses_no_session_state() {
     rust_files(&root().join("dev/src"), &mut files);
     for file in files {
         let relative = file.strip_prefix(root()).unwrap().display().to_string();
-        if relative == "src/platform/db.rs" || relative == "src/schema/migrate.rs" {
+        if relative.starts_with("src/platform/db/") || relative == "src/schema/migrate.rs" {
             continue; // the wrappers themselves; migrations need a session
         }
         let text = std::fs::read_to_string(&file).unwrap();
