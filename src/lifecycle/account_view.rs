@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::RetentionDays;
 use crate::platform::db;
+use crate::platform::time::rfc3339;
 use crate::schema::UserId;
 use crate::schema::sql::Statements;
 
@@ -201,7 +202,3 @@ fn history(rows: &[HistoryRow], purged: Vec<DateTime<Utc>>) -> Vec<Entry> {
 
 /// A row of `account_deletion.history`: at, action, by, detail.
 type HistoryRow = (DateTime<Utc>, String, String, Option<String>);
-
-pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}

@@ -20,6 +20,7 @@ use sqlx::PgPool;
 use crate::config::{EraseBlocked, OverdueAfter, RetentionDays};
 use crate::lifecycle::purge;
 use crate::platform::db::{self, Limits};
+use crate::platform::time::rfc3339;
 use crate::schema::sql::Statements;
 
 /// How long an email or event that gave up keeps the status at 503: long enough for
@@ -146,8 +147,7 @@ pub async fn check(
         blocked_by: expired.blocked_by,
         held: expired.held,
         anonymized: expired.anonymized,
-        last_completed_purge: last_completed
-            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        last_completed_purge: last_completed.map(rfc3339),
         last_completed_purge_age_seconds: last_completed.map(|at| (now - at).num_seconds()),
         emails_pending,
         emails_given_up,

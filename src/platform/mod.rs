@@ -4,7 +4,8 @@
 //! [`http_client`]), the database ([`db`], and the client limiter kept in
 //! it, [`rate_limit`]), [`mail`] (SMTP and the emails' texts), the
 //! [`webhook`]'s signature, [`tokens`] and [`bearer_secret`]s, the app's
-//! public URL ([`app_url`]) and [`telemetry`].
+//! public URL ([`app_url`]), the [`time`] format every answer writes
+//! and [`telemetry`].
 //!
 //! It imports nothing of the library outside this folder.
 
@@ -17,6 +18,7 @@ pub mod http_client;
 pub mod mail;
 pub mod rate_limit;
 pub mod telemetry;
+pub mod time;
 pub mod tokens;
 pub mod vercel;
 pub mod web;

@@ -6,14 +6,14 @@
 //! will be purged; the recovery email goes out right after, without holding
 //! up the answer.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use http::{Method, StatusCode};
 use serde::Serialize;
 
 use crate::auth::Purpose;
 use crate::lifecycle::accounts;
+use crate::platform::time::rfc3339;
 use crate::platform::web::{ApiError, Background, Request, Response, json};
-use crate::routes::{AccountState, Configured, statements};
+use crate::routes::{AccountState, Configured, SignedIn};
 
 const ALLOWED: &[Method] = &[Method::OPTIONS, Method::POST];
 
@@ -30,13 +30,9 @@ impl DeleteAccount {
     }
 
     async fn respond(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
-        // Credentials first: a request without valid ones costs no query.
-        let presented = ready
-            .sign_in
-            .present(request.headers(), Purpose::Change)
+        let SignedIn { sql, user, .. } = ready
+            .signed_in("account-delete", &request, Purpose::Change)
             .await?;
-        let sql = statements("account-delete", &ready.tables, &ready.pool).await?;
-        let user = ready.sign_in.user(presented, &ready.pool, &sql).await?;
         let deletion = accounts::delete(&ready.pool, &sql, &user, ready.retention)
             .await
             .map_err(ApiError::from_database)?
@@ -60,8 +56,4 @@ impl DeleteAccount {
 struct Deleted {
     deleted_at: String,
     purge_after: String,
-}
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

@@ -7,14 +7,14 @@
 //! A cookie counts from a trusted origin, or with no `Origin` at all (a
 //! same-origin `GET` carries none; a read changes nothing).
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use http::{Method, StatusCode};
 use serde::Serialize;
 
 use crate::auth::Purpose;
-use crate::lifecycle::accounts::{self, DeletionState};
+use crate::lifecycle::accounts::DeletionState;
+use crate::platform::time::rfc3339;
 use crate::platform::web::{ApiError, Request, Response, json};
-use crate::routes::{AccountState, Configured, statements};
+use crate::routes::{AccountState, Configured};
 
 const ALLOWED: &[Method] = &[Method::GET, Method::OPTIONS];
 
@@ -31,17 +31,10 @@ impl DeletionStatus {
     }
 
     async fn respond(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
-        let presented = ready
-            .sign_in
-            .present(request.headers(), Purpose::Read)
+        let signed_in = ready
+            .signed_in("account-deletion", &request, Purpose::Read)
             .await?;
-        let sql = statements("account-deletion", &ready.tables, &ready.pool).await?;
-        let user = ready.sign_in.user(presented, &ready.pool, &sql).await?;
-        let state = accounts::deletion_state(&ready.pool, &sql, &user, ready.retention)
-            .await
-            .map_err(ApiError::from_database)?
-            // A token's subject with no account behind it.
-            .ok_or(ApiError::Unauthorized)?;
+        let state = signed_in.deletion_state(ready).await?;
         Ok(json(StatusCode::OK, &Body::from(state)))
     }
 }
@@ -72,8 +65,4 @@ impl From<DeletionState> for Body {
             },
         }
     }
-}
-
-pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

@@ -22,16 +22,15 @@ use serde::Serialize;
 
 use crate::auth::Purpose;
 use crate::delivery::outbox;
-use crate::lifecycle::accounts::{self, DeletionState};
 use crate::lifecycle::export::{self, NotRequested, Requester, Snapshot};
 use crate::platform::app_url::SignInUrl;
 use crate::platform::html::{escape, html, page};
 use crate::platform::rate_limit::ClientAddress;
+use crate::platform::time::rfc3339;
 use crate::platform::tokens::RecoveryToken;
 use crate::platform::web::{self, ApiError, Background, Reply, Request, json};
-use crate::routes::deletion_status::rfc3339;
 use crate::routes::link_token::{self, BodyToken};
-use crate::routes::{AccountState, Configured, schema_refusal, statements};
+use crate::routes::{AccountState, Configured, SignedIn, schema_refusal, statements};
 
 const ALLOWED: &[Method] = &[Method::GET, Method::OPTIONS, Method::POST];
 
@@ -84,25 +83,9 @@ impl ExportAccount {
         ready: &AccountState,
         request: &Request,
     ) -> Result<web::Response, ApiError> {
-        let presented = ready
-            .sign_in
-            .present(request.headers(), Purpose::Change)
-            .await?;
-        let sql = statements(ROUTE, &ready.tables, &ready.pool).await?;
-        let issued = presented.issued();
-        let user = ready.sign_in.user(presented, &ready.pool, &sql).await?;
-        match accounts::deletion_state(&ready.pool, &sql, &user, ready.retention)
-            .await
-            .map_err(ApiError::from_database)?
-        {
-            None => return Err(ApiError::Unauthorized),
-            // As on the restore route: a token left signed in on a shared
-            // device before the deletion is no sign-in after it.
-            Some(DeletionState::Scheduled { deleted_at, .. }) if !issued.after(deleted_at) => {
-                return Err(ApiError::SignInAgain);
-            }
-            Some(_) => {}
-        }
+        let signed_in = ready.signed_in(ROUTE, request, Purpose::Change).await?;
+        signed_in.issued_after(&signed_in.deletion_state(ready).await?)?;
+        let SignedIn { sql, user, .. } = signed_in;
         let requested = export::link::request(&ready.pool, &sql, &user, Requester::User)
             .await
             .map_err(ApiError::from_database)?

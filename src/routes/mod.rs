@@ -25,18 +25,19 @@ use http::Method;
 
 use sqlx::PgPool;
 
-use crate::auth::SignIn;
+use crate::auth::{Issued, Purpose, SignIn};
 use crate::config::ExcludedColumns;
 use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
 use crate::delivery::events::{self, PendingEvent};
 use crate::delivery::outbox::{self, PendingEmail};
+use crate::lifecycle::accounts::{self, DeletionState};
 use crate::platform::app_url::SignInUrl;
 use crate::platform::cors::AllowedOrigins;
 use crate::platform::rate_limit::Limiter;
 use crate::platform::web::{ApiError, Background, Reply, Request, Response, method_not_allowed};
 use crate::platform::webhook::Webhook;
-use crate::schema::SchemaError;
 use crate::schema::sql::{AppTables, Records, Statements};
+use crate::schema::{SchemaError, UserId};
 
 /// A route's ready state, or why it has none. A misconfigured route still
 /// serves: it refuses every request with 500 instead of crashing the function.
@@ -171,7 +172,58 @@ impl Configured<AccountState> {
     }
 }
 
+/// The signed-in user of an account route's request, with the
+/// statements the route runs.
+pub(crate) struct SignedIn {
+    pub(crate) sql: Arc<Statements>,
+    pub(crate) user: UserId,
+    /// When the credential was issued: a deletion made after it is not
+    /// undone with it.
+    pub(crate) issued: Issued,
+}
+
+impl SignedIn {
+    /// The deletion the user's account is in; a credential whose user is
+    /// not there is no sign-in.
+    pub(crate) async fn deletion_state(
+        &self,
+        ready: &AccountState,
+    ) -> Result<DeletionState, ApiError> {
+        accounts::deletion_state(&ready.pool, &self.sql, &self.user, ready.retention)
+            .await
+            .map_err(ApiError::from_database)?
+            .ok_or(ApiError::Unauthorized)
+    }
+
+    /// Refuses a credential issued before the deletion `state` is in (one
+    /// left signed in on a shared device): after a deletion it is no
+    /// sign-in for what a deleted user may do (restore, export).
+    pub(crate) fn issued_after(&self, state: &DeletionState) -> Result<(), ApiError> {
+        match state {
+            DeletionState::Scheduled { deleted_at, .. } if !self.issued.after(*deleted_at) => {
+                Err(ApiError::SignInAgain)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl AccountState {
+    /// The signed-in user of `request` (for `purpose`), the credentials
+    /// checked first: a request without valid ones costs no query.
+    pub(crate) async fn signed_in(
+        &self,
+        route: &'static str,
+        request: &Request,
+        purpose: Purpose,
+    ) -> Result<SignedIn, ApiError> {
+        let presented = self.sign_in.present(request.headers(), purpose).await?;
+        let sql = statements(route, &self.tables, &self.pool).await?;
+        let issued = presented.issued();
+        let user = self.sign_in.user(presented, &self.pool, &sql).await?;
+        Ok(SignedIn { sql, user, issued })
+    }
+
     /// The route's state on `pool`, or on a pool of its own sized for one
     /// function instance when the host shares none.
     pub(crate) fn configured(

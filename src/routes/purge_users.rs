@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::SecondsFormat;
 use http::StatusCode;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -14,6 +13,7 @@ use sqlx::PgPool;
 use crate::config::{ConfigErrors, CronConfig, EraseBlocked, PurgeSettings, RetentionDays};
 use crate::delivery::events::{self, EventSweepReport};
 use crate::lifecycle::purge::{self, PurgeOutcome};
+use crate::platform::time::rfc3339;
 use crate::platform::web::{ApiError, Request, Response, json};
 use crate::platform::webhook::Webhook;
 use crate::routes::protected::{CRON_METHODS, Opened, Protected};
@@ -197,7 +197,7 @@ impl From<&PurgeOutcome> for PurgeBody {
             oldest_overdue_seconds: outcome.overdue.oldest_seconds,
             dry_run: outcome.dry_run,
             would_delete: outcome.dry_run.then_some(outcome.remaining),
-            cutoff: outcome.cutoff.to_rfc3339_opts(SecondsFormat::Micros, true),
+            cutoff: rfc3339(outcome.cutoff),
             batches: outcome.batches,
             duration_ms: outcome.duration.as_millis() as u64,
             slowest_batch_ms: outcome.slowest_batch().as_millis() as u64,

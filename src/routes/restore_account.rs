@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use crate::auth::{Issued, Purpose};
 use crate::lifecycle::accounts::{self, DeletionState, NotRestored, Via};
+use crate::platform::time::rfc3339;
 use crate::platform::web::{ApiError, Background, Request, Response, json};
-use crate::routes::deletion_status::rfc3339;
-use crate::routes::{AccountState, Configured, statements};
+use crate::routes::{AccountState, Configured, SignedIn};
 
 const ALLOWED: &[Method] = &[Method::OPTIONS, Method::POST];
 
@@ -44,31 +44,19 @@ impl RestoreAccount {
     }
 
     async fn respond(ready: &AccountState, request: Request) -> Result<Response, ApiError> {
-        let presented = ready
-            .sign_in
-            .present(request.headers(), Purpose::Change)
+        let signed_in = ready
+            .signed_in("account-restore", &request, Purpose::Change)
             .await?;
-        let sql = statements("account-restore", &ready.tables, &ready.pool).await?;
-        let issued = presented.issued();
-        let user = ready.sign_in.user(presented, &ready.pool, &sql).await?;
-        // A credential whose user is not there is no sign-in; one whose
-        // account is not restorable is told why, before any write.
-        match accounts::deletion_state(&ready.pool, &sql, &user, ready.retention)
-            .await
-            .map_err(ApiError::from_database)?
-        {
-            None => return Err(ApiError::Unauthorized),
-            Some(DeletionState::Active) => return Err(NOT_DELETED),
-            Some(DeletionState::Scheduled {
+        // An account that is not restorable is told why, before any write.
+        let state = signed_in.deletion_state(ready).await?;
+        match state {
+            DeletionState::Active => return Err(NOT_DELETED),
+            DeletionState::Scheduled {
                 restorable: false, ..
-            }) => return Err(NOT_RESTORABLE),
-            // A token issued before the deletion (one left signed in on a
-            // shared device) must not undo it: the user signs in again.
-            Some(DeletionState::Scheduled { deleted_at, .. }) if !issued.after(deleted_at) => {
-                return Err(ApiError::SignInAgain);
-            }
-            Some(DeletionState::Scheduled { .. }) => {}
+            } => return Err(NOT_RESTORABLE),
+            DeletionState::Scheduled { .. } => signed_in.issued_after(&state)?,
         }
+        let SignedIn { sql, user, issued } = signed_in;
         // The statement checks the issue time again on the locked row (a
         // deletion since the check above is a newer one).
         let issued_at = match issued {

@@ -12,13 +12,14 @@
 //! `webhook-id`. Events are not ordered: a receiver that cares compares
 //! their `timestamp`s.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::delivery::CLAIM_SECONDS;
 use crate::platform::db::{self};
+use crate::platform::time::rfc3339;
 
 mod send;
 
@@ -108,7 +109,7 @@ impl PendingEvent {
     /// same bytes.
     #[must_use]
     pub fn body(&self) -> Vec<u8> {
-        let at = |time: DateTime<Utc>| time.to_rfc3339_opts(SecondsFormat::Micros, true);
+        let at = rfc3339;
         let one = || self.user_ids.first().map_or("", String::as_str);
         let data = match self.kind {
             EventType::Deleted => Data::Deleted {

@@ -22,6 +22,7 @@ use crate::config::ExcludedColumns;
 use crate::config::RetentionDays;
 use crate::lifecycle::account_view::{self, AccountView, Status};
 use crate::platform::db::{self, Limits};
+use crate::platform::time::rfc3339;
 use crate::platform::web::BodySender;
 use crate::schema::sql::Statements;
 use crate::schema::{SchemaError, UserId};
@@ -188,7 +189,7 @@ impl Snapshot {
         let manifest = Manifest {
             format: FORMAT,
             user_id: view.user_id.clone(),
-            generated_at: account_view::rfc3339(generated_at),
+            generated_at: rfc3339(generated_at),
             status: view.status,
             deleted_at: view.deleted_at.clone(),
             purge_after: view.purge_after.clone(),
