@@ -27,6 +27,10 @@
 //! cross-site without the page holding the token, so it needs no such
 //! check. A cookie sent twice is refused, never decided by which comes
 //! first.
+//!
+//! It may import `platform` and `schema` (the statement that finds a
+//! session's user); its settings' types live here, and `config` builds
+//! them. Nothing of configuration, delivery, the lifecycle or the routes.
 
 mod authjs_database;
 mod authjs_jwt;

@@ -3,6 +3,9 @@
 //! account routes share their shell ([`Configured::serve`]: configuration,
 //! CORS, methods) and constructors ([`account_route`]); the routes behind
 //! a bearer secret share theirs ([`protected`]).
+//!
+//! The top layer: it may import every other; nothing in the library
+//! imports it (only the binaries of `api/` and `cargo dev`).
 
 #[macro_use]
 mod account_route;

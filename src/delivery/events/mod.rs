@@ -11,6 +11,10 @@
 //! answer, so a receiver may see an event twice, always with the same
 //! `webhook-id`. Events are not ordered: a receiver that cares compares
 //! their `timestamp`s.
+//!
+//! It imports the rules both outboxes share (`crate::delivery`) and the
+//! leaves; the lifecycle writes its rows, in the transactions of the
+//! changes they report.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -13,9 +13,10 @@
 //! `EXPORT_EXCLUDE_COLUMNS`), this service's own tables but the history,
 //! and another account's rows.
 //!
-//! It may import the leaves (database, web types, tokens), the app's
-//! schema and statements, and support's view of an account; nothing here
-//! knows the routes.
+//! It may import every layer below the lifecycle (the leaves, the app's
+//! schema and statements, the configuration, the outboxes) and, of the
+//! lifecycle, the account's view (`account_view`); nothing here knows the
+//! routes or support, which runs it.
 
 pub mod archive;
 pub mod link;

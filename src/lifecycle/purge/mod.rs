@@ -22,6 +22,9 @@
 //!   (on its worker's row of `purge_run_workers`), and only while the run
 //!   still holds the lease; the ledger is therefore exact even if the
 //!   function is killed mid-run.
+//!
+//! It may import every layer below the lifecycle, and of the lifecycle
+//! only `sweeps` and `prune`; support, status and forget run it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -25,6 +25,9 @@
 //! runs an action ([`crate::lifecycle::account_view`] reads an account as support sees
 //! it), `actions` holds the actions of support's own (a link
 //! resent, a hold, its release) and the history step they write.
+//!
+//! It acts through the other jobs of the lifecycle (accounts, purge,
+//! export, resolve, account_view), which import nothing of it.
 
 mod actions;
 

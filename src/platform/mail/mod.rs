@@ -1,5 +1,7 @@
 //! Outgoing email: where it goes (`MAIL_URL`), who it is from (`MAIL_FROM`),
 //! and what each email says.
+//!
+//! It imports only `platform::html` (the escaping).
 
 mod templates;
 mod transport;

@@ -1,6 +1,9 @@
 //! The HTTP types every route handler speaks, independent of how the request
 //! arrived (Vercel's runtime, the local dev server or a test calling the
 //! handler directly).
+//!
+//! It imports only `platform::db` (to tell an unavailable database from a
+//! fault).
 
 mod background;
 mod body;

@@ -12,6 +12,9 @@
 //! and compared with `(value at time zone 'UTC')`: the conversion sits on
 //! the value, never on the column, so the comparison is right whatever the
 //! session's `TimeZone` and still an index condition.
+//!
+//! It may import `platform::db` and the schema's names and types; nothing
+//! that runs the statements.
 
 mod account;
 mod anonymize;
