@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 
-use crate::helpers::{AccountApp, race_the_purge, read, request, urlencode};
+use crate::helpers::{
+    AccountApp, assert_each_account_is_restored_or_erased, race_the_purge, read, request, urlencode,
+};
 
 const PATH: &str = "/api/account/recover";
 
@@ -88,11 +90,7 @@ async fn a_json_post_restores_the_account_and_sends_the_restored_email() {
         StatusCode::UNAUTHORIZED
     );
     // A purge run now leaves the account alone.
-    sqlx::query("update users set deleted_at = null where id = $1")
-        .bind(user_id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.app_clears_deletion(user_id).await;
     app.run_purge().await;
     assert_eq!(app.deleted_at_of(user_id).await, Some(None));
 }
@@ -142,11 +140,7 @@ async fn reuse_wrong_tokens_expiry_and_purged_accounts_all_get_the_same_400_and_
     let (reused_user, session) = app.user_with_session().await;
     let token = app.delete_and_read_token(&session).await;
     assert_eq!(app.recover_json(&token).await.status, StatusCode::OK);
-    sqlx::query("update users set deleted_at = now() where id = $1")
-        .bind(reused_user)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.app_soft_deletes(reused_user).await;
     assert_refused(&app, &token).await;
     assert!(
         app.deleted_at_of(reused_user).await.unwrap().is_some(),
@@ -195,11 +189,7 @@ async fn a_support_restore_then_a_new_deletion_makes_the_old_link_useless() {
     let (user_id, session) = app.user_with_session().await;
     let old_token = app.delete_and_read_token(&session).await;
     // Support restores by hand, the user signs in again and deletes again.
-    sqlx::query("update users set deleted_at = null where id = $1")
-        .bind(user_id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.app_clears_deletion(user_id).await;
     app.add_session(user_id, "second-session", "1 day").await;
     let new_token = app.delete_and_read_token("second-session").await;
     assert_ne!(old_token, new_token);
@@ -212,17 +202,9 @@ async fn even_without_a_new_email_a_support_restore_and_raw_redelete_kill_the_ol
     let app = AccountApp::new().await;
     let (user_id, session) = app.user_with_session().await;
     let old_token = app.delete_and_read_token(&session).await;
-    sqlx::query("update users set deleted_at = null where id = $1")
-        .bind(user_id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.app_clears_deletion(user_id).await;
     // The app soft-deletes again by itself, not through this service.
-    sqlx::query("update users set deleted_at = now() where id = $1")
-        .bind(user_id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.app_soft_deletes(user_id).await;
     assert_refused(&app, &old_token).await;
 }
 
@@ -283,31 +265,7 @@ async fn forty_recoveries_racing_the_purge_never_answer_200_for_an_account_then_
             .status
     })
     .await;
-    let mut restored = 0;
-    for ((user_id, _), status) in answers {
-        match status {
-            StatusCode::OK => {
-                restored += 1;
-                assert_eq!(
-                    app.deleted_at_of(user_id).await,
-                    Some(None),
-                    "a 200 account exists and is active"
-                );
-            }
-            StatusCode::BAD_REQUEST => {
-                assert_eq!(
-                    app.deleted_at_of(user_id).await,
-                    None,
-                    "a refused account is purged"
-                );
-            }
-            other => panic!("unexpected {other}"),
-        }
-    }
-    assert!(
-        restored > 0 && restored < 40,
-        "the race was a race: {restored} of 40 restored"
-    );
+    assert_each_account_is_restored_or_erased(&app, answers, &[StatusCode::BAD_REQUEST]).await;
 }
 
 #[tokio::test]
@@ -319,11 +277,7 @@ async fn an_account_the_app_soft_deleted_by_itself_gets_no_reminder_and_no_link_
     let (deleter, session) = app.user_with_session().await;
     app.delete_and_read_token(&session).await;
     let (banned, _) = app.user_with_session().await;
-    sqlx::query("update users set deleted_at = now() where id = $1")
-        .bind(banned)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.app_soft_deletes(banned).await;
     // 36 hours later: both inside the reminder window.
     app.backdate(deleter, "36 hours").await;
     app.backdate(banned, "36 hours").await;

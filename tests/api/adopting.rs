@@ -273,12 +273,7 @@ pub(crate) async fn app_for(framework: Framework, extra: &[(&str, &str)]) -> Ado
 }
 
 pub(crate) async fn delete_with(app: &AccountApp, headers: &[(&str, &str)]) -> TestResponse {
-    read(
-        app.delete
-            .handle(request(Method::POST, "/api/account/delete", headers, b""))
-            .await,
-    )
-    .await
+    app.delete_request(headers).await
 }
 
 /// Waits for the next email to `to` that carries a recovery link; its token.

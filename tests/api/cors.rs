@@ -55,17 +55,9 @@ async fn a_listed_origin_gets_the_preflight_and_its_origin_back_on_answers() {
 
     let (_, session) = app.user_with_session().await;
     let auth = format!("Bearer {session}");
-    let answer = read(
-        app.delete
-            .handle(request(
-                Method::POST,
-                "/api/account/delete",
-                &[("authorization", &auth), ("origin", LISTED)],
-                b"",
-            ))
-            .await,
-    )
-    .await;
+    let answer = app
+        .delete_request(&[("authorization", &auth), ("origin", LISTED)])
+        .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);
     assert_eq!(answer.header("access-control-allow-origin"), Some(LISTED));
     assert_eq!(
@@ -117,17 +109,9 @@ async fn an_unlisted_origin_gets_no_cors_headers_at_all() {
         .await;
         let (_, session) = app.user_with_session().await;
         let auth = format!("Bearer {session}");
-        let answer = read(
-            app.delete
-                .handle(request(
-                    Method::POST,
-                    "/api/account/delete",
-                    &[("authorization", &auth), ("origin", origin)],
-                    b"",
-                ))
-                .await,
-        )
-        .await;
+        let answer = app
+            .delete_request(&[("authorization", &auth), ("origin", origin)])
+            .await;
         for response in [&preflight, &answer] {
             for (name, _) in &response.headers {
                 assert!(

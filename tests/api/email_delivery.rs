@@ -56,21 +56,9 @@ async fn smtp_down_at_deletion_still_answers_202_and_the_sweep_delivers_once_it_
 async fn two_concurrent_sweeps_deliver_each_outbox_row_exactly_once() {
     let app = AccountApp::new().await;
     // Thirty accounts whose first attempt never happened.
-    let dropping = Background::new(|_task| {});
     for _ in 0..30 {
         let (_, session) = app.user_with_session().await;
-        let auth = format!("Bearer {session}");
-        let mut req = request(
-            Method::POST,
-            "/api/account/delete",
-            &[("authorization", &auth)],
-            b"",
-        );
-        req.extensions_mut().insert(dropping.clone());
-        assert_eq!(
-            read(app.delete.handle(req).await).await.status,
-            StatusCode::ACCEPTED
-        );
+        delete_and_die(&app, &session).await;
     }
     sqlx::query(
         "update account_deletion.email_outbox set claimed_until = now() - interval '1 second'",
@@ -102,19 +90,7 @@ async fn two_concurrent_sweeps_deliver_each_outbox_row_exactly_once() {
 async fn a_process_killed_between_commit_and_send_loses_no_email() {
     let app = AccountApp::new().await;
     let (user_id, session) = app.user_with_session().await;
-    // The process dies right after the commit: its background send never runs.
-    let auth = format!("Bearer {session}");
-    let mut req = request(
-        Method::POST,
-        "/api/account/delete",
-        &[("authorization", &auth)],
-        b"",
-    );
-    req.extensions_mut().insert(Background::new(|_task| {}));
-    assert_eq!(
-        read(app.delete.handle(req).await).await.status,
-        StatusCode::ACCEPTED
-    );
+    delete_and_die(&app, &session).await;
     assert!(app.smtp.received().is_empty());
 
     // While the dead process's claim lasts, a sweep leaves the row alone...
@@ -138,20 +114,8 @@ async fn a_process_killed_between_commit_and_send_loses_no_email() {
 async fn a_recovery_email_for_an_account_restored_meanwhile_is_not_sent() {
     let app = AccountApp::new().await;
     let (user_id, session) = app.user_with_session().await;
-    let auth = format!("Bearer {session}");
-    let mut req = request(
-        Method::POST,
-        "/api/account/delete",
-        &[("authorization", &auth)],
-        b"",
-    );
-    req.extensions_mut().insert(Background::new(|_task| {}));
-    read(app.delete.handle(req).await).await;
-    sqlx::query("update users set deleted_at = null where id = $1")
-        .bind(user_id)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    delete_and_die(&app, &session).await;
+    app.app_clears_deletion(user_id).await;
     sqlx::query("update account_deletion.email_outbox set claimed_until = null")
         .execute(app.pool())
         .await
@@ -337,5 +301,22 @@ async fn tls_none_waives_encryption_explicitly_for_a_local_catcher() {
     assert_eq!(
         mail[0].auth,
         Some(("mailer@app.test".to_owned(), "s3cret!".to_owned()))
+    );
+}
+
+/// The signed-in user of `session` deletes their account, and the process
+/// dies right after the commit: the background send never runs.
+async fn delete_and_die(app: &AccountApp, session: &str) {
+    let auth = format!("Bearer {session}");
+    let mut req = request(
+        Method::POST,
+        "/api/account/delete",
+        &[("authorization", &auth)],
+        b"",
+    );
+    req.extensions_mut().insert(Background::new(|_task| {}));
+    assert_eq!(
+        read(app.delete.handle(req).await).await.status,
+        StatusCode::ACCEPTED
     );
 }

@@ -8,7 +8,8 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ADMIN_SECRET, AccountApp, CRON_SECRET, TestResponse, env, read, request, seed_users,
+    ADMIN_SECRET, AccountApp, CRON_SECRET, TestResponse, admin_post_to, env, read, request,
+    seed_users,
 };
 
 /// Another instance of the admin function on `url`.
@@ -28,27 +29,6 @@ fn admin_route(
     account_deletion::routes::admin_accounts::AdminAccounts::new(
         account_deletion::config::AdminConfig::from_lookup(&env(&vars)),
     )
-}
-
-async fn post_to(
-    route: &account_deletion::routes::admin_accounts::AdminAccounts,
-    body: &Value,
-) -> TestResponse {
-    let auth = format!("Bearer {ADMIN_SECRET}");
-    read(
-        route
-            .handle(request(
-                Method::POST,
-                "/api/admin/accounts",
-                &[
-                    ("authorization", &auth),
-                    ("content-type", "application/json"),
-                ],
-                body.to_string().as_bytes(),
-            ))
-            .await,
-    )
-    .await
 }
 
 /// An account the user deleted through the route; its id, address and the
@@ -169,11 +149,7 @@ async fn restore_and_resend_work_as_the_link_does_and_are_in_the_history() {
     );
     app.smtp.wait_for(before + 1, Duration::from_secs(5)).await;
     let (banned, _) = app.user_with_session().await;
-    sqlx::query("update users set deleted_at = now() where id = $1")
-        .bind(banned)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.app_soft_deletes(banned).await;
     assert_eq!(act(&app, banned, "restore").await.status, StatusCode::OK);
     assert_eq!(
         act(&app, banned, "restore").await.error_code(),
@@ -202,11 +178,7 @@ async fn restore_and_resend_work_as_the_link_does_and_are_in_the_history() {
     );
     assert_eq!(app.recover_json(&resent).await.status, StatusCode::OK);
     // Never for a deletion the app made (a ban), nor an active account.
-    sqlx::query("update users set deleted_at = now() where id = $1")
-        .bind(user)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.app_soft_deletes(user).await;
     assert_eq!(
         act(&app, user, "resend_recovery_link").await.error_code(),
         "not_restorable"
@@ -312,7 +284,7 @@ async fn erase_now_refuses_a_held_and_a_blocked_account_and_changes_nothing() {
     .unwrap();
     // A new instance reads the catalog with the key in it.
     let fresh = admin_route(&app.db.url(), &[]);
-    let refused = post_to(
+    let refused = admin_post_to(
         &fresh,
         &json!({"user_id": blocked.to_string(), "action": "erase_now"}),
     )

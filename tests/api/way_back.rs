@@ -9,7 +9,9 @@ use serde_json::Value;
 use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 
 use crate::adopting::{Framework, app_for};
-use crate::helpers::{APP_URL, AccountApp, TestResponse, race_the_purge};
+use crate::helpers::{
+    APP_URL, AccountApp, TestResponse, assert_each_account_is_restored_or_erased, race_the_purge,
+};
 
 fn bearer(session: &str) -> String {
     format!("Bearer {session}")
@@ -118,11 +120,7 @@ async fn a_deletion_the_app_made_or_one_past_its_grace_period_is_not_restorable_
     let app = AccountApp::new().await;
     // A ban: the app sets the deleted-at itself, and lets the user sign in.
     let (banned, session) = app.user_with_session().await;
-    sqlx::query("update users set deleted_at = now() where id = $1")
-        .bind(banned)
-        .execute(app.pool())
-        .await
-        .unwrap();
+    app.app_soft_deletes(banned).await;
     let auth = bearer(&session);
     let state = json_of(&app.deletion_with(&[("authorization", &auth)]).await);
     assert_eq!(state["status"], "scheduled");
@@ -380,31 +378,15 @@ async fn forty_signed_in_restores_racing_the_purge_never_answer_200_for_an_accou
             .status
     })
     .await;
-    let mut restored = 0;
-    for ((user_id, _), status) in answers {
-        match status {
-            StatusCode::OK => {
-                restored += 1;
-                assert_eq!(
-                    app.deleted_at_of(user_id).await,
-                    Some(None),
-                    "a 200 account exists and is active"
-                );
-            }
-            // Too late: 409 while the row was still there, 401 once the
-            // purge had taken it (and its sessions with it).
-            StatusCode::CONFLICT | StatusCode::UNAUTHORIZED => {
-                assert_eq!(
-                    app.deleted_at_of(user_id).await,
-                    None,
-                    "a refused account is erased"
-                );
-            }
-            other => panic!("unexpected {other}"),
-        }
-    }
-    assert!(
-        restored > 0 && restored < 40,
-        "the race was a race: {restored} of 40 restored"
-    );
+    assert_each_account_is_restored_or_erased(
+        &app,
+        answers,
+        &[
+            // Too late: 409 while the row was still there, 401 once the purge
+            // had taken it (and its sessions with it).
+            StatusCode::CONFLICT,
+            StatusCode::UNAUTHORIZED,
+        ],
+    )
+    .await;
 }

@@ -27,7 +27,7 @@
 //! resent, a hold, its release) and the history step they write.
 //!
 //! It acts through the other jobs of the lifecycle (accounts, purge,
-//! export, resolve, account_view), which import nothing of it.
+//! export, resolve, `account_view`), which import nothing of it.
 
 mod actions;
 

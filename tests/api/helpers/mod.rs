@@ -385,15 +385,15 @@ impl AccountApp {
     }
 
     pub async fn delete_with(&self, session: &str) -> TestResponse {
-        let auth = format!("Bearer {session}");
+        self.delete_request(&[("authorization", &format!("Bearer {session}"))])
+            .await
+    }
+
+    /// `POST /api/account/delete` with `headers`.
+    pub async fn delete_request(&self, headers: &[(&str, &str)]) -> TestResponse {
         read(
             self.delete
-                .handle(request(
-                    Method::POST,
-                    "/api/account/delete",
-                    &[("authorization", &auth)],
-                    b"",
-                ))
+                .handle(request(Method::POST, "/api/account/delete", headers, b""))
                 .await,
         )
         .await
@@ -475,21 +475,7 @@ impl AccountApp {
 
     /// `POST /api/admin/accounts` with `body`, with the admin secret.
     pub async fn admin_post(&self, body: &Value) -> TestResponse {
-        let auth = format!("Bearer {ADMIN_SECRET}");
-        read(
-            self.admin
-                .handle(request(
-                    Method::POST,
-                    "/api/admin/accounts",
-                    &[
-                        ("authorization", &auth),
-                        ("content-type", "application/json"),
-                    ],
-                    body.to_string().as_bytes(),
-                ))
-                .await,
-        )
-        .await
+        admin_post_to(&self.admin, body).await
     }
 
     pub async fn recover_json(&self, token: &str) -> TestResponse {
@@ -559,6 +545,27 @@ impl AccountApp {
         .fetch_one(self.pool())
         .await
         .unwrap()
+    }
+
+    /// The app soft-deletes `user_id` by itself (a ban: its own column
+    /// set, not through this service).
+    pub async fn app_soft_deletes(&self, user_id: uuid::Uuid) {
+        self.set_deleted_at(user_id, "now()").await;
+    }
+
+    /// The app (or support by hand) clears `user_id`'s deleted-at itself.
+    pub async fn app_clears_deletion(&self, user_id: uuid::Uuid) {
+        self.set_deleted_at(user_id, "null").await;
+    }
+
+    async fn set_deleted_at(&self, user_id: uuid::Uuid, value: &str) {
+        sqlx::query(&format!(
+            "update users set deleted_at = {value} where id = $1"
+        ))
+        .bind(user_id)
+        .execute(self.pool())
+        .await
+        .unwrap();
     }
 
     /// Moves the user's deletion `interval` (a PostgreSQL interval) into
@@ -632,6 +639,62 @@ where
     }
     app.run_purge().await;
     answers
+}
+
+/// After [`race_the_purge`]: each account answered 200 exists and is
+/// active, each answered one of `too_late` is erased, no other answer came,
+/// and the race was one (some won, some lost).
+pub async fn assert_each_account_is_restored_or_erased<T>(
+    app: &AccountApp,
+    answers: Vec<((uuid::Uuid, T), StatusCode)>,
+    too_late: &[StatusCode],
+) {
+    let accounts = answers.len();
+    let mut restored = 0;
+    for ((user_id, _), status) in answers {
+        if status == StatusCode::OK {
+            restored += 1;
+            assert_eq!(
+                app.deleted_at_of(user_id).await,
+                Some(None),
+                "a 200 account exists and is active"
+            );
+        } else {
+            assert!(too_late.contains(&status), "unexpected {status}");
+            assert_eq!(
+                app.deleted_at_of(user_id).await,
+                None,
+                "a refused account ({status}) is erased"
+            );
+        }
+    }
+    assert!(
+        restored > 0 && restored < accounts,
+        "the race was a race: {restored} of {accounts} restored"
+    );
+}
+
+/// `POST /api/admin/accounts` with `body` and the admin secret, to `route`
+/// (this app's, or one configured otherwise).
+pub async fn admin_post_to(
+    route: &account_deletion::routes::admin_accounts::AdminAccounts,
+    body: &Value,
+) -> TestResponse {
+    let auth = format!("Bearer {ADMIN_SECRET}");
+    read(
+        route
+            .handle(request(
+                Method::POST,
+                "/api/admin/accounts",
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                body.to_string().as_bytes(),
+            ))
+            .await,
+    )
+    .await
 }
 
 /// Runs a sweep function (this app's, or another instance), expecting 200.
