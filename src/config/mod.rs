@@ -2,7 +2,8 @@
 //! one module per part it configures: `account` (the account routes),
 //! `sign_in` (`SESSION_AUTH` and its keys), `delivery` (mail, webhook, the
 //! email cron), `purge` (the purge cron: pacing, keeps, what blocks), `status`,
-//! `support` (the admin route and `cargo dev account`). Here: the errors,
+//! `support` (the admin route and `cargo dev account`), `export_exclude`
+//! (`EXPORT_EXCLUDE_COLUMNS`). Here: the errors,
 //! the reader of the environment ([`Env`]) and what every part shares (the
 //! database, the users table, the grace period).
 //!

@@ -3,13 +3,15 @@
 //! backoff, and after a number of attempts the row is given up on and the
 //! status route says so.
 //!
-//! The two outboxes: [`outbox`] (emails) and [`events`] (the webhook's
-//! account events). Each row is written in the transaction of the change
-//! it reports, by the lifecycle; this layer only sends.
+//! The two outboxes: [`outbox`] (emails, their texts in [`email_texts`])
+//! and [`events`] (the webhook's account events). Their rows are written
+//! by the functions here, called by the lifecycle inside the transaction
+//! of the change they report; sending and retrying happen here too.
 //!
 //! It may import `platform`, `schema` and `config`; never the lifecycle or
 //! the routes.
 
+pub mod email_texts;
 pub mod events;
 pub mod outbox;
 

@@ -16,13 +16,15 @@ use chrono::{DateTime, Utc};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 use sqlx::{PgConnection, PgPool};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::config::{MailConfig, RetentionDays};
 pub use crate::delivery::Delivery;
+use crate::delivery::email_texts::{self, Rendered};
 use crate::delivery::{self, CLAIM_SECONDS, DUE, NEXT_ATTEMPT_AT};
 use crate::platform::db::{self, Limits, Statement};
-use crate::platform::mail::{self, Rendered};
+use crate::platform::mail;
 use crate::platform::tokens::RecoveryToken;
 use crate::schema::sql::Statements;
 
@@ -212,8 +214,8 @@ async fn attempt_delivery(
     email: PendingEmail,
 ) -> Result<Delivery, AttemptError> {
     let rendered = match (email.kind, email.link) {
-        (EmailKind::Restored, _) => mail::restored(),
-        (EmailKind::Erased, _) => mail::erased(),
+        (EmailKind::Restored, _) => email_texts::restored(),
+        (EmailKind::Erased, _) => email_texts::erased(),
         (kind, Some((token, date))) => render_link_email(kind, mail, &token, date),
         (EmailKind::Export, None) => match relink_export(pool, sql, email.id).await? {
             Some((token, expires_at)) => {
@@ -285,9 +287,9 @@ fn render_link_email(
         .app_url
         .join(&format!("{path}?token={}", token.as_str()));
     match kind {
-        EmailKind::Reminder => mail::reminder(&link, date),
-        EmailKind::Export => mail::export(&link, date),
-        _ => mail::recovery(&link, date),
+        EmailKind::Reminder => email_texts::reminder(&link, date),
+        EmailKind::Export => email_texts::export(&link, date),
+        _ => email_texts::recovery(&link, date),
     }
 }
 
@@ -397,9 +399,59 @@ static RECORD_FAILURE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// What one round of sending the due emails did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SendReport {
+    pub sent: u64,
+    pub retrying: u64,
+    pub gave_up: u64,
+    pub cancelled: u64,
+    /// Due rows left unsent because the deadline came.
+    pub remaining_due: u64,
+}
+
+/// Sends every email that is due (first attempts whose sender died, and
+/// retries), a few at a time, until none is left or `deadline` has passed
+/// (no new email starts after it).
+pub async fn send_due(
+    pool: &PgPool,
+    sql: &Arc<Statements>,
+    mail: &MailConfig,
+    retention: RetentionDays,
+    deadline: Instant,
+) -> Result<SendReport, sqlx::Error> {
+    let mut report = SendReport::default();
+    while Instant::now() < deadline {
+        let claimed = claim_due(pool).await?;
+        if claimed.is_empty() {
+            break;
+        }
+        let mut sends = JoinSet::new();
+        for email in claimed {
+            sends.spawn(send(
+                pool.clone(),
+                Arc::clone(sql),
+                mail.clone(),
+                retention,
+                email,
+            ));
+        }
+        while let Some(delivery) = sends.join_next().await {
+            match delivery.unwrap_or(Delivery::Retrying) {
+                Delivery::Sent => report.sent += 1,
+                Delivery::Retrying => report.retrying += 1,
+                Delivery::GaveUp => report.gave_up += 1,
+                Delivery::Cancelled => report.cancelled += 1,
+            }
+        }
+    }
+    report.remaining_due = count_due(pool).await?;
+    Ok(report)
+}
+
 /// Claims due rows nobody holds. `SKIP LOCKED` plus the claim time keep two
 /// concurrent sweeps from ever taking the same row.
-pub(crate) async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::Error> {
+async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::CRON).await?;
     let rows: Vec<(Uuid, String, String, i32)> = db::query_as(&format!(
         "update account_deletion.email_outbox o
@@ -432,7 +484,7 @@ pub(crate) async fn claim_due(pool: &PgPool) -> Result<Vec<PendingEmail>, sqlx::
 }
 
 /// How many emails are due now (what a sweep whose time ran out leaves).
-pub(crate) async fn count_due(pool: &PgPool) -> Result<u64, sqlx::Error> {
+async fn count_due(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let mut tx = db::begin(pool, &Limits::CRON).await?;
     let due = db::query_scalar::<i64>(&format!(
         "select count(*) from account_deletion.email_outbox where {DUE}"

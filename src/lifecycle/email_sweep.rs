@@ -1,17 +1,15 @@
 //! What the email cron does each time it runs, besides pruning: records
 //! the accounts the app soft-deleted by itself, queues the reminders that
-//! are due, and sends every email that is due (first attempts whose sender
-//! died, and retries) through the outbox ([`crate::delivery::outbox`]).
+//! are due, and has the outbox send every email that is due
+//! ([`crate::delivery::outbox::send_due`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tokio::task::JoinSet;
 
 use crate::config::{MailConfig, RetentionDays};
-use crate::delivery::Delivery;
 use crate::delivery::outbox;
 use crate::lifecycle::sweeps::{self, SLICE_ROWS, Walk};
 use crate::platform::db::{self, Limits};
@@ -50,31 +48,12 @@ pub async fn sweep(
         reminders_queued: queue_reminders(pool, sql, retention, reminder_days).await?,
         ..SweepReport::default()
     };
-    while started.elapsed() < budget {
-        let claimed = outbox::claim_due(pool).await?;
-        if claimed.is_empty() {
-            break;
-        }
-        let mut sends = JoinSet::new();
-        for email in claimed {
-            sends.spawn(outbox::send(
-                pool.clone(),
-                Arc::clone(sql),
-                mail.clone(),
-                retention,
-                email,
-            ));
-        }
-        while let Some(delivery) = sends.join_next().await {
-            match delivery.unwrap_or(Delivery::Retrying) {
-                Delivery::Sent => report.sent += 1,
-                Delivery::Retrying => report.retrying += 1,
-                Delivery::GaveUp => report.gave_up += 1,
-                Delivery::Cancelled => report.cancelled += 1,
-            }
-        }
-    }
-    report.remaining_due = outbox::count_due(pool).await?;
+    let sent = outbox::send_due(pool, sql, mail, retention, started + budget).await?;
+    report.sent = sent.sent;
+    report.retrying = sent.retrying;
+    report.gave_up = sent.gave_up;
+    report.cancelled = sent.cancelled;
+    report.remaining_due = sent.remaining_due;
     tracing::info!(
         reminders_queued = report.reminders_queued,
         sent = report.sent,

@@ -3,9 +3,9 @@
 //! walks it and the email cron keep their place in ([`sweeps`]),
 //! re-erasure after a backup ([`forget`]), forgetting what was kept long
 //! enough ([`prune`]), the email cron's work ([`email_sweep`]), the user's
-//! copy of their data ([`export`]), support's actions ([`support`]), the
-//! account as support sees it ([`account_view`]), which account an
-//! operator names ([`resolve`]) and whether erasure keeps up ([`status`]).
+//! copy of their data ([`export`]), support's actions and which account
+//! an operator names ([`support`]), the account as support sees it
+//! ([`account_view`]) and whether erasure keeps up ([`status`]).
 //!
 //! It may import every layer below it (`platform`, `schema`, `auth`,
 //! `config`, `delivery`); never the routes.
@@ -17,7 +17,7 @@ pub mod export;
 pub mod forget;
 pub mod prune;
 pub mod purge;
-pub mod resolve;
+
 pub mod status;
 pub mod support;
 pub mod sweeps;

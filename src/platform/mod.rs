@@ -1,8 +1,8 @@
 //! The leaves: what the rest of the library stands on, knowing nothing of
-//! accounts, deletions or the app's schema. HTTP ([`web`], the bridge from
+//! the app's schema or of a deletion's rules. HTTP ([`web`], the bridge from
 //! Vercel's runtime in [`vercel`], [`cors`], [`html`], the outbound
-//! [`http_client`]), the database ([`db`], and the client limiter kept in
-//! it, [`rate_limit`]), [`mail`] (SMTP and the emails' texts), the
+//! [`http_client`]), the database ([`db`], and a client limiter kept in
+//! it, [`rate_limit`], which the recovery and export links use), [`mail`] (SMTP: one message sent), the
 //! [`webhook`]'s signature, [`tokens`] and [`bearer_secret`]s, the app's
 //! public URL ([`app_url`]), the [`time`] format every answer writes
 //! and [`telemetry`].

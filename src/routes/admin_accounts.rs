@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use crate::config::{AdminConfig, ConfigErrors};
-use crate::lifecycle::resolve::Who;
+use crate::lifecycle::support::resolve::Who;
 use crate::lifecycle::support::{Action, HoldReason, Refused, Support, SupportError};
 use crate::platform::web::{ApiError, Background, Request, Response, json};
 use crate::routes::protected::{Opened, Protected};

@@ -2,7 +2,9 @@
 //! process and a `handle` that turns a request into a response. The
 //! account routes share their shell ([`Configured::serve`]: configuration,
 //! CORS, methods) and constructors ([`account_route`]); the routes behind
-//! a bearer secret share theirs ([`protected`]).
+//! a bearer secret share theirs ([`protected`]); the recovery and export
+//! links read their token one way ([`link_token`]). Those three are the
+//! only modules here that are no function.
 //!
 //! The top layer: it may import every other; nothing in the library
 //! imports it (only the binaries of `api/` and `cargo dev`).

@@ -30,8 +30,24 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions as _, Connection, Executor, PgConnection, Row};
 
-use crate::platform::db::{APP_MIGRATOR, MIGRATOR};
 use crate::schema::{self, Ident, SchemaError, UsersTable};
+
+/// `migrations/account_deletion/`: this project's own tables, in the
+/// `account_deletion` schema (with their own `_sqlx_migrations` there).
+/// Compiled in, so `cargo dev migrate` and the tests apply exactly what
+/// ships; [`apply`] applies them.
+pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/account_deletion");
+
+/// `migrations/app/`: the `users` and `sessions` tables of a new app, which
+/// `cargo dev migrate` creates only when the configured users table is our
+/// default and does not exist yet (an existing app brings its own). Tracked
+/// in `public._sqlx_migrations`, where a database migrated before the
+/// `account_deletion` schema existed also lists versions that are no longer
+/// here.
+pub static APP_MIGRATOR: Migrator = Migrator {
+    ignore_missing: true,
+    ..sqlx::migrate!("migrations/app")
+};
 
 /// How long a migration waits for another one to release the lock.
 const LOCK_WAIT: Duration = Duration::from_secs(30);

@@ -8,7 +8,7 @@
 //! catalog, once per process, together with every foreign key that
 //! references the users table: those decide what the purge can delete.
 //!
-//! Here: the names and types the rest of the library speaks; [`inspect`]
+//! Here: the names and types the rest of the library speaks; [`inspect`](mod@inspect)
 //! reads them from the catalog, [`sql`] renders every statement on the
 //! app's tables from what it read, [`migrate`] applies `migrations/`.
 //!

@@ -1182,7 +1182,7 @@ async fn migrating_an_existing_prisma_database_creates_nothing_in_its_schema() {
         .unwrap();
     assert_eq!(
         migrated.applied.len(),
-        account_deletion::platform::db::MIGRATOR.iter().count(),
+        account_deletion::schema::migrate::MIGRATOR.iter().count(),
         "ours only, not users/sessions"
     );
     assert_eq!(public_schema(&db.pool).await, before);

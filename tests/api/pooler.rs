@@ -191,8 +191,10 @@ async fn migrating_through_a_pooler_is_refused(reuse: Reuse) {
     assert_eq!(migrated.already_present, 0);
     assert_eq!(
         migrated.applied.len(),
-        account_deletion::platform::db::MIGRATOR.iter().count()
-            + account_deletion::platform::db::APP_MIGRATOR.iter().count()
+        account_deletion::schema::migrate::MIGRATOR.iter().count()
+            + account_deletion::schema::migrate::APP_MIGRATOR
+                .iter()
+                .count()
     );
     let again = migrate(&direct, "DIRECT_URL", &Options::default())
         .await

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use account_deletion::config::{PurgeSettings, RetentionDays};
 use account_deletion::platform::db;
+use account_deletion::schema::migrate;
 use account_deletion_bench::{arg, median_f64, ms, percentile, release_binary};
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -221,15 +222,17 @@ async fn build_template(
 ) -> anyhow::Result<()> {
     // The migrations' versions and contents: an edited migration (an index
     // added, a default changed) must not reuse a template built before.
-    let schema = db::MIGRATOR.iter().fold(String::new(), |mut schema, m| {
-        use std::fmt::Write;
-        let _ = write!(schema, "{}:", m.version);
-        for byte in &m.checksum[..4] {
-            let _ = write!(schema, "{byte:02x}");
-        }
-        schema.push(' ');
-        schema
-    });
+    let schema = migrate::MIGRATOR
+        .iter()
+        .fold(String::new(), |mut schema, m| {
+            use std::fmt::Write;
+            let _ = write!(schema, "{}:", m.version);
+            for byte in &m.checksum[..4] {
+                let _ = write!(schema, "{byte:02x}");
+            }
+            schema.push(' ');
+            schema
+        });
     let label = format!(
         "bench data: expired={expired} blocked={blocked_percent}% schema={}",
         schema.trim_end()

@@ -1,6 +1,6 @@
 //! What support can see of an account and do for it: look it up by address
 //! or id (an erased one by its id only, each resolved by
-//! [`crate::lifecycle::resolve`]), restore it, resend its link, hold it, release it,
+//! [`resolve`]), restore it, resend its link, hold it, release it,
 //! erase it now. The admin route and `cargo dev account`
 //! both call these, so an operator with database access and one with the
 //! admin secret do exactly the same things.
@@ -27,9 +27,11 @@
 //! resent, a hold, its release) and the history step they write.
 //!
 //! It acts through the other jobs of the lifecycle (accounts, purge,
-//! export, resolve, `account_view`), which import nothing of it.
+//! export, `account_view`), which import nothing of it; [`resolve`], which
+//! account an operator names, is its own.
 
 mod actions;
+pub mod resolve;
 
 use actions::record;
 
@@ -48,11 +50,11 @@ use crate::delivery::outbox::{self, PendingEmail};
 use crate::lifecycle::accounts::{self, NotRestored, Restoration, Via};
 use crate::lifecycle::export::{self, NotRequested, Requester, Snapshot};
 use crate::lifecycle::purge::{self, NotErased};
-use crate::lifecycle::resolve::{self, Unresolved, Who};
 use crate::platform::db::{self, Limits};
 use crate::platform::webhook::Webhook;
 use crate::schema::sql::{AppTables, Records, Statements};
 use crate::schema::{SchemaError, UserId};
+use resolve::{Unresolved, Who};
 
 /// Why an account is held: a short code (`legal_hold`, `dispute-4411`),
 /// `[a-z0-9_-]{1,40}`, never free text.

@@ -32,7 +32,6 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow, Postgres};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{ConnectOptions as _, FromRow, PgPool, Transaction};
@@ -40,23 +39,6 @@ use sqlx::{ConnectOptions as _, FromRow, PgPool, Transaction};
 mod statement;
 
 pub use statement::{Literal, Statement};
-
-/// `migrations/account_deletion/`: this project's own tables, in the
-/// `account_deletion` schema (with their own `_sqlx_migrations` there).
-/// Compiled in, so `cargo dev migrate` and the tests apply exactly what
-/// ships; [`crate::schema::migrate`] applies them.
-pub static MIGRATOR: Migrator = sqlx::migrate!("migrations/account_deletion");
-
-/// `migrations/app/`: the `users` and `sessions` tables of a new app, which
-/// `cargo dev migrate` creates only when the configured users table is our
-/// default and does not exist yet (an existing app brings its own). Tracked
-/// in `public._sqlx_migrations`, where a database migrated before the
-/// `account_deletion` schema existed also lists versions that are no longer
-/// here.
-pub static APP_MIGRATOR: Migrator = Migrator {
-    ignore_missing: true,
-    ..sqlx::migrate!("migrations/app")
-};
 
 /// The options every pool of ours connects with: `options` as parsed from a
 /// URL, minus what a transaction pooler refuses, and with the driver's

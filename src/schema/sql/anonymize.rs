@@ -53,7 +53,7 @@ pub(super) fn anonymize_records(catalog: &Catalog, records: Records) -> String {
 ///   them follow), except those that rows along a blocking chain still
 ///   reference, which must stay as the kept rows' parents;
 /// - `SET NULL` and `SET DEFAULT` keys are applied;
-/// - the personal columns are cleared ([`schema::Clear`]);
+/// - the personal columns are cleared ([`Clear`]);
 /// - our own rows go, and Auth.js's sign-in links to its address;
 /// - its tombstone (marked anonymized), its mark, its history (`anonymized`
 ///   by `$6`) and its `account.anonymized` event are written, and the batch

@@ -13,8 +13,9 @@
 //! the value, never on the column, so the comparison is right whatever the
 //! session's `TimeZone` and still an index condition.
 //!
-//! It may import `platform::db` and the schema's names and types; nothing
-//! that runs the statements.
+//! It may import `platform::db`, the schema's names and types, and
+//! `inspect` (which [`AppTables`] reads the catalog with); nothing that
+//! runs the statements.
 
 mod account;
 mod anonymize;
@@ -105,7 +106,7 @@ pub struct Statements {
     pub account_id: String,
     /// Records the soft-deleted accounts of a range of deleted-at that the
     /// app deleted by itself (no deletion of theirs in the history) as
-    /// deleted by the app ([`record_app_deletions`]).
+    /// deleted by the app ([`emails::record_app_deletions`]).
     pub record_app_deletions: String,
     /// When the account recovery token `$1` can restore will be purged
     /// (`$2` retention days).
@@ -119,10 +120,10 @@ pub struct Statements {
     /// Queues the reminders that are due (`$1` retention days, `$2` days
     /// before the purge), for accounts with an address.
     pub queue_reminders: String,
-    /// One purge batch; see [`purge_batch`] for its shape.
+    /// One purge batch; see [`purge::purge_batch`] for its shape.
     pub purge_batch: Statement,
     /// One anonymizing batch, when anonymizing is on and some key can
-    /// block; see [`anonymize_batch`].
+    /// block; see [`anonymize::anonymize_batch`].
     pub anonymize_batch: Option<Statement>,
     /// Forgets the anonymized marks of accounts that are gone (the purge
     /// batch forgets those it deletes; these are the ones the app deleted
@@ -143,7 +144,7 @@ pub struct Statements {
     /// whom it was made).
     pub prune_history: String,
     /// What a walk of the purge reads of the holds when it starts
-    /// ([`held_at_start`]).
+    /// ([`purge::held_at_start`]).
     pub held_at_start: String,
     /// The names of the blocking keys along which rows reference user `$1`
     /// (text[]; empty when none do).
@@ -156,7 +157,7 @@ pub struct Statements {
     /// the others), and how many are anonymized and still kept by their
     /// references.
     pub count_expired: String,
-    /// A slice of a walk over the deleted-at key ([`slice`]).
+    /// A slice of a walk over the deleted-at key ([`counts::slice`]).
     pub slice: String,
     /// How many accounts (at most `$3`) lie at or below key (`$1`, `$2`).
     pub count_below: String,

@@ -143,7 +143,7 @@ impl Names {
     }
 
     /// No hold keeps user `alias`, checked against what a purge run read
-    /// when its walk started ([`held_at_start`]): the held accounts that were
+    /// when its walk started ([`super::purge::held_at_start`]): the held accounts that were
     /// soft-deleted then (`$held`, a literal array, hashed by the planner),
     /// the holds placed since (`$since`, a few index entries), and, for a
     /// row some transaction changed since (its `xmin` not older than the

@@ -57,7 +57,7 @@ pub(super) const WALKED_TO: &str = "walked_to as (
 /// and report whether it did, how many went, how many it walked and the
 /// key of the last it walked (where the next batch starts). One message, sent with the
 /// batch's limits in one round trip and run as its own transaction
-/// ([`db::Statement`]); erasing one account now runs the same one, with
+/// ([`crate::platform::db::Statement`]); erasing one account now runs the same one, with
 /// the cutoff at infinity, inside the operator's transaction.
 ///
 /// The shape is what keeps every batch as cheap as the first:
@@ -86,7 +86,7 @@ pub(super) const WALKED_TO: &str = "walked_to as (
 /// - Our own rows about each account (outbox, and through it recovery
 ///   tokens) go in the same statement, and so do Auth.js's sign-in links to
 ///   its address (`"VerificationToken"`, with the `prisma` preset).
-/// - Its message first takes the purge gate ([`GATE_SHARED`], sent with the
+/// - Its message first takes the purge gate ([`super::GATE_SHARED`], sent with the
 ///   batch's limits), in a statement of its own, so that this statement's
 ///   snapshot is taken after the gate is granted: a hold placed while a run
 ///   is under way takes the gate exclusively, waits for the batches in
@@ -209,7 +209,7 @@ from tally, walked_to"
 /// (`$1`, `$2`), up to (`$3`, `$4`) and at or before the cutoff `$5` (a
 /// probe of the users table's key for each hold; there are few), when
 /// that was (holds placed later have a later `since`, see
-/// [`GATE_EXCLUSIVE`]), and its snapshot's `xmin` (a row changed by a
+/// [`super::GATE_EXCLUSIVE`]), and its snapshot's `xmin` (a row changed by a
 /// transaction from then on gets the full probe). Only the range's: the
 /// ids travel with every batch of the walk.
 pub(super) fn held_at_start(t: &Names) -> String {

@@ -1,4 +1,4 @@
-//! What each email says, as plain text and as simple HTML (no images, readable
+//! What each email of the outbox says, as plain text and as simple HTML (no images, readable
 //! with either part alone). Every dynamic value in the HTML is escaped.
 
 use chrono::{DateTime, Utc};

@@ -1,3 +1,9 @@
+//! Outgoing email's transport: where it goes (`MAIL_URL`: SMTP, or files
+//! for local runs), who it is from (`MAIL_FROM`), and one message sent.
+//! What each email says is the outbox's ([`crate::delivery`]).
+//!
+//! It imports nothing of the library.
+
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
