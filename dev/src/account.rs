@@ -3,10 +3,10 @@
 //! database access, through the very calls the admin route makes
 //! ([`account_deletion::lifecycle::support`]), with mail and webhook settings read as
 //! the functions read them. It needs no `ADMIN_SECRET`. The account is
-//! resolved as the route resolves it ([`account_deletion::lifecycle::resolve`]): an id
+//! resolved as the route resolves it ([`account_deletion::lifecycle::support::resolve`]): an id
 //! normalized, an address exact first, then folded, never one of several.
 
-use account_deletion::lifecycle::resolve::Who;
+use account_deletion::lifecycle::support::resolve::Who;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
