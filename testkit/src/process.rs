@@ -67,3 +67,14 @@ pub fn spawn_watchdog(postgres_pid: u32, dir: &Path) {
         .spawn()
         .expect("start the cleanup watchdog");
 }
+
+/// Process `pid`'s resident memory now and at its peak (`VmRSS`,
+/// `VmHWM`), in bytes; `None` when it has gone or Linux does not say.
+pub fn memory_of(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        let kb = status.lines().find_map(|line| line.strip_prefix(name))?;
+        kb.trim().trim_end_matches(" kB").trim().parse::<u64>().ok()
+    };
+    Some((field("VmRSS:")? * 1024, field("VmHWM:")? * 1024))
+}

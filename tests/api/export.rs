@@ -582,9 +582,7 @@ async fn a_link_serves_three_downloads_a_day_a_newer_one_replaces_it_and_every_o
 {
     let app = AccountApp::new().await;
     let (user, session, email) = signed_in(&app).await;
-    let before = app.smtp.received().len();
-    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
-    let token = link_token(&app, &email, before).await;
+    let token = link_by_email(&app, &session, &email).await;
 
     // Another request within the day: 429, Retry-After, no email.
     let mails = app.smtp.received().len();
@@ -632,9 +630,7 @@ async fn a_link_serves_three_downloads_a_day_a_newer_one_replaces_it_and_every_o
     .execute(app.pool())
     .await
     .unwrap();
-    let before = app.smtp.received().len();
-    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
-    let fresh = link_token(&app, &email, before).await;
+    let fresh = link_by_email(&app, &session, &email).await;
     assert_ne!(fresh, token);
     assert_eq!(download(&app, &token).await.status, StatusCode::GONE);
     assert_eq!(download(&app, &fresh).await.status, StatusCode::OK);
@@ -671,9 +667,7 @@ async fn a_link_serves_three_downloads_a_day_a_newer_one_replaces_it_and_every_o
 async fn a_client_guessing_links_is_limited_and_a_valid_link_still_works() {
     let app = AccountApp::new().await;
     let (_, session, email) = signed_in(&app).await;
-    let before = app.smtp.received().len();
-    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
-    let token = link_token(&app, &email, before).await;
+    let token = link_by_email(&app, &session, &email).await;
     let mut limited = false;
     for _ in 0..30 {
         let got = download(&app, &"B".repeat(43)).await;
@@ -745,10 +739,7 @@ async fn during_the_grace_period_the_copy_says_when_and_after_the_erasure_the_li
     // Signed out everywhere by the deletion; signed in again.
     let again = format!("session-{}", Uuid::new_v4());
     app.add_session(user, &again, "1 day").await;
-    let before = app.smtp.received().len();
-    let asked = ask(&app, &again).await;
-    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.text());
-    let token = link_token(&app, &email, before).await;
+    let token = link_by_email(&app, &again, &email).await;
     let got = download(&app, &token).await;
     assert_eq!(got.status, StatusCode::OK);
     let archive = unzip(&got.body);
@@ -779,9 +770,7 @@ async fn during_the_grace_period_the_copy_says_when_and_after_the_erasure_the_li
 async fn an_excluded_column_that_names_nothing_refuses_downloads_naming_the_variable() {
     let app = AccountApp::with_env(&[("EXPORT_EXCLUDE_COLUMNS", "users.pasword_typo")]).await;
     let (_, session, email) = signed_in(&app).await;
-    let before = app.smtp.received().len();
-    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
-    let token = link_token(&app, &email, before).await;
+    let token = link_by_email(&app, &session, &email).await;
     let refused = download(&app, &token).await;
     assert_eq!(refused.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(refused.error_code(), "server_misconfigured");
@@ -844,9 +833,7 @@ async fn a_partitioned_table_is_read_once_and_the_users_keys_to_itself_are_not_f
     .execute(pool)
     .await
     .unwrap();
-    let before = app.smtp.received().len();
-    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
-    let token = link_token(&app, &email, before).await;
+    let token = link_by_email(&app, &session, &email).await;
     let archive = unzip(&download(&app, &token).await.body);
     let tables: Vec<&str> = archive.manifest["tables"]
         .as_array()
@@ -876,9 +863,7 @@ async fn events_say_who_and_when_and_never_the_link() {
     ])
     .await;
     let (user, session, email) = signed_in(&app).await;
-    let before = app.smtp.received().len();
-    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
-    let token = link_token(&app, &email, before).await;
+    let token = link_by_email(&app, &session, &email).await;
     assert_eq!(download(&app, &token).await.status, StatusCode::OK);
     let seen = receiver
         .wait_until("both export events", Duration::from_secs(10), |r| {
@@ -922,10 +907,7 @@ async fn on_prisma_with_authjs_the_account_tokens_and_session_tokens_stay_out() 
             .await
             .unwrap();
     }
-    let before = app.smtp.received().len();
-    let asked = ask(&app, &session).await;
-    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.text());
-    let token = link_token(&app, &email, before).await;
+    let token = link_by_email(&app, &session, &email).await;
     let got = download(&app, &token).await;
     assert_eq!(got.status, StatusCode::OK, "{}", got.text());
     let archive = unzip(&got.body);
@@ -977,9 +959,7 @@ async fn on_a_django_schema_bigint_ids_are_numbers_and_the_rows_are_the_users() 
             .await
             .unwrap();
     }
-    let before = app.smtp.received().len();
-    assert_eq!(ask(&app, &session).await.status, StatusCode::ACCEPTED);
-    let token = link_token(&app, &email, before).await;
+    let token = link_by_email(&app, &session, &email).await;
     let archive = unzip(&download(&app, &token).await.body);
     assert_eq!(archive.manifest["user_id"], user);
     let post: Value =
@@ -987,6 +967,15 @@ async fn on_a_django_schema_bigint_ids_are_numbers_and_the_rows_are_the_users() 
     assert_eq!(post["user_id"], json!(user.parse::<i64>().unwrap()));
     assert_eq!(post["title"], format!("post of {user}"));
     assert!(!archive.all_text().contains(&format!("post of {other}")));
+}
+
+/// The signed-in user of `session` asks for a copy (202); the token of the
+/// link emailed to `email`.
+async fn link_by_email(app: &AccountApp, session: &str, email: &str) -> String {
+    let before = app.smtp.received().len();
+    let asked = ask(app, session).await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.text());
+    link_token(app, email, before).await
 }
 
 /// A signed-in user with `rows` rows of `notes` whose body is `body` (SQL
@@ -1009,9 +998,7 @@ async fn link_to_many_notes(app: &AccountApp, body: &str, rows: i32) -> String {
     .execute(pool)
     .await
     .unwrap();
-    let before = app.smtp.received().len();
-    assert_eq!(ask(app, &session).await.status, StatusCode::ACCEPTED);
-    link_token(app, &email, before).await
+    link_by_email(app, &session, &email).await
 }
 
 #[tokio::test]
@@ -1070,26 +1057,6 @@ async fn a_body_cut_by_a_fault_is_no_archive_any_reader_accepts() {
     assert!(!refused.is_empty());
 }
 
-/// The process's resident memory now and at its peak, in bytes.
-fn memory_of(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches(" kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("{name} in {status}"))
-            * 1024
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 #[tokio::test]
 async fn the_function_streams_an_archive_of_hundreds_of_mb_in_constant_memory() {
     let app = AccountApp::new().await;
@@ -1110,10 +1077,10 @@ async fn the_function_streams_an_archive_of_hundreds_of_mb_in_constant_memory() 
     )
     .await;
     let pid = function.pid();
-    let (resting, _) = memory_of(pid);
+    let (resting, _) = testkit::process::memory_of(pid).expect("the function's memory");
 
     let (head, archive, first_byte, last_byte) = download_slowly(function.port, &token).await;
-    let (_, peak) = memory_of(pid);
+    let (_, peak) = testkit::process::memory_of(pid).expect("the function's memory");
     assert!(head.starts_with("HTTP/1.0 200"), "{head}");
     assert!(
         head.to_ascii_lowercase()

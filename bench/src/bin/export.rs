@@ -225,12 +225,12 @@ async fn measure(
     }
     let pid = function.child.id();
     // The function started and answered once: what it holds at rest.
-    let (resting, _) = memory(pid);
+    let (resting, _) = testkit::process::memory_of(pid).unwrap_or_default();
     let mut downloads = Vec::new();
     for _ in 0..rounds {
         let token = fresh_link(function.port, user, session, &mail).await?;
         let mut download = download(function.port, &token).await?;
-        let (_, peak) = memory(pid);
+        let (_, peak) = testkit::process::memory_of(pid).unwrap_or_default();
         download.peak_over_resting = peak.saturating_sub(resting);
         downloads.push(download);
     }
@@ -374,24 +374,4 @@ fn uncompressed_size(archive: &[u8]) -> anyhow::Result<u64> {
         at += 46 + (u16_at(at + 28) + u16_at(at + 30) + u16_at(at + 32)) as usize;
     }
     Ok(total)
-}
-
-/// Resident memory now and at its peak, bytes.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches(" kB")
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-            })
-            .unwrap_or(0)
-            * 1024
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
