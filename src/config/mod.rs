@@ -27,7 +27,7 @@ mod tests;
 
 pub use account::AccountConfig;
 pub use delivery::{EmailCronConfig, MailConfig};
-pub use export_exclude::{ExcludedColumn, ExcludedColumns};
+pub use export_exclude::ExcludedColumns;
 pub use purge::{CronConfig, EraseBlocked, Keep, OverdueAfter, PurgeSettings};
 pub use status::StatusConfig;
 pub use support::{AdminConfig, SupportConfig};

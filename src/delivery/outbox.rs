@@ -400,13 +400,13 @@ static RECORD_FAILURE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// What one round of sending the due emails did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SendReport {
     pub sent: u64,
     pub retrying: u64,
     pub gave_up: u64,
     pub cancelled: u64,
-    /// Due rows left unsent because the deadline came.
+    /// Due rows left unsent because the time budget ran out.
     pub remaining_due: u64,
 }
 

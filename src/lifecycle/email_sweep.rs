@@ -21,12 +21,10 @@ pub struct SweepReport {
     /// Accounts found soft-deleted by the app itself, now in their history.
     pub app_deletions_recorded: u64,
     pub reminders_queued: u64,
-    pub sent: u64,
-    pub retrying: u64,
-    pub gave_up: u64,
-    pub cancelled: u64,
-    /// Due rows left unsent because the time budget ran out.
-    pub remaining_due: u64,
+    /// What sending the due emails did (its fields sit in the answer
+    /// beside these).
+    #[serde(flatten)]
+    pub sending: outbox::SendReport,
     /// Rows of ours kept long enough and deleted ([`crate::lifecycle::prune::deliveries`]).
     pub pruned: u64,
 }
@@ -48,19 +46,14 @@ pub async fn sweep(
         reminders_queued: queue_reminders(pool, sql, retention, reminder_days).await?,
         ..SweepReport::default()
     };
-    let sent = outbox::send_due(pool, sql, mail, retention, started + budget).await?;
-    report.sent = sent.sent;
-    report.retrying = sent.retrying;
-    report.gave_up = sent.gave_up;
-    report.cancelled = sent.cancelled;
-    report.remaining_due = sent.remaining_due;
+    report.sending = outbox::send_due(pool, sql, mail, retention, started + budget).await?;
     tracing::info!(
         reminders_queued = report.reminders_queued,
-        sent = report.sent,
-        retrying = report.retrying,
-        gave_up = report.gave_up,
-        cancelled = report.cancelled,
-        remaining_due = report.remaining_due,
+        sent = report.sending.sent,
+        retrying = report.sending.retrying,
+        gave_up = report.sending.gave_up,
+        cancelled = report.sending.cancelled,
+        remaining_due = report.sending.remaining_due,
         duration_ms = started.elapsed().as_millis() as u64,
         app_deletions_recorded = report.app_deletions_recorded,
         "email sweep finished"

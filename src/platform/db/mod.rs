@@ -25,7 +25,8 @@
 //! run by the server as one implicit transaction. BENCHMARKS.md has the
 //! figures.
 //!
-//! A leaf of the leaves: it imports nothing of the library.
+//! A leaf of the leaves: of the library it imports only `platform::time`
+//! (how a time literal is written).
 
 use std::borrow::Cow;
 

@@ -4,12 +4,13 @@
 //! same through a transaction pooler. The hot paths go this way (see the
 //! folder's `mod.rs`).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{Executor, FromRow, PgConnection};
 use uuid::Uuid;
 
 use super::Limits;
+use crate::platform::time::rfc3339;
 
 /// A value written into a [`Statement`] as a literal. Only types whose
 /// text is made by us (numbers, times, ids, hex bytes) exist here: nothing a
@@ -41,11 +42,7 @@ impl Literal {
             Self::Float(f) if f.is_nan() => write!(out, "'NaN'::float8"),
             Self::Float(f) if *f > 0.0 => write!(out, "'Infinity'::float8"),
             Self::Float(_) => write!(out, "'-Infinity'::float8"),
-            Self::Timestamp(at) => write!(
-                out,
-                "'{}'::timestamptz",
-                at.to_rfc3339_opts(SecondsFormat::Micros, true)
-            ),
+            Self::Timestamp(at) => write!(out, "'{}'::timestamptz", rfc3339(*at)),
             Self::Uuid(id) => write!(out, "'{}'::uuid", id.hyphenated()),
             // No backslash, so `standard_conforming_strings` cannot matter;
             // `decode` is immutable, so an index on the column still serves.

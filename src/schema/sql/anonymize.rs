@@ -10,7 +10,7 @@ use crate::schema::{BlockingPath, Catalog, Clear, Ident, OnDelete};
 
 /// The anonymizing batch's optional CTEs: Auth.js's sign-in links to the
 /// address, the `account.anonymized` events, the "erased" email.
-pub(super) fn anonymize_records(catalog: &Catalog, records: Records) -> String {
+fn anonymize_records(catalog: &Catalog, records: Records) -> String {
     let mut steps = String::new();
     if let Some(table) = &catalog.verification_tokens {
         let _ = write!(
@@ -113,6 +113,7 @@ pub(super) fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) ->
     }
     steps.push_str(&anonymize_records(catalog, records));
     let address = t.address_of("u");
+    let not_anonymized = t.not_anonymized("u");
     Some(format!(
         "
 with lease as (
@@ -122,7 +123,7 @@ with lease as (
     from {users} u
     where u.ctid = any(array(select ctid from walked))
       and {not_held}
-      and not exists (select 1 from account_deletion.anonymized a where a.user_id = u.{id}::text)
+      and {not_anonymized}
       and ({blocked})
 ), targets as (
     select u.ctid, u.{id}::text as id, u.{email}::text as identifier, {address} as email,
@@ -164,7 +165,7 @@ from tally, walked_to",
 /// to the rows that are not `mine`: the rows that are get it in the same
 /// `UPDATE` that clears their columns ([`self_reference_clears`]), since
 /// PostgreSQL applies only one of two changes a statement makes to one row.
-pub(super) fn reference_steps(t: &Names, catalog: &Catalog, mine: &str) -> String {
+fn reference_steps(t: &Names, catalog: &Catalog, mine: &str) -> String {
     let users = &t.users;
     let mut steps = String::new();
     for (i, key) in catalog.references.iter().enumerate() {
@@ -228,11 +229,7 @@ pub(super) fn reference_steps(t: &Names, catalog: &Catalog, mine: &str) -> Strin
 /// to itself is applied to the other rows only: a `DEFAULT` cannot be
 /// chosen by a condition; such a reference between two anonymized rows is
 /// set when the one it points at is deleted.)
-pub(super) fn self_reference_clears(
-    t: &Names,
-    catalog: &Catalog,
-    cleared: &[Ident],
-) -> Vec<String> {
+fn self_reference_clears(t: &Names, catalog: &Catalog, cleared: &[Ident]) -> Vec<String> {
     let mut clears = Vec::new();
     for key in &catalog.references {
         if key.table != catalog.users || key.on_delete != OnDelete::SetNull {

@@ -9,15 +9,13 @@ use crate::schema::BlockingPath;
 
 pub(super) fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
     let Names {
-        users,
-        id,
-        deleted_at,
-        ..
+        users, deleted_at, ..
     } = t;
     let cutoff = t.as_column("$1");
     let overdue_before = t.as_column("$1 - make_interval(hours => $2)");
     let deleted_at_tz = t.deleted_at_of("u");
-    let held = t.not_held("u");
+    let held = t.held("u");
+    let anonymized = t.anonymized("u");
     let after = t.after_key_estimated("u", "$3", "$4");
     let up_to = t.up_to_key("u", "$5", "$6");
     let flags = blocking
@@ -62,9 +60,8 @@ pub(super) fn count_expired(t: &Names, blocking: &[BlockingPath]) -> String {
                 count(*) filter (where held),
                 count(*) filter (where not held and {kept})
          from (select u.{deleted_at} <= {overdue_before} as overdue, {deleted_at_tz} as deleted_at,
-                      not {held} as held,
-                      exists (select 1 from account_deletion.anonymized a where a.user_id = u.{id}::text)
-                          as anonymized{flags}
+                      {held} as held,
+                      {anonymized} as anonymized{flags}
                from {users} u
                where u.{deleted_at} <= {cutoff} and {after} and {up_to}
                offset 0) expired"

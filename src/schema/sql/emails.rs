@@ -20,7 +20,7 @@ pub(super) fn record_app_deletions(t: &Names) -> String {
         deleted_at_column = t.deleted_at,
         after = t.after_key("u", "$1", "$2"),
         up_to = t.up_to_key("u", "$3", "$4"),
-        recorded = t.deletion_in_history("u", None),
+        recorded = t.deletion_in_history("u", false),
     )
 }
 
@@ -45,11 +45,9 @@ pub(super) fn email_account(t: &Names) -> String {
 
 pub(super) fn queue_reminders(t: &Names) -> String {
     let Names {
-        users,
-        id,
-        deleted_at,
-        ..
+        users, deleted_at, ..
     } = t;
+    let id = t.id_text("u");
     let deleted_at_tz = t.deleted_at_of("u");
     let reminder_due = t.as_column("now() - make_interval(days => $1 - $2)");
     // An account without an address gets no reminder (nor a failing row),
@@ -59,7 +57,7 @@ pub(super) fn queue_reminders(t: &Names) -> String {
     let made_by_user = t.made_by_user("u");
     format!(
         "with due as (
-             select u.{id}::text as id, {address} as email, {deleted_at_tz} as deleted_at
+             select {id} as id, {address} as email, {deleted_at_tz} as deleted_at
              from {users} u
              where u.{deleted_at} <= {reminder_due}
                and {in_grace}
@@ -67,7 +65,7 @@ pub(super) fn queue_reminders(t: &Names) -> String {
                and {made_by_user}
                and not exists (
                    select 1 from account_deletion.email_outbox o
-                   where o.user_id = u.{id}::text and o.kind = 'reminder'
+                   where o.user_id = {id} and o.kind = 'reminder'
                      and o.for_deleted_at = {deleted_at_tz}
                )
          ), superseded as (

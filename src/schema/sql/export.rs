@@ -30,21 +30,21 @@ pub struct ExportStatements {
 
 impl ExportStatements {
     pub(super) fn render(t: &Names) -> Self {
-        let Names {
-            users, id, id_type, ..
-        } = t;
-        let address = t.address_of("u");
+        let users = &t.users;
+        let not_anonymized = t.not_anonymized("u");
         let live = format!(
             "e.expires_at > now() and e.downloads < {DOWNLOADS_PER_LINK}
-           and u.{id} = e.user_id::{id_type} and {not_anonymized}",
-            not_anonymized = t.not_anonymized("u"),
+           and {is_user} and {not_anonymized}",
+            is_user = t.is_user("u", "e.user_id"),
         );
         Self {
             account: format!(
-                "select u.{id}::text, {address} from {users} u
-                 where u.{id} = $1::{id_type} and {not_anonymized}
+                "select {id}, {address} from {users} u
+                 where {is_user} and {not_anonymized}
                  for share of u",
-                not_anonymized = t.not_anonymized("u"),
+                id = t.id_text("u"),
+                address = t.address_of("u"),
+                is_user = t.is_user("u", "$1"),
             ),
             redeem: format!(
                 "update account_deletion.exports e set downloads = e.downloads + 1

@@ -41,9 +41,9 @@ impl Names {
     /// No account has the id `value` (text): it is gone.
     pub(super) fn gone(&self, value: &str) -> String {
         format!(
-            "not exists (select 1 from {} u where {})",
+            "not exists (select 1 from {} gone where {})",
             self.users,
-            self.is_user("u", value)
+            self.is_user("gone", value)
         )
     }
 
@@ -100,7 +100,7 @@ impl Names {
 
     /// `alias` compares with the key (`at`, `id`) by `op`; true when `at`
     /// is null (an open bound).
-    pub(super) fn key_bound(&self, alias: &str, op: &str, at: &str, key_id: &str) -> String {
+    fn key_bound(&self, alias: &str, op: &str, at: &str, key_id: &str) -> String {
         let Self {
             id,
             deleted_at,
@@ -134,12 +134,17 @@ impl Names {
         self.key_bound(alias, "<=", at, key_id)
     }
 
-    /// No hold keeps user `alias` (an index probe of `holds`' key).
-    pub(super) fn not_held(&self, alias: &str) -> String {
+    /// A hold keeps user `alias` (an index probe of `holds`' key).
+    pub(super) fn held(&self, alias: &str) -> String {
         format!(
-            "not exists (select 1 from account_deletion.holds h where h.user_id = {alias}.{}::text)",
-            self.id
+            "exists (select 1 from account_deletion.holds h where h.user_id = {})",
+            self.id_text(alias)
         )
+    }
+
+    /// No hold keeps user `alias`.
+    pub(super) fn not_held(&self, alias: &str) -> String {
+        format!("not {}", self.held(alias))
     }
 
     /// No hold keeps user `alias`, checked against what a purge run read
@@ -176,9 +181,14 @@ impl Names {
     /// person is gone, its row stays for the records that must be kept), so
     /// nothing may restore it or send it a link.
     pub(super) fn not_anonymized(&self, alias: &str) -> String {
+        format!("not {}", self.anonymized(alias))
+    }
+
+    /// `alias` has been anonymized.
+    pub(super) fn anonymized(&self, alias: &str) -> String {
         format!(
-            "not exists (select 1 from account_deletion.anonymized a where a.user_id = {alias}.{}::text)",
-            self.id
+            "exists (select 1 from account_deletion.anonymized a where a.user_id = {})",
+            self.id_text(alias)
         )
     }
 
@@ -187,15 +197,13 @@ impl Names {
     /// opposed to the app setting the deleted-at by itself. Only such a
     /// deletion gets an email or a link that can restore the account.
     pub(super) fn made_by_user(&self, alias: &str) -> String {
-        self.deletion_in_history(alias, Some("user"))
+        self.deletion_in_history(alias, true)
     }
 
     /// `exists (…)`: the history holds the deletion `alias` is in now (for
-    /// this very deleted-at), made by `by` when it is given.
-    pub(super) fn deletion_in_history(&self, alias: &str, by: Option<&str>) -> String {
-        let by = by
-            .map(|by| format!(" and h.by = '{by}'"))
-            .unwrap_or_default();
+    /// this very deleted-at), made by its user only when `by_user`.
+    pub(super) fn deletion_in_history(&self, alias: &str, by_user: bool) -> String {
+        let by = if by_user { " and h.by = 'user'" } else { "" };
         format!(
             "exists (
                    select 1 from account_deletion.history h
@@ -208,7 +216,7 @@ impl Names {
     }
 }
 
-pub(super) fn as_timestamptz(column: &str, naive: bool) -> String {
+fn as_timestamptz(column: &str, naive: bool) -> String {
     if naive {
         format!("({column} at time zone 'UTC')")
     } else {

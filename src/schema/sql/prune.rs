@@ -6,7 +6,7 @@ use super::names::Names;
 /// The statement of a rotating prune: a slice `slice` (a CTE of `user_id`s
 /// in order after `$1`), those of it that go (`gone`), and what goes with
 /// them (`deleted`, returning a row for each row deleted).
-pub(super) fn rotating_prune(slice: &str, gone: &str, deleted: &str) -> String {
+fn rotating_prune(slice: &str, gone: &str, deleted: &str) -> String {
     format!(
         "with slice as ({slice}
         ), gone as ({gone}
@@ -32,7 +32,7 @@ pub(super) fn prune_anonymized(t: &Names) -> String {
 
 /// The history of an account that is gone, none of it younger than the
 /// keep (`$days`): no row of `users` has its id.
-pub(super) fn history_gone(t: &Names, candidates: &str, days: &str) -> String {
+fn history_gone(t: &Names, candidates: &str, days: &str) -> String {
     format!(
         "select c.user_id from ({candidates}) c
             where {gone}

@@ -222,13 +222,14 @@ pub(super) fn held_at_start(t: &Names) -> String {
     let after = t.after_key_estimated("u", "$1", "$2");
     let up_to = t.up_to_key("u", "$3", "$4");
     let cutoff = t.as_column("$5");
+    let held = t.held("u");
     // From the range's accounts to their holds, not from every hold: a
     // walk of new work reads what is new, however many accounts are held.
     format!(
         "select array(
              select u.{id}::text from {users} u
              where u.{deleted_at} <= {cutoff} and {after} and {up_to}
-               and exists (select 1 from account_deletion.holds h where h.user_id = u.{id}::text)),
+               and {held}),
          clock_timestamp(),
          txid_snapshot_xmin(txid_current_snapshot())"
     )
