@@ -24,7 +24,7 @@ use sqlx::PgPool;
 use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 
 use crate::helpers::time_zone_proxy::TimeZoneProxy;
-use crate::helpers::{APP_URL, AccountApp, TestDb, TestResponse, read, request};
+use crate::helpers::{APP_URL, AccountApp, TestDb, read, request};
 
 const PRISMA_SQL: &str = include_str!("../fixtures/prisma/migration.sql");
 const DJANGO_SQL: &str = include_str!("../fixtures/django/migration.sql");
@@ -272,10 +272,6 @@ pub(crate) async fn app_for(framework: Framework, extra: &[(&str, &str)]) -> Ado
     Adopted { app, _zone: zone }
 }
 
-pub(crate) async fn delete_with(app: &AccountApp, headers: &[(&str, &str)]) -> TestResponse {
-    app.delete_request(headers).await
-}
-
 /// Waits for the next email to `to` that carries a recovery link; its token.
 async fn next_link_to(app: &AccountApp, to: &str, after: usize) -> String {
     let mut seen = after;
@@ -318,7 +314,7 @@ async fn the_whole_journey(framework: Framework) {
     // Delete.
     let before = app.smtp.received().len();
     let auth = format!("Bearer {session}");
-    let response = delete_with(&app, &[("authorization", &auth)]).await;
+    let response = app.delete_request(&[("authorization", &auth)]).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
     let body = response.json();
     let deleted_at = parse_time(&body["deleted_at"]);
@@ -369,7 +365,7 @@ async fn the_whole_journey(framework: Framework) {
     let auth = format!("Bearer {session}");
     let before = app.smtp.received().len();
     assert_eq!(
-        delete_with(&app, &[("authorization", &auth)]).await.status,
+        app.delete_request(&[("authorization", &auth)]).await.status,
         StatusCode::ACCEPTED
     );
     let last_link = next_link_to(&app, &email, before).await;
@@ -481,7 +477,7 @@ async fn app_with_optional_email(extra: &[(&str, &str)]) -> Adopted {
 pub(crate) async fn delete_signed_in(app: &AccountApp, user: &str) {
     let session = Framework::Prisma.add_session(app.pool(), user, 1).await;
     let auth = format!("Bearer {session}");
-    let response = delete_with(app, &[("authorization", &auth)]).await;
+    let response = app.delete_request(&[("authorization", &auth)]).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
 }
 
@@ -650,7 +646,9 @@ async fn each_authjs_cookie_deletes_from_a_trusted_origin_and_every_session_goes
         Framework::Prisma.add_session(pool, &user, 48).await;
         Framework::Prisma.add_session(pool, &user, 2).await;
         let cookie = format!("theme=dark; {name}={token}");
-        let response = delete_with(&app, &[("cookie", &cookie), ("origin", origin)]).await;
+        let response = app
+            .delete_request(&[("cookie", &cookie), ("origin", origin)])
+            .await;
         assert_eq!(
             response.status,
             StatusCode::ACCEPTED,
@@ -715,7 +713,7 @@ async fn a_session_cookie_sent_twice_is_refused_and_deletes_no_one() {
         let mut headers: Vec<(&str, &str)> =
             cookies.iter().map(|c| ("cookie", c.as_str())).collect();
         headers.push(("origin", APP_URL));
-        let response = delete_with(&app, &headers).await;
+        let response = app.delete_request(&headers).await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{name}");
     }
     for user in [&victim, &sibling] {
@@ -728,7 +726,7 @@ async fn a_session_cookie_sent_twice_is_refused_and_deletes_no_one() {
     // One copy signs in as before.
     let cookie = format!("authjs.session-token={victims}");
     assert_eq!(
-        delete_with(&app, &[("cookie", &cookie), ("origin", APP_URL)])
+        app.delete_request(&[("cookie", &cookie), ("origin", APP_URL)])
             .await
             .status,
         StatusCode::ACCEPTED
@@ -760,7 +758,7 @@ async fn a_token_with_quotes_and_backslashes_signs_in_on_a_server_with_backslash
     .await
     .unwrap();
     let auth = format!("Bearer {token}");
-    let response = delete_with(&app, &[("authorization", &auth)]).await;
+    let response = app.delete_request(&[("authorization", &auth)]).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
     assert!(matches!(
         Framework::Prisma.deleted_at_of(pool, &user).await,
@@ -820,7 +818,7 @@ async fn a_cookie_without_a_trusted_origin_gets_403_and_changes_nothing() {
         if let Some(origin) = origin {
             headers.push(("origin", origin));
         }
-        let response = delete_with(&app, &headers).await;
+        let response = app.delete_request(&headers).await;
         assert_eq!(response.status, StatusCode::FORBIDDEN, "{origin:?}");
         assert_eq!(response.error_code(), "forbidden_origin");
     }
@@ -833,7 +831,7 @@ async fn a_cookie_without_a_trusted_origin_gets_403_and_changes_nothing() {
     // The same token as a bearer header needs no origin.
     let auth = format!("Bearer {token}");
     assert_eq!(
-        delete_with(&app, &[("authorization", &auth)]).await.status,
+        app.delete_request(&[("authorization", &auth)]).await.status,
         StatusCode::ACCEPTED
     );
 }
@@ -854,7 +852,7 @@ async fn an_expired_or_unknown_authjs_session_gets_401() {
         vec![],
     ] {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let response = delete_with(&app, &headers).await;
+        let response = app.delete_request(&headers).await;
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{headers:?}");
     }
     assert_eq!(

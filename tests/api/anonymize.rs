@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use testkit::webhook_receiver::{SECRET, WebhookReceiver};
 
-use crate::adopting::{Framework, app_for, delete_with};
+use crate::adopting::{Framework, app_for};
 use crate::helpers::{AccountApp, race_the_purge, status_config, status_of};
 
 const ANONYMIZE: (&str, &str) = ("ERASE_BLOCKED", "anonymize");
@@ -21,7 +21,7 @@ const ANONYMIZE: (&str, &str) = ("ERASE_BLOCKED", "anonymize");
 async fn delete_signed_in(framework: Framework, app: &AccountApp, user: &str) {
     let session = framework.add_session(app.pool(), user, 1).await;
     let auth = format!("Bearer {session}");
-    let response = delete_with(app, &[("authorization", &auth)]).await;
+    let response = app.delete_request(&[("authorization", &auth)]).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
 }
 

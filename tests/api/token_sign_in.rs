@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use testkit::jwks_server::{Behaviour, JwksServer};
 
-use crate::adopting::{Framework, app_for, delete_with};
+use crate::adopting::{Framework, app_for};
 use crate::helpers::{APP_URL, AccountApp, TestDb, TestResponse};
 
 const AUTHJS: &str = include_str!("../fixtures/tokens/authjs.json");
@@ -120,7 +120,7 @@ async fn with_cookie(app: &AccountApp, cookie: &str, origin: Option<&str>) -> Te
     if let Some(origin) = origin {
         headers.push(("origin", origin));
     }
-    delete_with(app, &headers).await
+    app.delete_request(&headers).await
 }
 
 #[tokio::test]
@@ -177,7 +177,7 @@ async fn an_authjs_cookie_from_before_the_deletion_cannot_restore_a_newer_one_ca
     prisma_user(pool, &vector.sub).await;
     let cookie = format!("{}={}", vector.cookie, vector.token);
     let headers = [("cookie", cookie.as_str()), ("origin", APP_URL)];
-    let deleted = delete_with(&app, &headers).await;
+    let deleted = app.delete_request(&headers).await;
     assert_eq!(deleted.status, StatusCode::ACCEPTED, "{}", deleted.text());
     // The cookie a shared device kept (Auth.js JWT sessions last 30 days)
     // was issued before the deletion, which could not revoke it.
@@ -262,7 +262,7 @@ async fn authjs_jwt_cookies_need_a_trusted_origin_bearers_and_chunks_work() {
     let secure = vectors.named("v5 secure cookie");
     prisma_user(pool, &secure.sub).await;
     let bearer = format!("Bearer {}", secure.token);
-    let response = delete_with(&app, &[("authorization", &bearer)]).await;
+    let response = app.delete_request(&[("authorization", &bearer)]).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
 }
 
@@ -296,7 +296,8 @@ async fn deleted(pool: &PgPool, id: &str) -> bool {
 }
 
 async fn with_bearer(app: &AccountApp, token: &str) -> TestResponse {
-    delete_with(app, &[("authorization", &format!("Bearer {token}"))]).await
+    app.delete_request(&[("authorization", &format!("Bearer {token}"))])
+        .await
 }
 
 #[tokio::test]

@@ -165,9 +165,7 @@ async fn an_authjs_cookie_of_a_soft_deleted_user_reads_and_restores_by_the_cooki
     let session = Framework::Prisma.add_session(pool, &user, 1).await;
     let auth = bearer(&session);
     assert_eq!(
-        crate::adopting::delete_with(&app, &[("authorization", &auth)])
-            .await
-            .status,
+        app.delete_request(&[("authorization", &auth)]).await.status,
         StatusCode::ACCEPTED
     );
     // Auth.js lets them sign in again: a new database session.
@@ -291,7 +289,7 @@ async fn a_jwt_of_a_soft_deleted_user_reads_and_restores_only_if_issued_after_th
             .error_code(),
         "not_deleted"
     );
-    let deleted = crate::adopting::delete_with(&app, &[("authorization", &auth)]).await;
+    let deleted = app.delete_request(&[("authorization", &auth)]).await;
     assert_eq!(deleted.status, StatusCode::ACCEPTED);
     // The same token still signs in (a JWT cannot be revoked) and reads the
     // deletion, but was issued before it: one left on a shared device must
@@ -330,7 +328,7 @@ async fn a_jwt_that_does_not_say_when_it_was_issued_never_restores() {
         .execute(app.pool())
         .await
         .unwrap();
-    let deleted = crate::adopting::delete_with(&app, &[("authorization", &auth)]).await;
+    let deleted = app.delete_request(&[("authorization", &auth)]).await;
     assert_eq!(deleted.status, StatusCode::ACCEPTED, "{}", deleted.text());
     // However long ago the deletion was.
     app.backdate(sub.parse().unwrap(), "3000 days").await;
