@@ -1,16 +1,16 @@
-//! The run's lease on the purge: claimed (or the run skipped), finished
-//! with its figures, or failed with its code.
+//! The run's lease on the purge: claimed, finished with its figures, or
+//! failed with its code.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use crate::config::{Keep, PurgeSettings, RetentionDays};
+use crate::config::{Keep, RetentionDays};
 use crate::platform::db::{self, Limits};
 use crate::schema::sql::Statements;
 
-use super::{Expired, LEASE_GRACE, Lease, PurgeError, PurgeOutcome, PurgeStatus, ledger_only};
+use super::{Expired, LEASE_GRACE, Lease, PurgeError, PurgeStatus};
 
 /// Takes the purge for this run, or `None` when a live run holds it.
 pub(super) async fn claim(
@@ -43,17 +43,6 @@ pub(super) async fn claim(
     .await?;
     tx.commit().await?;
     Ok(claimed.map(|(run_id, cutoff)| Lease { run_id, cutoff }))
-}
-
-/// A run that found the purge held: records itself and what is left.
-pub(super) async fn skipped(
-    pool: &PgPool,
-    sql: &Statements,
-    retention: RetentionDays,
-    settings: &PurgeSettings,
-    started: Instant,
-) -> Result<PurgeOutcome, sqlx::Error> {
-    ledger_only(pool, sql, retention, settings, started, false).await
 }
 
 /// Records a run's end on the ledger (which frees the purge for the next

@@ -60,10 +60,8 @@ pub use counts::Overdue;
 pub(crate) use counts::{Expired, count_expired};
 pub(crate) use erase_now::LockedAccount;
 pub use erase_now::{NotErased, erase_now};
-use lease::{claim, finish_run, record_failure, skipped};
-use stages::{
-    anonymize_new, batch_limits, count_only, delete, ledger_only, read_place, recheck, sweep,
-};
+use lease::{claim, finish_run, record_failure};
+use stages::{anonymize_new, count_only, delete, read_place, recheck, skipped, sweep};
 use walk::{Progress, Range, Walker};
 
 /// How long past its time budget a run's lease lasts: room for the last batch
@@ -457,55 +455,4 @@ async fn purge_with_lease(
                 .expect("no panics while held"),
         ),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::num::NonZeroU32;
-
-    use super::*;
-
-    #[test]
-    fn batch_limits_follow_the_target_within_the_budget() {
-        let settings = |target_ms: Option<u64>, budget_s: u64| PurgeSettings {
-            batch_size: NonZeroU32::new(1000).unwrap(),
-            batch_target: target_ms.map(Duration::from_millis),
-            time_budget: Duration::from_secs(budget_s),
-            workers: NonZeroU32::new(2).unwrap(),
-            ..PurgeSettings::default()
-        };
-        let statement_timeout = |limits: Limits| {
-            limits
-                .begin_statement()
-                .split("statement_timeout = '")
-                .nth(1)
-                .and_then(|rest| rest.split('\'').next())
-                .unwrap()
-                .to_owned()
-        };
-        // The defaults: 20 ms batches may run 2 s.
-        assert_eq!(
-            statement_timeout(batch_limits(&settings(Some(20), 240))),
-            "2000ms"
-        );
-        // Fixed-size batches: 30 s, but at most a quarter of the budget.
-        assert_eq!(
-            statement_timeout(batch_limits(&settings(None, 240))),
-            "30000ms"
-        );
-        assert_eq!(
-            statement_timeout(batch_limits(&settings(None, 60))),
-            "15000ms"
-        );
-        // A tiny budget still lets a batch run a second.
-        assert_eq!(
-            statement_timeout(batch_limits(&settings(Some(20), 1))),
-            "1000ms"
-        );
-        assert!(
-            batch_limits(&settings(Some(20), 240))
-                .begin_statement()
-                .contains("lock_timeout = '1000ms'")
-        );
-    }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -31,6 +31,17 @@ pub(super) async fn count_only(
     let mut outcome = ledger_only(pool, sql, retention, settings, started, true).await?;
     outcome.findings = Some(Findings::of(&sql.catalog));
     Ok(outcome)
+}
+
+/// A run that found the purge held: records itself and what is left.
+pub(super) async fn skipped(
+    pool: &PgPool,
+    sql: &Statements,
+    retention: RetentionDays,
+    settings: &PurgeSettings,
+    started: Instant,
+) -> Result<PurgeOutcome, sqlx::Error> {
+    ledger_only(pool, sql, retention, settings, started, false).await
 }
 
 /// A run that deletes nothing (skipped, or dry): one ledger row with the
@@ -229,7 +240,7 @@ pub(super) async fn sweep(
 }
 
 /// The most accounts asked for again that one batch takes.
-pub(super) const RECHECKS_PER_BATCH: i64 = 1000;
+const RECHECKS_PER_BATCH: i64 = 1000;
 
 /// The accounts asked for again (a hold released, re-erasure after a
 /// restore), wherever they lie: each batch of them deleted, or anonymized
@@ -241,7 +252,7 @@ pub(super) async fn recheck(
     anonymize_only: Option<&[String]>,
 ) -> Result<i64, PurgeError> {
     let pool = walker.pool;
-    let limits = batch_limits(&walker.settings);
+    let limits = walk::batch_limits(&walker.settings);
     loop {
         let mut tx = db::begin(pool, &Limits::CRON).await?;
         let ids: Vec<String> = db::query_scalar(
@@ -291,24 +302,4 @@ pub(super) async fn recheck(
             return Ok(0);
         }
     }
-}
-
-/// The limits of one batch transaction. A batch is sized to take the batch
-/// target; one that runs a hundred times longer is stuck, most likely on a
-/// lock an app transaction holds on a row the cascade must delete, and is
-/// cancelled so that it cannot eat the run. Without a target, batches are as
-/// large as `PURGE_BATCH_SIZE` and get more room. Never more than a quarter
-/// of the budget, so the run still has time to record why it stopped; never
-/// less than a second, so a tiny budget still lets its one batch finish.
-pub(super) fn batch_limits(settings: &PurgeSettings) -> Limits {
-    let wanted = settings
-        .batch_target
-        .map_or(Duration::from_secs(30), |target| target * 100);
-    let statement = wanted
-        .min(settings.time_budget / 4)
-        .max(Duration::from_secs(1));
-    // A lock wait gives up first, so the ledger names the lock as the cause.
-    // The gate goes first, before the batch's snapshot (see `sql`).
-    Limits::new(statement / 2, statement, Duration::from_secs(10))
-        .then(crate::schema::sql::GATE_SHARED)
 }

@@ -12,7 +12,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::task::JoinSet;
 
 use super::batch_size::BatchSize;
-use super::{Lease, PurgeError, batch_limits};
+use super::{Lease, PurgeError};
 use crate::config::PurgeSettings;
 use crate::lifecycle::sweeps::Key;
 use crate::platform::db::{self, Limits, Literal, Statement};
@@ -494,4 +494,75 @@ pub(super) async fn anonymize_batch(
         .await?
         .ok_or(sqlx::Error::RowNotFound)?;
     Ok(batch_from(row, started))
+}
+
+/// The limits of one batch transaction. A batch is sized to take the batch
+/// target; one that runs a hundred times longer is stuck, most likely on a
+/// lock an app transaction holds on a row the cascade must delete, and is
+/// cancelled so that it cannot eat the run. Without a target, batches are as
+/// large as `PURGE_BATCH_SIZE` and get more room. Never more than a quarter
+/// of the budget, so the run still has time to record why it stopped; never
+/// less than a second, so a tiny budget still lets its one batch finish.
+pub(super) fn batch_limits(settings: &PurgeSettings) -> Limits {
+    let wanted = settings
+        .batch_target
+        .map_or(Duration::from_secs(30), |target| target * 100);
+    let statement = wanted
+        .min(settings.time_budget / 4)
+        .max(Duration::from_secs(1));
+    // A lock wait gives up first, so the ledger names the lock as the cause.
+    // The gate goes first, before the batch's snapshot (see `sql`).
+    Limits::new(statement / 2, statement, Duration::from_secs(10))
+        .then(crate::schema::sql::GATE_SHARED)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use super::*;
+
+    #[test]
+    fn batch_limits_follow_the_target_within_the_budget() {
+        let settings = |target_ms: Option<u64>, budget_s: u64| PurgeSettings {
+            batch_size: NonZeroU32::new(1000).unwrap(),
+            batch_target: target_ms.map(Duration::from_millis),
+            time_budget: Duration::from_secs(budget_s),
+            workers: NonZeroU32::new(2).unwrap(),
+            ..PurgeSettings::default()
+        };
+        let statement_timeout = |limits: Limits| {
+            limits
+                .begin_statement()
+                .split("statement_timeout = '")
+                .nth(1)
+                .and_then(|rest| rest.split('\'').next())
+                .unwrap()
+                .to_owned()
+        };
+        // The defaults: 20 ms batches may run 2 s.
+        assert_eq!(
+            statement_timeout(batch_limits(&settings(Some(20), 240))),
+            "2000ms"
+        );
+        // Fixed-size batches: 30 s, but at most a quarter of the budget.
+        assert_eq!(
+            statement_timeout(batch_limits(&settings(None, 240))),
+            "30000ms"
+        );
+        assert_eq!(
+            statement_timeout(batch_limits(&settings(None, 60))),
+            "15000ms"
+        );
+        // A tiny budget still lets a batch run a second.
+        assert_eq!(
+            statement_timeout(batch_limits(&settings(Some(20), 1))),
+            "1000ms"
+        );
+        assert!(
+            batch_limits(&settings(Some(20), 240))
+                .begin_statement()
+                .contains("lock_timeout = '1000ms'")
+        );
+    }
 }
