@@ -203,3 +203,13 @@ fn with_header(mut response: Response, name: http::HeaderName, value: &str) -> R
     );
     response
 }
+
+/// Checks the method against what a route allows, answering 405 with `Allow`
+/// otherwise.
+pub fn method_not_allowed(method: &Method, allowed: &'static [Method]) -> Option<ApiError> {
+    if allowed.contains(method) {
+        None
+    } else {
+        Some(ApiError::MethodNotAllowed { allowed })
+    }
+}

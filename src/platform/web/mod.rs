@@ -13,8 +13,8 @@ mod streamed;
 
 pub use background::Background;
 pub use body::{MAX_BODY_BYTES, read_limited};
-pub use error::ApiError;
-pub use response::{allow_header, json, method_not_allowed};
+pub use error::{ApiError, method_not_allowed};
+pub use response::{allow_header, json};
 pub use streamed::{BodySender, Gone, Reply, Streamed, Torn, channel};
 
 /// A request whose body has already been read, within [`MAX_BODY_BYTES`].

@@ -3,7 +3,7 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Method, StatusCode};
 use serde::Serialize;
 
-use super::{ApiError, Response};
+use super::Response;
 
 /// A JSON answer. API answers are never cached: they describe state that
 /// changes with every request.
@@ -15,16 +15,6 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// Checks the method against what a route allows, answering 405 with `Allow`
-/// otherwise.
-pub fn method_not_allowed(method: &Method, allowed: &'static [Method]) -> Option<ApiError> {
-    if allowed.contains(method) {
-        None
-    } else {
-        Some(ApiError::MethodNotAllowed { allowed })
-    }
 }
 
 /// `Allow`'s value: the methods, comma-separated.
