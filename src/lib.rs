@@ -5,7 +5,7 @@
 //! the environment and hand it to [`platform::vercel::serve`].
 //!
 //! The folders are the layers, each importing only those listed before it
-//! (`tests/api/layout.rs` keeps it so):
+//! (`tests/api/tree.rs` keeps it so):
 //! 1. [`platform`]: what the rest stands on: HTTP, the database, mail, the
 //!    webhook's signature, tokens and secrets, telemetry;
 //! 2. [`schema`]: the app's schema: its catalog, the statements rendered

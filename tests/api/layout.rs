@@ -1,11 +1,10 @@
 //! What Vercel needs of the repository's shape, checked on the real files.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-fn root() -> &'static Path {
+pub(super) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -334,7 +333,7 @@ fn the_statement_check_itself_finds_what_runs_outside_a_transaction() {
     );
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+pub(super) fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
@@ -343,162 +342,4 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
-}
-
-type ImportGraph = std::collections::BTreeMap<String, BTreeSet<String>>;
-
-/// Which of the modules directly in `dir` each one uses, comments left
-/// out: `{path}x` (`crate::` for a crate's root, `crate::lifecycle::` for
-/// a folder of it), and `super::x` in the files directly in `dir`.
-fn module_imports(dir: &Path, path: &str) -> ImportGraph {
-    let mut files = Vec::new();
-    rust_files(dir, &mut files);
-    let mut graph = ImportGraph::new();
-    for file in files {
-        let relative = file.strip_prefix(dir).unwrap();
-        let module = relative
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy()
-            .trim_end_matches(".rs")
-            .to_owned();
-        if ["lib", "main", "mod"].contains(&module.as_str()) {
-            continue;
-        }
-        let prefixes: &[&str] = if relative.components().count() == 1 {
-            &[path, "super::"]
-        } else {
-            &[path]
-        };
-        let text = std::fs::read_to_string(&file).unwrap();
-        let uses: &mut BTreeSet<String> = graph.entry(module.clone()).or_default();
-        for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            for prefix in prefixes {
-                for (at, _) in line.match_indices(prefix) {
-                    let name: String = line[at + prefix.len()..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                        .collect();
-                    if !name.is_empty() && name != module {
-                        uses.insert(name);
-                    }
-                }
-            }
-        }
-    }
-    graph
-}
-
-/// A circle of imports among `graph`'s modules, if there is one.
-fn import_circle(graph: &ImportGraph) -> Option<Vec<String>> {
-    fn visit(
-        module: &str,
-        graph: &ImportGraph,
-        path: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-    ) -> Option<Vec<String>> {
-        if let Some(at) = path.iter().position(|m| m == module) {
-            let mut circle = path[at..].to_vec();
-            circle.push(module.to_owned());
-            return Some(circle);
-        }
-        if !done.insert(module.to_owned()) {
-            return None;
-        }
-        path.push(module.to_owned());
-        for next in graph.get(module).into_iter().flatten() {
-            if let Some(circle) = visit(next, graph, path, done) {
-                return Some(circle);
-            }
-        }
-        path.pop();
-        None
-    }
-    let mut done = BTreeSet::new();
-    graph
-        .keys()
-        .find_map(|module| visit(module, graph, &mut Vec::new(), &mut done))
-}
-
-#[test]
-fn the_testkit_has_no_import_circle() {
-    // The server knows its pooler; the pooler knows no server.
-    let graph = module_imports(&root().join("testkit/src"), "crate::");
-    assert!(graph["postgres"].contains("pgbouncer"), "{graph:?}");
-    assert_eq!(import_circle(&graph), None, "{graph:?}");
-    // The check finds a circle where there is one.
-    let mut circular = graph.clone();
-    circular
-        .entry("pgbouncer".to_owned())
-        .or_default()
-        .insert("postgres".to_owned());
-    assert!(import_circle(&circular).is_some());
-}
-
-/// The library's layers, lowest first (`src/lib.rs` says what each holds):
-/// each imports only those before it.
-const LAYERS: [&str; 7] = [
-    "platform",
-    "schema",
-    "auth",
-    "config",
-    "delivery",
-    "lifecycle",
-    "routes",
-];
-
-/// Each import of `graph` (the layers' modules) that reaches a layer not
-/// below its own, as `from -> to`.
-fn upward_imports(graph: &ImportGraph) -> Vec<String> {
-    let mut upward = Vec::new();
-    for (at, layer) in LAYERS.iter().enumerate() {
-        for imported in graph.get(*layer).into_iter().flatten() {
-            if !LAYERS[..at].contains(&imported.as_str()) {
-                upward.push(format!("{layer} -> {imported}"));
-            }
-        }
-    }
-    upward
-}
-
-#[test]
-fn each_layer_of_the_library_imports_only_the_layers_below_it() {
-    let src = root().join("src");
-    let graph = module_imports(&src, "crate::");
-    assert_eq!(
-        graph.keys().map(String::as_str).collect::<BTreeSet<_>>(),
-        BTreeSet::from(LAYERS),
-        "every folder of src/ is a layer of LAYERS, and nothing else sits beside them"
-    );
-    assert_eq!(upward_imports(&graph), Vec::<String>::new());
-    // Within a layer, its modules import each other one way too.
-    for layer in LAYERS {
-        let inner = module_imports(&src.join(layer), &format!("crate::{layer}::"));
-        assert_eq!(import_circle(&inner), None, "src/{layer}: {inner:?}");
-    }
-    // Only single paths, which the graph reads: `use crate::{a, b}` would
-    // hide `b` from it.
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        assert!(!text.contains("crate::{"), "{}: crate::{{", file.display());
-    }
-    // The check finds an import that runs up, and one within a layer that
-    // runs in a circle.
-    let mut upward = graph.clone();
-    upward
-        .get_mut("platform")
-        .unwrap()
-        .insert("lifecycle".to_owned());
-    assert_eq!(upward_imports(&upward), ["platform -> lifecycle"]);
-    let mut lifecycle = module_imports(&src.join("lifecycle"), "crate::lifecycle::");
-    assert!(lifecycle["purge"].contains("sweeps"), "{lifecycle:?}");
-    lifecycle
-        .get_mut("sweeps")
-        .unwrap()
-        .insert("purge".to_owned());
-    assert!(import_circle(&lifecycle).is_some());
 }

@@ -34,5 +34,6 @@ mod support;
 mod timeouts;
 mod token_sign_in;
 mod tombstones;
+mod tree;
 mod way_back;
 mod webhooks;
