@@ -3,8 +3,9 @@
 //! `ignore_startup_parameters`, no prepared-statement support), with a pool
 //! of three server connections per database.
 //!
-//! [`shared`] is the one the suite runs through when `TEST_VIA_POOLER=1`. It
-//! hands each transaction the server connection idle longest
+//! The one the suite runs through when `TEST_VIA_POOLER=1`
+//! ([`crate::postgres::shared_pooler`], started by the server's side) hands
+//! each transaction the server connection idle longest
 //! ([`Reuse::LongestIdle`]), so a client is moved between server connections
 //! as often as the pool allows, and any exchange of ours outside a
 //! transaction (an unnamed statement parsed on one server connection and
