@@ -42,6 +42,14 @@ pub(crate) enum Framework {
 }
 
 impl Framework {
+    /// The user deletes their account through the route, signed in by a
+    /// database session of this framework's.
+    pub(crate) async fn delete_signed_in(self, app: &AccountApp, user: &str) {
+        let session = self.add_session(app.pool(), user, 1).await;
+        let response = app.delete_with(&session).await;
+        assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
+    }
+
     /// The functions' environment for this schema.
     fn env(self) -> Vec<(&'static str, &'static str)> {
         match self {
@@ -313,8 +321,7 @@ async fn the_whole_journey(framework: Framework) {
 
     // Delete.
     let before = app.smtp.received().len();
-    let auth = format!("Bearer {session}");
-    let response = app.delete_request(&[("authorization", &auth)]).await;
+    let response = app.delete_with(&session).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
     let body = response.json();
     let deleted_at = parse_time(&body["deleted_at"]);
@@ -362,12 +369,8 @@ async fn the_whole_journey(framework: Framework) {
 
     // Delete again, and let the retention period pass.
     let session = framework.add_session(pool, &user, 1).await;
-    let auth = format!("Bearer {session}");
     let before = app.smtp.received().len();
-    assert_eq!(
-        app.delete_request(&[("authorization", &auth)]).await.status,
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(app.delete_with(&session).await.status, StatusCode::ACCEPTED);
     let last_link = next_link_to(&app, &email, before).await;
     let (other, _) = framework.create_user(pool).await;
     framework.backdate(pool, &user, 31).await;
@@ -473,14 +476,6 @@ async fn app_with_optional_email(extra: &[(&str, &str)]) -> Adopted {
     app
 }
 
-/// Deletes `user`'s account through the route, signed in with a session.
-pub(crate) async fn delete_signed_in(app: &AccountApp, user: &str) {
-    let session = Framework::Prisma.add_session(app.pool(), user, 1).await;
-    let auth = format!("Bearer {session}");
-    let response = app.delete_request(&[("authorization", &auth)]).await;
-    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
-}
-
 /// An account with a null or blank address (Django's users default to
 /// `''`) is deleted, reminded of nothing and purged like any other, with no
 /// email (nothing could reach its owner) and without holding up anyone's.
@@ -510,7 +505,7 @@ async fn accounts_without_an_address_are_deleted_and_purged_without_email_and_ho
 
     // Without an address: deleted and signed out at once, with no token and
     // no email, and the app hears of it.
-    delete_signed_in(&app, &nobody).await;
+    Framework::Prisma.delete_signed_in(&app, &nobody).await;
     assert!(
         prisma.deleted_at_of(pool, &nobody).await.unwrap().is_some(),
         "soft-deleted"
@@ -518,10 +513,10 @@ async fn accounts_without_an_address_are_deleted_and_purged_without_email_and_ho
     assert_eq!(prisma.sessions_of(pool, &nobody).await, 0);
     assert_eq!(our_rows_about(pool, &nobody).await, 0);
     // A blank one the same; the one with an address gets their link.
-    delete_signed_in(&app, &blank).await;
+    Framework::Prisma.delete_signed_in(&app, &blank).await;
     assert_eq!(our_rows_about(pool, &blank).await, 0);
     let before = app.smtp.received().len();
-    delete_signed_in(&app, &someone).await;
+    Framework::Prisma.delete_signed_in(&app, &someone).await;
     next_link_to(&app, &address, before).await;
 
     // Three days before the purge: a reminder for the one with an address
@@ -601,7 +596,7 @@ async fn an_address_removed_while_deleted_still_lets_the_link_restore_the_accoun
     let pool = app.pool();
     let (user, address) = Framework::Prisma.create_user(pool).await;
     let before = app.smtp.received().len();
-    delete_signed_in(&app, &user).await;
+    Framework::Prisma.delete_signed_in(&app, &user).await;
     let link = next_link_to(&app, &address, before).await;
     sqlx::query(r#"update "User" set email = null where id = $1"#)
         .bind(&user)
@@ -757,8 +752,7 @@ async fn a_token_with_quotes_and_backslashes_signs_in_on_a_server_with_backslash
     .execute(pool)
     .await
     .unwrap();
-    let auth = format!("Bearer {token}");
-    let response = app.delete_request(&[("authorization", &auth)]).await;
+    let response = app.delete_with(token).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
     assert!(matches!(
         Framework::Prisma.deleted_at_of(pool, &user).await,
@@ -785,7 +779,7 @@ async fn the_purge_takes_the_users_authjs_sign_in_links_with_it() {
     .execute(pool)
     .await
     .unwrap();
-    delete_signed_in(&app, &leaving).await;
+    Framework::Prisma.delete_signed_in(&app, &leaving).await;
     Framework::Prisma.backdate(pool, &leaving, 31).await;
     let purged = app.run_purge().await;
     assert_eq!(purged["deleted"], 1, "{purged}");
@@ -829,11 +823,7 @@ async fn a_cookie_without_a_trusted_origin_gets_403_and_changes_nothing() {
     assert_eq!(Framework::Prisma.sessions_of(pool, &user).await, 1);
     assert!(app.smtp.received().is_empty());
     // The same token as a bearer header needs no origin.
-    let auth = format!("Bearer {token}");
-    assert_eq!(
-        app.delete_request(&[("authorization", &auth)]).await.status,
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(app.delete_with(&token).await.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]

@@ -16,15 +16,6 @@ use crate::helpers::{AccountApp, race_the_purge, status_config, status_of};
 
 const ANONYMIZE: (&str, &str) = ("ERASE_BLOCKED", "anonymize");
 
-/// The user deletes their account through the route, signed in by a
-/// database session of the framework's.
-async fn delete_signed_in(framework: Framework, app: &AccountApp, user: &str) {
-    let session = framework.add_session(app.pool(), user, 1).await;
-    let auth = format!("Bearer {session}");
-    let response = app.delete_request(&[("authorization", &auth)]).await;
-    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
-}
-
 async fn count(pool: &PgPool, sql: &str, user: &str) -> i64 {
     sqlx::query_scalar(sql)
         .bind(user)
@@ -73,7 +64,7 @@ async fn an_expired_prisma_customer_is_anonymized_kept_for_the_invoices_then_del
     let (customer, email) = prisma_customer(pool).await;
     let (plain, _) = Framework::Prisma.create_user(pool).await;
     for user in [&customer, &plain] {
-        delete_signed_in(Framework::Prisma, &app, user).await;
+        Framework::Prisma.delete_signed_in(&app, user).await;
         Framework::Prisma.backdate(pool, user, 31).await;
     }
     let deleted_at_before = Framework::Prisma
@@ -277,7 +268,7 @@ async fn a_django_customer_with_protected_orders_is_anonymized_the_same_way() {
     .execute(pool)
     .await
     .unwrap();
-    delete_signed_in(Framework::Django, &app, &customer).await;
+    Framework::Django.delete_signed_in(&app, &customer).await;
     Framework::Django.backdate(pool, &customer, 31).await;
     let run = app.run_purge().await;
     assert_eq!(
@@ -324,7 +315,7 @@ async fn under_wait_the_same_account_stays_blocked_and_the_status_says_so() {
     let app = app_for(Framework::Prisma, &[]).await;
     let pool = app.pool();
     let (customer, email) = prisma_customer(pool).await;
-    delete_signed_in(Framework::Prisma, &app, &customer).await;
+    Framework::Prisma.delete_signed_in(&app, &customer).await;
     Framework::Prisma.backdate(pool, &customer, 31).await;
     let run = app.run_purge().await;
     assert_eq!(

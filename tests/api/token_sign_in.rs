@@ -261,8 +261,7 @@ async fn authjs_jwt_cookies_need_a_trusted_origin_bearers_and_chunks_work() {
     // As a bearer header (Auth.js's getToken reads it too), no origin needed.
     let secure = vectors.named("v5 secure cookie");
     prisma_user(pool, &secure.sub).await;
-    let bearer = format!("Bearer {}", secure.token);
-    let response = app.delete_request(&[("authorization", &bearer)]).await;
+    let response = app.delete_with(&secure.token).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
 }
 
@@ -295,11 +294,6 @@ async fn deleted(pool: &PgPool, id: &str) -> bool {
         .unwrap()
 }
 
-async fn with_bearer(app: &AccountApp, token: &str) -> TestResponse {
-    app.delete_request(&[("authorization", &format!("Bearer {token}"))])
-        .await
-}
-
 #[tokio::test]
 async fn jwks_tokens_verify_only_with_their_own_key_algorithm_and_claims() {
     let vectors = jwt();
@@ -313,7 +307,7 @@ async fn jwks_tokens_verify_only_with_their_own_key_algorithm_and_claims() {
             continue;
         }
         user(pool, &vector.sub).await;
-        let response = with_bearer(&app, &vector.token).await;
+        let response = app.delete_with(&vector.token).await;
         expect_answer(&response, vector.valid, &vector.name);
         assert_eq!(
             deleted(pool, &vector.sub).await,
@@ -347,7 +341,7 @@ async fn unknown_kids_cannot_make_us_hammer_the_provider() {
     let valid = vectors.named("ES256");
     user(app.pool(), &valid.sub).await;
     assert_eq!(
-        with_bearer(&app, &valid.token).await.status,
+        app.delete_with(&valid.token).await.status,
         StatusCode::ACCEPTED
     );
     assert_eq!(server.fetches(), 1);
@@ -360,7 +354,7 @@ async fn unknown_kids_cannot_make_us_hammer_the_provider() {
         let header = base64_url(&format!(r#"{{"alg":"ES256","kid":"random-{i}"}}"#));
         let token = format!("{header}.{payload}.{signature}");
         assert_eq!(
-            with_bearer(&app, &token).await.status,
+            app.delete_with(&token).await.status,
             StatusCode::UNAUTHORIZED
         );
     }
@@ -377,13 +371,13 @@ async fn a_key_added_by_a_rotation_is_fetched_after_the_cooldown() {
     user(app.pool(), &before.sub).await;
     user(app.pool(), &after.sub).await;
     assert_eq!(
-        with_bearer(&app, &before.token).await.status,
+        app.delete_with(&before.token).await.status,
         StatusCode::ACCEPTED
     );
     server.set_document(&vectors.jwks_rotated.to_string());
     // Ten seconds pass before a kid we lack makes us fetch again.
     tokio::time::sleep(Duration::from_millis(10_200)).await;
-    let response = with_bearer(&app, &after.token).await;
+    let response = app.delete_with(&after.token).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
     assert!(deleted(app.pool(), &after.sub).await);
     assert_eq!(server.fetches(), 2);
@@ -398,7 +392,7 @@ async fn a_provider_that_is_down_or_hangs_gives_503_then_recovers() {
     user(app.pool(), &token.sub).await;
 
     server.go_down();
-    let response = with_bearer(&app, &token.token).await;
+    let response = app.delete_with(&token.token).await;
     assert_eq!(
         response.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -413,7 +407,7 @@ async fn a_provider_that_is_down_or_hangs_gives_503_then_recovers() {
     server.set_behaviour(Behaviour::Hang);
     tokio::time::sleep(Duration::from_millis(10_200)).await;
     let started = Instant::now();
-    let response = with_bearer(&app, &token.token).await;
+    let response = app.delete_with(&token.token).await;
     assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         started.elapsed() < Duration::from_secs(6),
@@ -423,7 +417,7 @@ async fn a_provider_that_is_down_or_hangs_gives_503_then_recovers() {
 
     server.set_behaviour(Behaviour::Serve);
     tokio::time::sleep(Duration::from_millis(10_200)).await;
-    let response = with_bearer(&app, &token.token).await;
+    let response = app.delete_with(&token.token).await;
     assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.text());
 }
 
@@ -436,7 +430,7 @@ async fn a_shared_secret_verifies_hs256_and_nothing_else() {
     for vector in vectors.vectors.iter().filter(|v| v.mode == "secret") {
         seen += 1;
         user(pool, &vector.sub).await;
-        let response = with_bearer(&app, &vector.token).await;
+        let response = app.delete_with(&vector.token).await;
         expect_answer(&response, vector.valid, &vector.name);
     }
     assert_eq!(seen, 5);
@@ -463,7 +457,7 @@ async fn an_authorized_party_list_refuses_tokens_made_for_other_origins() {
         let vector = vectors.named(name);
         user(app.pool(), &vector.sub).await;
         assert_eq!(
-            with_bearer(&app, &vector.token).await.status,
+            app.delete_with(&vector.token).await.status,
             status,
             "{name}"
         );
@@ -479,7 +473,7 @@ async fn the_audience_is_required_and_waived_only_by_saying_none() {
     let app = provider_app(&[("JWT_JWKS_URL", &server.url())]).await;
     user(app.pool(), &no_audience.sub).await;
     assert_eq!(
-        with_bearer(&app, &no_audience.token).await.status,
+        app.delete_with(&no_audience.token).await.status,
         StatusCode::UNAUTHORIZED
     );
     // Waived explicitly, for a provider that issues none (Clerk).
@@ -494,13 +488,13 @@ async fn the_audience_is_required_and_waived_only_by_saying_none() {
     let waived = AccountApp::on(TestDb::new().await, None, &env).await;
     user(waived.pool(), &no_audience.sub).await;
     assert_eq!(
-        with_bearer(&waived, &no_audience.token).await.status,
+        waived.delete_with(&no_audience.token).await.status,
         StatusCode::ACCEPTED
     );
     // Unset: every request is refused, naming the variable.
     env.retain(|(name, _)| *name != "JWT_AUDIENCE");
     let unset = AccountApp::on(TestDb::new().await, None, &env).await;
-    let response = with_bearer(&unset, &no_audience.token).await;
+    let response = unset.delete_with(&no_audience.token).await;
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(response.error_code(), "server_misconfigured");
 }
@@ -516,7 +510,7 @@ async fn a_token_mode_missing_its_settings_answers_500() {
         ],
     )
     .await;
-    let response = with_bearer(&app, "a.b.c").await;
+    let response = app.delete_with("a.b.c").await;
     assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(response.error_code(), "server_misconfigured");
 }

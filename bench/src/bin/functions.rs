@@ -347,13 +347,9 @@ async fn rss_after_requests(
         }
         send(running.port, method, path, &headers, b"").await?;
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", running.child.id()))?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    Ok(kb * 1000)
+    let (rss, _peak) = testkit::process::memory_of(running.child.id())
+        .ok_or_else(|| anyhow::anyhow!("no memory figures for {}", function.name))?;
+    Ok(rss)
 }
 
 async fn ready(name: &str, env: &[(&str, String)]) -> Running {
