@@ -31,8 +31,7 @@ use http::Method;
 use sqlx::PgPool;
 
 use crate::auth::{Issued, Purpose, SignIn};
-use crate::config::ExcludedColumns;
-use crate::config::{AccountConfig, ConfigErrors, MailConfig, RetentionDays};
+use crate::config::{AccountConfig, ConfigErrors, ExcludedColumns, MailConfig, RetentionDays};
 use crate::delivery::events::{self, PendingEvent};
 use crate::delivery::outbox::{self, PendingEmail};
 use crate::lifecycle::accounts::{self, DeletionState};

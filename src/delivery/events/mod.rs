@@ -22,7 +22,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::delivery::CLAIM_SECONDS;
-use crate::platform::db::{self};
+use crate::platform::db;
 use crate::platform::time::rfc3339;
 
 mod send;

@@ -18,8 +18,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::tables::{self, Source};
 use super::zip::{ZipError, ZipWriter};
-use crate::config::ExcludedColumns;
-use crate::config::RetentionDays;
+use crate::config::{ExcludedColumns, RetentionDays};
 use crate::lifecycle::account_view::{self, AccountView, Status};
 use crate::platform::db::{self, Limits};
 use crate::platform::time::rfc3339;

@@ -2,9 +2,9 @@
 //! each in one transaction with its history step.
 
 use crate::delivery::outbox::{self, EmailKind, PendingEmail};
-use crate::lifecycle::accounts::{self};
+use crate::lifecycle::accounts;
 use crate::lifecycle::purge::LockedAccount;
-use crate::platform::db::{self};
+use crate::platform::db;
 use crate::platform::tokens::RecoveryToken;
 use crate::schema::UserId;
 use crate::schema::sql::{GATE_EXCLUSIVE, Statements};

@@ -43,8 +43,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use crate::config::ExcludedColumns;
-use crate::config::{EraseBlocked, MailConfig, RetentionDays, SupportConfig};
+use crate::config::{EraseBlocked, ExcludedColumns, MailConfig, RetentionDays, SupportConfig};
 use crate::delivery::events::{self, PendingEvent};
 use crate::delivery::outbox::{self, PendingEmail};
 use crate::lifecycle::accounts::{self, NotRestored, Restoration, Via};
