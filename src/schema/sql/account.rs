@@ -10,7 +10,6 @@ use crate::schema::{self, Catalog, SessionTable, TimeType};
 pub(super) fn delete_account(t: &Names, catalog: &Catalog, records: Records) -> String {
     let Names {
         users,
-        id,
         deleted_at,
         id_type,
         ..
@@ -18,6 +17,8 @@ pub(super) fn delete_account(t: &Names, catalog: &Catalog, records: Records) -> 
     let now = t.as_column("now()");
     let deleted_at_tz = t.deleted_at_of("u");
     let address = t.address_of("u");
+    let is_user = t.is_user("u", "$1");
+    let id_text = t.id_text("u");
     // Sign-in sessions of the user go in the same statement.
     let signed_out = match &catalog.sessions {
         Some(sessions) => {
@@ -53,8 +54,8 @@ pub(super) fn delete_account(t: &Names, catalog: &Catalog, records: Records) -> 
     format!(
         "with deleted as (
              update {users} u set {deleted_at} = {now}
-             where u.{id} = $1::{id_type} and u.{deleted_at} is null
-             returning u.{id}::text as id, {address} as email, {deleted_at_tz} as deleted_at
+             where {is_user} and u.{deleted_at} is null
+             returning {id_text} as id, {address} as email, {deleted_at_tz} as deleted_at
          ), {signed_out}revoked as (
              update account_deletion.recovery_tokens set revoked_at = now()
              where user_id in (select id from deleted) and used_at is null and revoked_at is null

@@ -74,10 +74,7 @@ pub(super) fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) ->
         return None;
     }
     let Names {
-        users,
-        id,
-        deleted_at,
-        ..
+        users, deleted_at, ..
     } = t;
     let cutoff = t.as_column("$1");
     let walked = walked(t, ["$7", "$11"], ["$12", "$13"], "$5");
@@ -98,7 +95,7 @@ pub(super) fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) ->
             let value = match clear {
                 Clear::Null => "null".to_owned(),
                 Clear::Default => "default".to_owned(),
-                Clear::ErasedAddress => format!("'erased-' || u.{id}::text || '@invalid'"),
+                Clear::ErasedAddress => format!("'erased-' || {} || '@invalid'", t.id_text("u")),
             };
             format!("{} = {value}", column.quoted())
         })
@@ -114,6 +111,7 @@ pub(super) fn anonymize_batch(t: &Names, catalog: &Catalog, records: Records) ->
     steps.push_str(&anonymize_records(catalog, records));
     let address = t.address_of("u");
     let not_anonymized = t.not_anonymized("u");
+    let id_text = t.id_text("u");
     Some(format!(
         "
 with lease as (
@@ -126,7 +124,7 @@ with lease as (
       and {not_anonymized}
       and ({blocked})
 ), targets as (
-    select u.ctid, u.{id}::text as id, u.{email}::text as identifier, {address} as email,
+    select u.ctid, {id_text} as id, u.{email}::text as identifier, {address} as email,
            {deleted_at_tz} as deleted_at
     from {users} u
     where u.ctid = any(array(select ctid from candidates))

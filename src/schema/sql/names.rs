@@ -33,6 +33,15 @@ impl Names {
         format!("{alias}.{} = {value}::{}", self.id, self.id_type)
     }
 
+    /// `alias` is one of the users whose ids are `array` (text), compared in
+    /// the id's own type.
+    pub(super) fn is_any_user(&self, alias: &str, array: &str) -> String {
+        format!(
+            "{alias}.{} = any({array}::text[]::{}[])",
+            self.id, self.id_type
+        )
+    }
+
     /// `alias`'s id as text, as every id leaves a statement.
     pub(super) fn id_text(&self, alias: &str) -> String {
         format!("{alias}.{}::text", self.id)
@@ -41,9 +50,9 @@ impl Names {
     /// No account has the id `value` (text): it is gone.
     pub(super) fn gone(&self, value: &str) -> String {
         format!(
-            "not exists (select 1 from {} gone where {})",
+            "not exists (select 1 from {} present where {})",
             self.users,
-            self.is_user("gone", value)
+            self.is_user("present", value)
         )
     }
 

@@ -18,13 +18,13 @@ pub(super) fn walked(t: &Names, after: [&str; 2], up_to: [&str; 2], only: &str) 
         users,
         id,
         deleted_at,
-        id_type,
         ..
     } = t;
     let cutoff = t.as_column("$1");
     let after = t.after_key("u", after[0], after[1]);
     let up_to = t.up_to_key("u", up_to[0], up_to[1]);
     let deleted_at_tz = t.deleted_at_of("u");
+    let listed = t.is_any_user("u", only);
     format!(
         "walked as (
     select u.ctid, {deleted_at_tz} as at, u.{id} as key_id
@@ -32,7 +32,7 @@ pub(super) fn walked(t: &Names, after: [&str; 2], up_to: [&str; 2], only: &str) 
     where u.{deleted_at} <= {cutoff}
       and {after}
       and {up_to}
-      and ({only}::text[] is null or u.{id} = any({only}::text[]::{id_type}[]))
+      and ({only}::text[] is null or {listed})
       and exists (select 1 from lease)
     order by u.{deleted_at}, u.{id}
     limit $2
@@ -111,14 +111,12 @@ pub(super) fn purge_batch(
     records: Records,
 ) -> String {
     let Names {
-        users,
-        id,
-        deleted_at,
-        ..
+        users, deleted_at, ..
     } = t;
     let cutoff = t.as_column("$1");
     let walked = walked(t, ["$3", "$10"], ["$11", "$12"], "$6");
     let not_held = t.not_held_since_start("u", "$7", "$8", "$9");
+    let id_text = t.id_text("u");
     let not_blocked: String = blocking.iter().fold(String::new(), |mut sql, path| {
         sql.push_str("\n      and not ");
         sql.push_str(&referenced_along(path, "u"));
@@ -179,7 +177,7 @@ with lease as (
     delete from {users} u
     where u.ctid = any(array(select ctid from candidates))
       and u.{deleted_at} <= {cutoff}
-    returning u.{id}::text as id{email_out}{identifier_out}
+    returning {id_text} as id{email_out}{identifier_out}
 ), forgotten as (
     delete from account_deletion.email_outbox
     where user_id = any(array(select id from deleted))
@@ -214,20 +212,18 @@ from tally, walked_to"
 /// ids travel with every batch of the walk.
 pub(super) fn held_at_start(t: &Names) -> String {
     let Names {
-        users,
-        id,
-        deleted_at,
-        ..
+        users, deleted_at, ..
     } = t;
     let after = t.after_key_estimated("u", "$1", "$2");
     let up_to = t.up_to_key("u", "$3", "$4");
     let cutoff = t.as_column("$5");
     let held = t.held("u");
+    let id_text = t.id_text("u");
     // From the range's accounts to their holds, not from every hold: a
     // walk of new work reads what is new, however many accounts are held.
     format!(
         "select array(
-             select u.{id}::text from {users} u
+             select {id_text} from {users} u
              where u.{deleted_at} <= {cutoff} and {after} and {up_to}
                and {held}),
          clock_timestamp(),
@@ -237,26 +233,24 @@ pub(super) fn held_at_start(t: &Names) -> String {
 
 pub(super) fn make_due(t: &Names) -> String {
     let Names {
-        users,
-        id,
-        deleted_at,
-        id_type,
-        ..
+        users, deleted_at, ..
     } = t;
     // Just past the cutoff: due now, and not overdue for having been restored.
     let due = t.as_column("$2 - interval '1 second'");
     // Below the purge's watermark: the next run looks at them first.
+    let listed = t.is_any_user("u", "$1");
+    let id_text = t.id_text("u");
     format!(
         "with made as (
              update {users} u set {deleted_at} = {due}
-             where u.{id} = any($1::text[]::{id_type}[])
+             where {listed}
                and (u.{deleted_at} is null or u.{deleted_at} > {due})
          ), rechecked as (
              insert into account_deletion.rechecks (user_id)
-             select u.{id}::text from {users} u where u.{id} = any($1::text[]::{id_type}[])
+             select {id_text} from {users} u where {listed}
              on conflict (user_id) do nothing
          )
-         select count(*) from {users} u where u.{id} = any($1::text[]::{id_type}[])"
+         select count(*) from {users} u where {listed}"
     )
 }
 
