@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::platform::html::escape;
+use crate::schema::sql::DOWNLOADS_PER_LINK;
 
 pub struct Rendered {
     pub subject: String,
@@ -106,7 +107,7 @@ pub fn export(link: &str, expires_at: DateTime<Utc>) -> Rendered {
     let text = format!(
         "Your data is ready to download.\n\n\
          Download a copy of your account's data (a ZIP file of JSON files) here:\n{link}\n\n\
-         The link works until {until}, for up to 3 downloads. Do not forward this email: \
+         The link works until {until}, for up to {DOWNLOADS_PER_LINK} downloads. Do not forward this email: \
          whoever has the link can download your data.\n\n\
          If you did not ask for this, you can ignore this email; nobody can use the link \
          without access to your mailbox.\n"
@@ -116,7 +117,7 @@ pub fn export(link: &str, expires_at: DateTime<Utc>) -> Rendered {
         "<p>Download a copy of your account's data (a ZIP file of JSON files):</p>".to_owned(),
         link_paragraph(link, "Download your data"),
         format!(
-            "<p>The link works until <strong>{}</strong>, for up to 3 downloads. Do not forward this email: whoever has the link can download your data.</p>",
+            "<p>The link works until <strong>{}</strong>, for up to {DOWNLOADS_PER_LINK} downloads. Do not forward this email: whoever has the link can download your data.</p>",
             escape(&until)
         ),
         "<p>If you did not ask for this, you can ignore this email; nobody can use the link without access to your mailbox.</p>".to_owned(),

@@ -40,7 +40,7 @@ use names::Names;
 /// The most user ids one `account.purged` event carries: about 40 KB of
 /// body with uuids, 70 KB with 64-character ids. A batch that deleted more
 /// writes several events (the purge batch slices its ids into them).
-pub const IDS_PER_EVENT: usize = 1000;
+const IDS_PER_EVENT: usize = 1000;
 
 /// The purge gate, a transaction-scoped advisory lock (so it works through
 /// a transaction pooler, and goes with the transaction whatever happens to
