@@ -86,7 +86,7 @@ impl EmailCronConfig {
 }
 
 impl Env<'_> {
-    pub(crate) fn mail(&mut self) -> Option<MailConfig> {
+    pub(super) fn mail(&mut self) -> Option<MailConfig> {
         let url = self.required("MAIL_URL", MailUrl::parse);
         let from = self.required("MAIL_FROM", |raw| {
             raw.trim()
@@ -112,7 +112,7 @@ impl Env<'_> {
     /// environment while only some send events).
     // The outer `None` is every `Env` reader's "an error was recorded".
     #[allow(clippy::option_option)]
-    pub(crate) fn webhook(&mut self) -> Option<Option<Webhook>> {
+    pub(super) fn webhook(&mut self) -> Option<Option<Webhook>> {
         let url = self.optional("WEBHOOK_URL", None, |raw| {
             if raw.trim().is_empty() {
                 Ok(None)

@@ -63,7 +63,7 @@ impl ExcludedColumns {
 }
 
 impl Env<'_> {
-    pub(crate) fn export_exclude(&mut self) -> Option<ExcludedColumns> {
+    pub(super) fn export_exclude(&mut self) -> Option<ExcludedColumns> {
         self.optional(
             "EXPORT_EXCLUDE_COLUMNS",
             ExcludedColumns::default(),

@@ -110,20 +110,20 @@ pub fn users_table(lookup: &dyn Fn(&str) -> Option<String>) -> Result<UsersTable
 
 /// Reads variables and collects every problem instead of stopping at the
 /// first, so one log line lists all of them.
-pub(crate) struct Env<'a> {
+struct Env<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
 }
 
 impl<'a> Env<'a> {
-    pub(crate) fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
         Self {
             lookup,
             errors: Vec::new(),
         }
     }
 
-    pub(crate) fn finish(self) -> Result<(), ConfigErrors> {
+    fn finish(self) -> Result<(), ConfigErrors> {
         if self.errors.is_empty() {
             Ok(())
         } else {
@@ -132,7 +132,7 @@ impl<'a> Env<'a> {
     }
 
     /// A variable that must be present and parse.
-    pub(crate) fn required<T>(
+    fn required<T>(
         &mut self,
         name: &'static str,
         parse: impl FnOnce(&str) -> Result<T, String>,
@@ -148,7 +148,7 @@ impl<'a> Env<'a> {
 
     /// A variable with a default used only when it is absent; a present but
     /// bad value is an error, never silently replaced.
-    pub(crate) fn optional<T>(
+    fn optional<T>(
         &mut self,
         name: &'static str,
         default: T,
@@ -175,7 +175,7 @@ impl<'a> Env<'a> {
         }
     }
 
-    pub(crate) fn database_url(&mut self) -> Option<PgConnectOptions> {
+    fn database_url(&mut self) -> Option<PgConnectOptions> {
         self.required("DATABASE_URL", |raw| {
             if !(raw.starts_with("postgres://") || raw.starts_with("postgresql://")) {
                 return Err("expected a postgres:// or postgresql:// URL".to_owned());
@@ -189,7 +189,7 @@ impl<'a> Env<'a> {
     /// The app's users table: `SCHEMA_PRESET` (`default` or `prisma`), then
     /// each of `USERS_TABLE`, `USERS_ID_COLUMN`, `USERS_EMAIL_COLUMN` and
     /// `USERS_DELETED_AT_COLUMN` that is set overrides it.
-    pub(crate) fn users_table(&mut self) -> Option<UsersTable> {
+    fn users_table(&mut self) -> Option<UsersTable> {
         let preset = self.optional(
             "SCHEMA_PRESET",
             UsersTable::default_names(),
@@ -228,7 +228,7 @@ impl<'a> Env<'a> {
         })
     }
 
-    pub(crate) fn retention_days(&mut self) -> Option<RetentionDays> {
+    fn retention_days(&mut self) -> Option<RetentionDays> {
         self.optional(
             "RETENTION_DAYS",
             RetentionDays::DEFAULT,

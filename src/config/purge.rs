@@ -176,18 +176,18 @@ impl OverdueAfter {
 
 impl Env<'_> {
     /// `ERASE_BLOCKED`: `wait` (the default) or `anonymize`.
-    pub(crate) fn erase_blocked(&mut self) -> Option<EraseBlocked> {
+    pub(super) fn erase_blocked(&mut self) -> Option<EraseBlocked> {
         self.optional("ERASE_BLOCKED", EraseBlocked::Wait, EraseBlocked::parse)
     }
 
     /// `OVERDUE_AFTER_HOURS`: one purge interval, `1..=8760` hours.
-    pub(crate) fn overdue_after(&mut self) -> Option<OverdueAfter> {
+    pub(super) fn overdue_after(&mut self) -> Option<OverdueAfter> {
         self.optional("OVERDUE_AFTER_HOURS", OverdueAfter::DEFAULT, |raw| {
             bounded_u32(raw, 1, 8760).map(|hours| OverdueAfter { hours })
         })
     }
 
-    pub(crate) fn keep(&mut self) -> Option<Keep> {
+    pub(super) fn keep(&mut self) -> Option<Keep> {
         let defaults = Keep::default();
         let mut days = |name: &'static str, default: u16, min: u32| {
             self.optional(name, default, |raw| {
@@ -212,7 +212,7 @@ impl Env<'_> {
             expired_sessions_days: expired_sessions_days?,
         })
     }
-    pub(crate) fn purge_settings(&mut self) -> Option<PurgeSettings> {
+    pub(super) fn purge_settings(&mut self) -> Option<PurgeSettings> {
         let defaults = PurgeSettings::default();
         let batch_size = self.optional("PURGE_BATCH_SIZE", defaults.batch_size, |raw| {
             bounded_u32(raw, 1, 10_000).map(|n| NonZeroU32::new(n).expect("at least 1"))

@@ -9,7 +9,7 @@ impl Env<'_> {
     /// `authjs-jwt`; for `jwt`, exactly one of `JWT_JWKS_URL` and `JWT_SECRET`,
     /// `JWT_ISSUER`, `JWT_AUDIENCE` (or `none`), and optionally
     /// `JWT_AUTHORIZED_PARTIES`.
-    pub(crate) fn session_auth(&mut self) -> Option<SessionAuth> {
+    pub(super) fn session_auth(&mut self) -> Option<SessionAuth> {
         #[derive(Clone, Copy)]
         enum Name {
             Sessions,

@@ -84,7 +84,7 @@ impl AdminConfig {
 }
 
 impl Env<'_> {
-    pub(crate) fn support(&mut self) -> Option<SupportConfig> {
+    pub(super) fn support(&mut self) -> Option<SupportConfig> {
         let database = self.database_url();
         let users = self.users_table();
         let retention = self.retention_days();
