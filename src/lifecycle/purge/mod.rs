@@ -61,7 +61,7 @@ pub(crate) use counts::{Expired, count_expired};
 pub(crate) use erase_now::LockedAccount;
 pub use erase_now::{NotErased, erase_now};
 use lease::{claim, finish_run, record_failure};
-use stages::{anonymize_new, count_only, delete, read_place, recheck, skipped, sweep};
+use stages::{anonymize_new, count_only, delete, ledger_only, read_place, recheck, sweep};
 use walk::{Progress, Range, Walker};
 
 /// How long past its time budget a run's lease lasts: room for the last batch
@@ -301,7 +301,9 @@ async fn run_scoped(
                     }
                 }
             }
-            None => skipped(pool, &sql, retention, &settings, started).await?,
+            // A live run holds the purge: this one records itself and what
+            // is left.
+            None => ledger_only(pool, &sql, retention, &settings, started, false).await?,
         }
     };
     if outcome.overdue.count > 0 {

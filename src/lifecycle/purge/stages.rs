@@ -33,17 +33,6 @@ pub(super) async fn count_only(
     Ok(outcome)
 }
 
-/// A run that found the purge held: records itself and what is left.
-pub(super) async fn skipped(
-    pool: &PgPool,
-    sql: &Statements,
-    retention: RetentionDays,
-    settings: &PurgeSettings,
-    started: Instant,
-) -> Result<PurgeOutcome, sqlx::Error> {
-    ledger_only(pool, sql, retention, settings, started, false).await
-}
-
 /// A run that deletes nothing (skipped, or dry): one ledger row with the
 /// counts.
 pub(super) async fn ledger_only(
